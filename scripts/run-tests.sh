@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run-tests.sh BUILD_DIR: unit tests (cmocka, through meson) and end-to-end
+# tests (pytest against real PostgreSQL servers) of the binary in BUILD_DIR.
+# Prints each runner's summary and a final "N passed, N failed" line.
+set -uo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+python=${PYTHON:-/usr/bin/python3}
+
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+
+echo "== unit tests ($build)"
+meson test -C "$build" --suite unit --print-errorlogs --num-processes 2
+unit_rc=$?
+unit_pass=0; unit_fail=0
+if [ -f "$build/meson-logs/testlog.json" ]; then
+  unit_pass=$(grep -c '"result": "OK"' "$build/meson-logs/testlog.json" || true)
+  unit_fail=$(grep -c '"result": "\(FAIL\|TIMEOUT\|ERROR\)"' "$build/meson-logs/testlog.json" || true)
+fi
+
+echo "== end-to-end tests ($build)"
+PGVAULT_BIN="$root/$build/pgvault" "$python" -m pytest tests/e2e -q -p no:cacheprovider \
+  --junitxml="$build/e2e-junit.xml" ${PYTEST_ARGS:-}
+e2e_rc=$?
+e2e_pass=0; e2e_fail=0
+if [ -f "$build/e2e-junit.xml" ]; then
+  read -r e2e_total e2e_failures e2e_errors e2e_skipped < <("$python" - "$build/e2e-junit.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+print(s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"))
+PY
+)
+  e2e_fail=$((e2e_failures + e2e_errors))
+  e2e_pass=$((e2e_total - e2e_fail - e2e_skipped))
+fi
+
+echo "$build: $((unit_pass + e2e_pass)) passed, $((unit_fail + e2e_fail)) failed"
+[ $unit_rc -eq 0 ] && [ $e2e_rc -eq 0 ]

@@ -1,0 +1,10 @@
+/*
+ * main.c: argv to the command table, nothing else.
+ */
+#include "cli/cli.h"
+
+int
+main(int argc, char **argv)
+{
+	return cli_main(argc, argv);
+}

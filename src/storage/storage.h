@@ -1,0 +1,94 @@
+/*
+ * storage.h: where repository objects live, behind one interface.
+ *
+ * A Storage is a flat namespace of objects named by keys.  A key is a
+ * relative path with '/' separators ("data/ab/ab12...", "index/..."): never
+ * empty, never starting with '/', no empty segments ("a//b", "a/"), no "..",
+ * no "." segments, no control characters, at most 1024 bytes, and no segment
+ * containing ".tmp." (that name space belongs to temp files).  Functions
+ * given a bad key fail with PV_EUSAGE before touching the store.
+ *
+ * Writes are atomic and durable: once storage_put or storage_writer_commit
+ * returns 0 the whole object is visible and survives a crash; before that
+ * nothing of it is visible (never a partial object).  Objects are written
+ * once and read many times; overwriting is allowed unless
+ * STORAGE_PUT_NO_OVERWRITE asks for an atomic "create only".
+ *
+ * A Storage is safe to use from several threads at once; a StorageWriter
+ * belongs to one thread at a time.  Errors name the key; the caller adds
+ * which repository if it matters (storage_url).
+ *
+ * Ownership: storage_open and storage_writer_open hand the caller an object
+ * to free (storage_free; storage_writer_commit/abort free the writer).
+ * storage_get* append to a caller's Buf and leave it unchanged on failure.
+ */
+#ifndef PV_STORAGE_STORAGE_H
+#define PV_STORAGE_STORAGE_H
+
+#include "common/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Storage Storage;
+typedef struct StorageWriter StorageWriter;
+
+typedef struct StorageInfo
+{
+	uint64_t size;
+	int64_t mtime;				/* seconds since epoch, 0 if unknown */
+} StorageInfo;
+
+enum
+{
+	STORAGE_PUT_NO_OVERWRITE = 1	/* fail with PV_EEXISTS if the key exists (atomic check) */
+};
+
+/* Longest key accepted (the S3 limit). */
+#define STORAGE_KEY_MAX 1024
+
+/*
+ * Open a repository location by URL: "/abs/path", "file:///abs/path", a
+ * relative path (made absolute against the current directory), later
+ * "s3://..", "gs://..", "azure://..".  The posix driver creates nothing on
+ * open (init does mkdir).  PV_EUSAGE for an unknown scheme, or one this
+ * build has no driver for.
+ */
+int storage_open(Storage **out, const char *url);
+void storage_free(Storage *st);	/* NULL ok */
+/* The location in canonical form (an absolute path for local storage); lent. */
+const char *storage_url(const Storage *st);
+
+/* Store data under key: atomic + durable.  flags: 0 or STORAGE_PUT_NO_OVERWRITE. */
+int storage_put(Storage *st, const char *key, const void *data, size_t len, int flags);
+
+/* The streaming form of storage_put, for objects too big to hold in memory. */
+int storage_writer_open(StorageWriter **out, Storage *st, const char *key, int flags);
+int storage_writer_write(StorageWriter *w, const void *data, size_t len);
+int storage_writer_commit(StorageWriter *w);	/* durable, then visible; frees w (also on error) */
+void storage_writer_abort(StorageWriter *w);	/* nothing becomes visible; frees w; NULL ok */
+
+/* Appends the whole object to out; PV_ENOTFOUND. */
+int storage_get(Storage *st, const char *key, Buf *out);
+/* Appends bytes [offset, offset+len) to out; PV_ECORRUPT if the object is shorter. */
+int storage_get_range(Storage *st, const char *key, uint64_t offset, uint64_t len, Buf *out);
+int storage_stat(Storage *st, const char *key, StorageInfo *out);	/* PV_ENOTFOUND */
+int storage_exists(Storage *st, const char *key, bool *out);
+
+/*
+ * Calls fn for each key under prefix (recursive; "" = all), in no promised
+ * order, with its size.  prefix is a plain string prefix of keys, as in
+ * object stores: "data/ab" matches "data/ab/x" and "data/abc".  fn returns 0
+ * to go on or a negative code to stop (that code is returned).  Temp files
+ * are never listed.  A prefix nothing matches gives no calls and 0.
+ */
+typedef int (*StorageListFn) (const char *key, const StorageInfo *info, void *payload);
+int storage_list(Storage *st, const char *prefix, StorageListFn fn, void *payload);
+
+int storage_delete(Storage *st, const char *key);	/* PV_ENOTFOUND if absent */
+
+/* PV_EUSAGE with a message if key is not a valid object key (see above); 0 otherwise. */
+int storage_key_check(const char *key);
+
+#endif
