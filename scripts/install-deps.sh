@@ -12,6 +12,8 @@ packages=(
   libcurl4-openssl-dev libinih-dev libjansson-dev libmicrohttpd-dev
   # unit tests, sanitizers and fuzzing
   libcmocka-dev clang libclang-rt-14-dev
+  # runtime: IANA time zones (src/common/timeutil.c reads /usr/share/zoneinfo)
+  tzdata
   # end-to-end tests, demo, benchmarks: real servers and tools
   postgresql-15 postgresql-client-15 python3 python3-pytest python3-psycopg
   pgbackrest zstd lz4 util-linux procps

@@ -68,11 +68,12 @@ char *
 pv_asprintf(const char *fmt, ...)
 {
 	va_list ap;
+	char probe[1];
 	char *p;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(probe, sizeof(probe), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;

@@ -27,6 +27,7 @@ item_add(CheckReport *r, const char *name, CheckStatus st, const char *fmt, ...)
 {
 	CheckItem *it;
 	va_list ap;
+	char probe[1];
 	int n;
 
 	r->items = pv_realloc(r->items, sizeof(CheckItem) * (size_t) (r->nitems + 1));
@@ -35,7 +36,7 @@ item_add(CheckReport *r, const char *name, CheckStatus st, const char *fmt, ...)
 	it->name = name;
 	it->status = st;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(probe, sizeof(probe), fmt, ap);
 	va_end(ap);
 	it->message = pv_malloc((size_t) n + 1);
 	va_start(ap, fmt);

@@ -271,11 +271,12 @@ file_pack_cb(const unsigned char pack_id[REPO_ID_LEN], const RepoPackEntry *entr
 			 void *payload)
 {
 	FileLoad *fl = payload;
+	RepoIndexFileStatus *f = fl->f;
 
-	fl->f->npacks++;
-	fl->f->nentries += n;
-	/* Added only after the whole file parsed: see index_file_check. */
-	(void) pack_id;
+	/* Entries go into the index only after the whole file parsed (index_file_load). */
+	f->packs = pv_realloc(f->packs, (f->npacks + 1) * REPO_ID_LEN);
+	memcpy(f->packs[f->npacks++], pack_id, REPO_ID_LEN);
+	f->nentries += n;
 	(void) entries;
 	return 0;
 }
@@ -318,6 +319,10 @@ index_file_load(Repo *repo, RepoIndex *idx, RepoIndexFileStatus *f, bool check_n
 		(rc = repo_index_file_parse(plain.data, plain.len, file_pack_cb, &fl)) < 0)
 	{
 		rc = pv_error_prefix(PV_ECORRUPT, "index file '%s' is corrupt", f->key);
+		pv_free(f->packs);
+		f->packs = NULL;
+		f->npacks = 0;
+		f->nentries = 0;
 		goto bad;
 	}
 	/* Whole file sound: now its entries count. */
@@ -382,9 +387,78 @@ repo_index_files_free(RepoIndexFiles *f)
 	{
 		pv_free(f->files[i].key);
 		pv_free(f->files[i].error);
+		pv_free(f->files[i].packs);
 	}
 	pv_free(f->files);
 	memset(f, 0, sizeof(*f));
+}
+
+void
+repo_keylist_add(RepoKeyList *l, const char *key, uint64_t size)
+{
+	StorageInfo info = {size, 0};
+
+	keylist_add(key, &info, l);
+}
+
+bool
+repo_keylist_has(const RepoKeyList *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+int
+repo_index_file_store(Repo *repo, const void *plain, size_t len, RepoKeyList *written)
+{
+	Buf stored = PV_BUF_INIT;
+	char key[6 + 2 * REPO_ID_LEN + 1];
+	int rc;
+
+	if ((rc = repo_meta_encode(repo, plain, len, &stored)) < 0)
+		goto done;
+	memcpy(key, "index/", 6);
+	repo_sha256_hex(key + 6, stored.data, stored.len);
+	rc = storage_put(repo_storage(repo), key, stored.data, stored.len, STORAGE_PUT_NO_OVERWRITE);
+	if (rc == PV_EEXISTS)		/* same name, same bytes */
+		rc = 0;
+	if (rc < 0)
+	{
+		rc = pv_error_prefix(rc, "cannot write index file to repository '%s'", repo_url(repo));
+		goto done;
+	}
+	if (written != NULL)
+		repo_keylist_add(written, key, stored.len);
+done:
+	buf_free(&stored);
+	return rc;
+}
+
+int
+repo_index_files_write(Repo *repo, const RepoPackRecord *packs, size_t n, RepoKeyList *written)
+{
+	RepoIndexFileBuilder b;
+	int rc = 0;
+
+	repo_index_file_init(&b);
+	for (size_t i = 0; i < n; i++)
+	{
+		if (b.npacks > 0 && b.nentries + packs[i].n > REPO_INDEX_FILE_MAX_ENTRIES)
+		{
+			if ((rc = repo_index_file_store(repo, b.out.data, b.out.len, written)) < 0)
+				goto done;
+			repo_index_file_free(&b);
+			repo_index_file_init(&b);
+		}
+		repo_index_file_add_pack(&b, packs[i].id, packs[i].entries, packs[i].n);
+	}
+	if (b.npacks > 0)
+		rc = repo_index_file_store(repo, b.out.data, b.out.len, written);
+done:
+	repo_index_file_free(&b);
+	return rc;
 }
 
 /* ---- blobs and manifests through a given index ---- */

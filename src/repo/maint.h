@@ -80,6 +80,7 @@ typedef struct RepoIndexFileStatus
 	char *key;					/* "index/<hex>" */
 	uint64_t size;
 	size_t npacks;
+	unsigned char (*packs)[REPO_ID_LEN];	/* the packs it lists (npacks), when sound */
 	size_t nentries;
 	int rc;						/* 0, or the error reading / checking it */
 	char *error;				/* message when rc < 0 */
@@ -102,6 +103,30 @@ typedef struct RepoIndexFiles
 int repo_index_files_load(RepoIndexFiles *out, Repo *repo, RepoIndex *idx, bool check_names,
 						  bool stop_on_error);
 void repo_index_files_free(RepoIndexFiles *f);	/* leaves it empty */
+
+/* One pack and its entries, for writing index files. */
+typedef struct RepoPackRecord
+{
+	unsigned char id[REPO_ID_LEN];
+	RepoPackEntry *entries;
+	size_t n;
+} RepoPackRecord;
+
+/*
+ * Write index files listing packs[0..n) (about REPO_INDEX_FILE_MAX_ENTRIES
+ * entries each), durably, before returning.  The keys written are appended
+ * to *written (may be NULL) so a caller replacing older files never deletes
+ * one that came out with the same name (same bytes).
+ */
+int repo_index_files_write(Repo *repo, const RepoPackRecord *packs, size_t n,
+						   RepoKeyList *written);
+
+/* Store one index file plaintext (encode, name it, put); appends its key to written. */
+int repo_index_file_store(Repo *repo, const void *plain, size_t len, RepoKeyList *written);
+
+/* True if key is one of l's keys (l sorted or not: a linear look). */
+bool repo_keylist_has(const RepoKeyList *l, const char *key);
+void repo_keylist_add(RepoKeyList *l, const char *key, uint64_t size);
 
 /* ---- blobs and manifests through a given index ---- */
 

@@ -378,7 +378,7 @@ repo_reader_read(RepoReader *r, void *buf, size_t cap, size_t *out_n)
 		}
 		else if (r->cur < r->n)
 		{
-			Buf *b;
+			Buf *b = NULL;
 
 			if ((rc = reader_load_current(r, &b)) < 0)
 				return reader_fail(r, rc);

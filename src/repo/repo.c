@@ -340,6 +340,10 @@ repo_init(Repo **out, const char *url, const RepoInitOpts *opts)
 		goto done;
 	repo_id_hex(repo->id, rid);
 
+	/* Only init creates the location itself (a directory): see storage_create. */
+	if ((rc = storage_create(st)) < 0)
+		goto done;
+
 	/* Keys first: a crash before the config leaves nothing that opens. */
 	if (opts->encrypt)
 	{
@@ -587,7 +591,7 @@ repo_key_id(const Repo *repo)
 }
 
 const RepoChunkerParams *
-repo_chunker_params(const Repo *repo)
+repo_config_chunker(const Repo *repo)
 {
 	return &repo->chunker;
 }

@@ -82,7 +82,7 @@ const char *repo_id(const Repo *repo);		/* 64 hex */
 bool repo_is_encrypted(const Repo *repo);
 const RepoKeys *repo_keys(const Repo *repo);	/* NULL when not encrypted */
 const char *repo_key_id(const Repo *repo);	/* the key file that opened it ("" when plain) */
-const RepoChunkerParams *repo_chunker_params(const Repo *repo);	/* seed included */
+const RepoChunkerParams *repo_config_chunker(const Repo *repo);	/* seed included */
 void repo_compression(const Repo *repo, RepoCompress *out, int *level_out);
 uint64_t repo_pack_size(const Repo *repo);
 /* The parsed config object (jansson json_t *, lent). */

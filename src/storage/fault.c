@@ -304,6 +304,12 @@ fault_delete(void *driver, const char *key)
 
 /* ---- the driver ---- */
 
+static int
+fault_create(void *driver)
+{
+	return storage_create(((FaultStorage *) driver)->inner);
+}
+
 static void
 fault_opts_copy(FaultStorage *fs, const StorageFaultOpts *opts)
 {
@@ -342,6 +348,7 @@ static const StorageOps fault_ops = {
 	.list = fault_list,
 	.delete = fault_delete,
 	.exists = fault_exists,
+	.create = fault_create,
 	.free = fault_free,
 };
 

@@ -18,9 +18,9 @@
  *      filesystem has no hard links, renameat2(RENAME_NOREPLACE) does the same.
  *   4. The object's directory is fsynced before success is returned; so is
  *      the parent of every directory created (mode 0700) on the way.
- *   5. Directories are created only below the root, never the root itself:
- *      a repository on an unmounted disk fails instead of filling the mount
- *      point.  Directories are never removed (a concurrent put may be about
+ *   5. Directories are created only below the root, never the root itself
+ *      (that is storage_create's job, at repository init): a repository on
+ *      an unmounted disk fails instead of filling the mount point.  Directories are never removed (a concurrent put may be about
  *      to use them).
  *   6. A failed or aborted write unlinks its temp file.  Only a crash leaves
  *      one behind; list() never reports temp files, and keys cannot collide
@@ -100,7 +100,7 @@ posix_writer_free(PosixWriter *pw)
 {
 	if (pw->fd >= 0)
 		close(pw->fd);
-	if (pw->tmp != NULL && unlink(pw->tmp) < 0 && errno != ENOENT)
+	if (pw->tmp != NULL && unlink(pw->tmp) < 0 && errno != ENOENT)	/* uncovered: as root never refused */
 		pv_log_warn("cannot remove temporary file '%s': %s", pw->tmp, strerror(errno));
 	pv_free(pw->tmp);
 	pv_free(pw->path);
@@ -180,7 +180,7 @@ posix_writer_publish(PosixWriter *pw)
 {
 	if (!(pw->flags & STORAGE_PUT_NO_OVERWRITE))
 	{
-		if (rename(pw->tmp, pw->path) < 0)
+		if (rename(pw->tmp, pw->path) < 0)	/* uncovered: the temp file sits beside the target */
 			return pv_error_errno(PV_EIO, errno, "cannot write object '%s': rename failed", pw->key);
 		pv_free(pw->tmp);
 		pw->tmp = NULL;
@@ -193,6 +193,7 @@ posix_writer_publish(PosixWriter *pw)
 
 		if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS)
 		{
+			/* uncovered: the test machines' filesystems all have hard links */
 			/* No hard links here (some FUSE and SMB mounts): the same guarantee from the kernel. */
 			if (renameat2(AT_FDCWD, pw->tmp, AT_FDCWD, pw->path, RENAME_NOREPLACE) == 0)
 			{
@@ -205,10 +206,10 @@ posix_writer_publish(PosixWriter *pw)
 		}
 		if (err == EEXIST)
 			return pv_error_set(PV_EEXISTS, "object '%s' already exists", pw->key);
-		return pv_error_errno(PV_EIO, err, "cannot write object '%s': link failed", pw->key);
+		return pv_error_errno(PV_EIO, err, "cannot write object '%s': link failed", pw->key);	/* uncovered */
 	}
 	/* The object is in place; a temp left behind by a failing unlink is only clutter. */
-	if (unlink(pw->tmp) < 0)
+	if (unlink(pw->tmp) < 0)	/* uncovered: as root never refused */
 		pv_log_warn("cannot remove temporary file '%s': %s", pw->tmp, strerror(errno));
 	pv_free(pw->tmp);
 	pw->tmp = NULL;
@@ -231,6 +232,7 @@ posix_writer_commit(void *writer)
 	/* Rule 2: contents durable before the name. */
 	if (fsync(pw->fd) < 0)
 	{
+		/* uncovered: fsync and close fail only on a failing disk or NFS */
 		rc = pv_error_errno(PV_EIO, errno, "cannot write object '%s': fsync failed", pw->key);
 		goto done;
 	}
@@ -244,7 +246,7 @@ posix_writer_commit(void *writer)
 	if ((rc = posix_writer_publish(pw)) < 0)
 		goto done;
 	/* Rule 4: the new name is durable once its directory is. */
-	if ((rc = pv_fs_fsync_parent(pw->path)) < 0)
+	if ((rc = pv_fs_fsync_parent(pw->path)) < 0)	/* uncovered: failing disk */
 		rc = pv_error_prefix(rc, "cannot write object '%s'", pw->key);
 
 done:
@@ -302,6 +304,7 @@ posix_open_read(PosixStorage *ps, const char *key, int *out_fd, uint64_t *out_si
 	}
 	if (fstat(fd, &st) < 0)
 	{
+		/* uncovered: fstat of an open descriptor does not fail */
 		rc = pv_error_errno(PV_EIO, errno, "cannot stat object '%s'", key);
 		goto done;
 	}
@@ -328,12 +331,12 @@ posix_read_into(int fd, const char *key, uint64_t size, uint64_t offset, uint64_
 	size_t got = 0;
 	int rc;
 
-	if (len > SIZE_MAX - out->len - 1)
+	if (len > SIZE_MAX - out->len - 1)	/* uncovered: only on 32-bit systems */
 		return pv_error_set(PV_ERROR, "object '%s': %" PRIu64 " bytes do not fit in memory", key, len);
 	buf_reserve(out, (size_t) len);
 	if ((rc = pv_fs_pread_all(fd, out->data + out->len, (size_t) len, offset, &got)) < 0)
-		return pv_error_prefix(rc, "cannot read object '%s'", key);
-	if (got < len)
+		return pv_error_prefix(rc, "cannot read object '%s'", key);	/* uncovered: failing disk */
+	if (got < len)				/* uncovered: objects never shrink, unless someone truncates one */
 		return pv_error_set(PV_ECORRUPT, "object '%s' is shorter than its size %" PRIu64 ": end of file at %" PRIu64,
 							key, size, offset + got);
 	out->len += (size_t) len;
@@ -431,6 +434,13 @@ typedef struct PosixList
 	StorageListFn fn;
 	void *payload;
 	Buf key;					/* the relative path being visited */
+	struct
+	{
+		dev_t dev;
+		ino_t ino;
+	}		   *open;			/* the directories being visited, root first: for loop detection */
+	size_t depth;
+	size_t cap;
 } PosixList;
 
 /* Could a key below directory rel (as "rel/") start with the prefix? */
@@ -444,9 +454,19 @@ posix_list_dir_matches(const PosixList *pl, const char *rel, size_t rellen)
 	return rellen >= pl->prefixlen || pl->prefix[rellen] == '/';
 }
 
-/* Visit the directory dfd (consumed), whose relative path is pl->key. */
+/* Is the directory st one we are inside already (a symbolic link pointing up)? */
+static bool
+posix_list_is_loop(const PosixList *pl, const struct stat *st)
+{
+	for (size_t i = 0; i < pl->depth; i++)
+		if (pl->open[i].dev == st->st_dev && pl->open[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/* Visit the directory dfd (consumed; st describes it), whose relative path is pl->key. */
 static int
-posix_list_dir(PosixList *pl, int dfd)
+posix_list_dir(PosixList *pl, int dfd, const struct stat *dst)
 {
 	DIR *d = fdopendir(dfd);
 	size_t baselen = pl->key.len;
@@ -455,10 +475,19 @@ posix_list_dir(PosixList *pl, int dfd)
 
 	if (d == NULL)
 	{
+		/* uncovered: fdopendir fails only on a bad fd or out of memory */
 		rc = pv_error_errno(PV_EIO, errno, "cannot list '%s'", buf_cstr(&pl->key));
 		close(dfd);
 		return rc;
 	}
+	if (pl->depth == pl->cap)
+	{
+		pl->cap = pl->cap ? pl->cap * 2 : 16;
+		pl->open = pv_realloc(pl->open, pl->cap * sizeof(pl->open[0]));
+	}
+	pl->open[pl->depth].dev = dst->st_dev;
+	pl->open[pl->depth].ino = dst->st_ino;
+	pl->depth++;
 	for (;;)
 	{
 		struct stat st;
@@ -466,7 +495,7 @@ posix_list_dir(PosixList *pl, int dfd)
 		errno = 0;
 		if ((de = readdir(d)) == NULL)
 		{
-			if (errno != 0)
+			if (errno != 0)		/* uncovered: failing disk */
 				rc = pv_error_errno(PV_EIO, errno, "cannot list '%s'", buf_cstr(&pl->key));
 			break;
 		}
@@ -481,8 +510,10 @@ posix_list_dir(PosixList *pl, int dfd)
 		/* Follow symbolic links: a repository may keep data/ on another disk. */
 		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
 		{
-			if (errno == ENOENT)
-				continue;		/* deleted while we looked */
+			/* Deleted while we looked, or a link to nothing or to itself: not an object. */
+			if (errno == ENOENT || errno == ELOOP)
+				continue;
+			/* uncovered: failing disk */
 			rc = pv_error_errno(PV_EIO, errno, "cannot list '%s'", buf_cstr(&pl->key));
 			break;
 		}
@@ -492,15 +523,21 @@ posix_list_dir(PosixList *pl, int dfd)
 
 			if (!posix_list_dir_matches(pl, (const char *) pl->key.data, pl->key.len))
 				continue;
+			if (posix_list_is_loop(pl, &st))
+			{
+				pv_log_warn("storage: not listing '%s': a symbolic link loop", buf_cstr(&pl->key));
+				continue;
+			}
 			cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (cfd < 0)
 			{
+				/* uncovered: removed meanwhile (ENOENT), or a failing disk */
 				if (errno == ENOENT)
 					continue;
 				rc = pv_error_errno(PV_EIO, errno, "cannot list '%s'", buf_cstr(&pl->key));
 				break;
 			}
-			if ((rc = posix_list_dir(pl, cfd)) < 0)
+			if ((rc = posix_list_dir(pl, cfd, &st)) < 0)
 				break;
 		}
 		else if (S_ISREG(st.st_mode) && strncmp(buf_cstr(&pl->key), pl->prefix, pl->prefixlen) == 0)
@@ -512,6 +549,7 @@ posix_list_dir(PosixList *pl, int dfd)
 			rc = 0;
 		}
 	}
+	pl->depth--;
 	pl->key.len = baselen;
 	if (pl->key.data != NULL)
 		pl->key.data[baselen] = '\0';
@@ -526,6 +564,7 @@ posix_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
 	PosixList pl = {.prefix = prefix, .prefixlen = strlen(prefix), .fn = fn, .payload = payload};
 	const char *slash = strrchr(prefix, '/');
 	char *start = NULL;
+	struct stat st;
 	int fd;
 	int rc = 0;
 
@@ -543,10 +582,18 @@ posix_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
 			rc = pv_error_errno(PV_EIO, errno, "cannot list objects under '%s'", prefix);
 		goto done;				/* nothing there: nothing to list */
 	}
-	rc = posix_list_dir(&pl, fd);
+	if (fstat(fd, &st) < 0)
+	{
+		/* uncovered: fstat of an open descriptor does not fail */
+		rc = pv_error_errno(PV_EIO, errno, "cannot list objects under '%s'", prefix);
+		close(fd);
+		goto done;
+	}
+	rc = posix_list_dir(&pl, fd, &st);
 
 done:
 	pv_free(start);
+	pv_free(pl.open);
 	buf_free(&pl.key);
 	return rc;
 }
@@ -568,7 +615,7 @@ posix_delete(void *driver, const char *key)
 		goto done;
 	}
 	/* A delete that a crash could undo would resurrect locks and expired data. */
-	if ((rc = pv_fs_fsync_parent(path)) < 0)
+	if ((rc = pv_fs_fsync_parent(path)) < 0)	/* uncovered: failing disk */
 		rc = pv_error_prefix(rc, "cannot delete object '%s'", key);
 
 done:
@@ -577,6 +624,17 @@ done:
 }
 
 /* ---- the driver ---- */
+
+static int
+posix_create(void *driver)
+{
+	PosixStorage *ps = driver;
+	int rc = pv_fs_mkdir_p(ps->root, POSIX_DIR_MODE);
+
+	if (rc < 0)
+		return pv_error_prefix(rc, "cannot create storage directory '%s'", ps->root);
+	return 0;
+}
 
 static void
 posix_free(void *driver)
@@ -600,6 +658,7 @@ static const StorageOps posix_ops = {
 	.list = posix_list,
 	.delete = posix_delete,
 	.exists = posix_exists,
+	.create = posix_create,
 	.free = posix_free,
 };
 

@@ -289,6 +289,15 @@ storage_open(Storage **out, const char *url)
 /* ---- objects ---- */
 
 int
+storage_create(Storage *st)
+{
+	if (st->ops->create == NULL)
+		return 0;
+	pv_log_trace("storage: create '%s'", st->url);
+	return st->ops->create(st->driver);
+}
+
+int
 storage_put(Storage *st, const char *key, const void *data, size_t len, int flags)
 {
 	int rc;

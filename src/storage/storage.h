@@ -60,6 +60,15 @@ void storage_free(Storage *st);	/* NULL ok */
 /* The location in canonical form (an absolute path for local storage); lent. */
 const char *storage_url(const Storage *st);
 
+/*
+ * Make the location ready to hold objects: a directory is created (with
+ * missing parents, mode 0700, durably); object stores need nothing.
+ * Idempotent.  Only repository init calls this: no other operation creates
+ * the location, so a repository on an unmounted disk fails loudly instead of
+ * quietly filling the mount point.
+ */
+int storage_create(Storage *st);
+
 /* Store data under key: atomic + durable.  flags: 0 or STORAGE_PUT_NO_OVERWRITE. */
 int storage_put(Storage *st, const char *key, const void *data, size_t len, int flags);
 

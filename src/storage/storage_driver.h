@@ -44,6 +44,7 @@ typedef struct StorageOps
 
 	/* ---- optional (NULL: the generic fallback in storage.c) ---- */
 	int (*exists) (void *driver, const char *key, bool *out);	/* default: stat */
+	int (*create) (void *driver);	/* see storage_create; default: nothing to create */
 	void (*free) (void *driver);	/* default: nothing to free */
 } StorageOps;
 

@@ -243,6 +243,7 @@ def test_help_shows_examples():
     assert rc == 0
     assert re.search(r"example", out, re.I), out
     assert "pgvault check" in out
+    assert out.endswith("\n")
     assert "--long-transaction-threshold" in out
     assert "--json" in out
 

@@ -18,6 +18,7 @@ def test_help_lists_commands():
     assert rc == 0
     for cmd in ("check", "config"):
         assert re.search(r"^\s+%s\b" % cmd, out, re.M), out
+    assert out.endswith("\n")
 
 
 def test_no_arguments_is_usage_error():

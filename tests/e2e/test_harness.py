@@ -146,3 +146,52 @@ def test_run_pgvault_cleans_environment(monkeypatch):
         run_pgvault("check", "-d", "host=x password=secret")
     assert "PGPORT" not in pgcluster.clean_env()
     assert pgcluster.clean_env({"PGPORT": "5"})["PGPORT"] == "5"
+
+
+_INNER_CONFTEST = """
+import importlib.util, sys
+sys.path.insert(0, %(e2e)r)
+spec = importlib.util.spec_from_file_location("pgvault_e2e_conftest",
+                                              %(e2e)r + "/conftest.py")
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+globals().update({k: getattr(mod, k) for k in dir(mod) if not k.startswith("_")})
+"""
+
+_INNER_TEST = """
+import time
+def test_hang(pg):
+    with open(%(pidfile)r, "w") as f:
+        f.write("%%d %%s" %% (pg.pid, pg.basedir))
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_pytest_leaves_no_server(pg_bindir, tmp_path, sig):
+    here = os.path.dirname(os.path.abspath(__file__))
+    pidfile = str(tmp_path / "pid")
+    (tmp_path / "conftest.py").write_text(_INNER_CONFTEST % {"e2e": here})
+    (tmp_path / "test_inner.py").write_text(_INNER_TEST % {"pidfile": pidfile})
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s",
+                          "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True,
+                         env=pgcluster.clean_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(pidfile) or not open(pidfile).read():
+            assert p.poll() is None, p.communicate()[0]
+            assert time.monotonic() < deadline, "inner test did not start"
+            time.sleep(0.1)
+        pid, basedir = open(pidfile).read().split()
+        pid = int(pid)
+        assert pgcluster._pid_alive(pid)
+        p.send_signal(getattr(__import__("signal"), sig))
+        out = p.communicate(timeout=60)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert _wait_gone(pid, 5), "postmaster %d survived %s:\n%s" % (pid, sig, out)
+    assert not os.path.exists(basedir), out

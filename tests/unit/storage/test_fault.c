@@ -66,6 +66,7 @@ test_passthrough(void **state)
 	bool ex;
 
 	assert_string_equal(storage_url(f->st), storage_url(f->inner));
+	assert_int_equal(storage_create(f->st), 0);	/* passed on: the directory exists already */
 	assert_int_equal(storage_put(f->st, "a", "hello", 5, 0), 0);
 	assert_int_equal(storage_writer_open(&w, f->st, "b", 0), 0);
 	assert_int_equal(storage_writer_write(w, "wor", 3), 0);
@@ -168,6 +169,8 @@ test_fail_stat_list(void **state)
 	int n = 0;
 
 	assert_int_equal(storage_put(f->inner, "s", "x", 1, 0), 0);
+	storage_fault_set(f->st, &(StorageFaultOpts) {.fail_stat = 1});
+	assert_pv_error(storage_stat(f->st, "s", &info), PV_EIO, "injected fault: cannot stat object 's'");
 	storage_fault_set(f->st, &(StorageFaultOpts) {.fail_stat = 2, .fail_list = 1});
 	assert_int_equal(storage_stat(f->st, "s", &info), 0);
 	assert_pv_error(storage_exists(f->st, "s", &ex), PV_EIO, "injected fault: cannot stat object 's'");

@@ -13,7 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int
@@ -401,6 +403,88 @@ test_random_fill(void **state)
 	assert_memory_not_equal(a, zero, sizeof(a));
 }
 
+
+/* Names longer than NAME_MAX make every helper fail with a message naming the path. */
+static void
+test_name_too_long(void **state)
+{
+	const char *tmp = *state;
+	char seg[301];
+	char *p;
+	Buf out = PV_BUF_INIT;
+	uint64_t n;
+
+	memset(seg, 'n', sizeof(seg) - 1);
+	seg[sizeof(seg) - 1] = '\0';
+	p = pv_fs_path_join(tmp, seg);
+	assert_int_equal(pv_fs_mkdir_p(p, 0700), PV_EIO);
+	assert_non_null(strstr(pv_error_msg(), "cannot create directory"));
+	assert_int_equal(pv_fs_remove_tree(p), PV_EIO);
+	assert_non_null(strstr(pv_error_msg(), "cannot stat"));
+	assert_int_equal(pv_fs_read_file(p, &out), PV_EIO);
+	assert_non_null(strstr(pv_error_msg(), "cannot open"));
+	assert_int_equal(pv_fs_fsync_dir(p), PV_EIO);
+	assert_int_equal(pv_fs_free_space(p, &n), PV_EIO);
+	assert_non_null(strstr(pv_error_msg(), "cannot find the free space of"));
+	assert_non_null(strstr(pv_error_msg(), strerror(ENAMETOOLONG)));
+	assert_int_equal(pv_fs_write_atomic(p, "x", 1, 0600), PV_EIO);
+	assert_int_equal(out.len, 0);
+	pv_free(p);
+	buf_free(&out);
+}
+
+/* With the current directory deleted, relative paths cannot be resolved or created. */
+static void
+test_deleted_cwd(void **state)
+{
+	const char *tmp = *state;
+	char *gone = pv_fs_path_join(tmp, "gone");
+	int here = open(".", O_RDONLY | O_DIRECTORY);
+	char *out = NULL;
+
+	assert_true(here >= 0);
+	assert_int_equal(mkdir(gone, 0700), 0);
+	assert_int_equal(chdir(gone), 0);
+	assert_int_equal(rmdir(gone), 0);
+
+	assert_int_equal(pv_fs_path_absolute(&out, "x"), PV_ERROR);
+	assert_non_null(strstr(pv_error_msg(), "cannot find the current directory to resolve 'x'"));
+	assert_null(out);
+	assert_int_equal(pv_fs_mkdir_p("a/b", 0700), PV_ENOTFOUND);
+
+	assert_int_equal(fchdir(here), 0);
+	close(here);
+	pv_free(gone);
+}
+
+/* A write that fails (file size limit: EFBIG, like a full disk) leaves the old file and no temp file. */
+static void
+test_write_atomic_fails(void **state)
+{
+	const char *tmp = *state;
+	static unsigned char data[128 * 1024];
+	char *p = pv_fs_path_join(tmp, "f");
+	struct rlimit old, lim;
+	Buf out = PV_BUF_INIT;
+
+	assert_int_equal(pv_fs_write_atomic(p, "old", 3, 0600), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 64 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(pv_fs_write_atomic(p, data, sizeof(data), 0600), PV_EIO);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(strncmp(pv_error_msg(), "cannot write '", 14), 0);
+	assert_non_null(strstr(pv_error_msg(), strerror(EFBIG)));
+
+	assert_int_equal(pv_fs_read_file(p, &out), 0);
+	assert_string_equal(buf_cstr(&out), "old");
+	assert_int_equal(test_count_files(tmp, false), 1);
+	pv_free(p);
+	buf_free(&out);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tmp_setup, tmp_teardown)
 
 int
@@ -420,6 +504,9 @@ main(void)
 		T(test_read_large),
 		T(test_tmp_open),
 		T(test_write_all_pread_all),
+		T(test_name_too_long),
+		T(test_deleted_cwd),
+		T(test_write_atomic_fails),
 		cmocka_unit_test(test_random_fill),
 	};
 

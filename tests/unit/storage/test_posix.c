@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -823,9 +824,39 @@ test_missing_root(void **state)
 	assert_int_equal(test_mode(gone), -1);
 	assert_int_equal(test_mode(f->tmp), 0700);
 	assert_int_equal(test_count_files(f->tmp, false), 0);
+
+	/* Repository init creates it, and then everything works. */
+	{
+		mode_t old = umask(0);
+
+		assert_int_equal(storage_create(st), 0);
+		umask(old);
+	}
+	assert_int_equal(test_mode(gone), 0700);
+	assert_int_equal(storage_create(st), 0);	/* idempotent */
+	assert_int_equal(storage_put(st, "data/x", "x", 1, 0), 0);
+	assert_int_equal(storage_get(st, "data/x", &out), 0);
+	assert_string_equal(buf_cstr(&out), "x");
 	storage_free(st);
 	pv_free(gone);
 	buf_free(&out);
+}
+
+static void
+test_create_over_file(void **state)
+{
+	Fixture *f = *state;
+	char *file = pv_fs_path_join(f->tmp, "file");
+	char *msg = pv_asprintf("cannot create storage directory '%s': cannot create directory '%s': "
+							"a file of that name exists", file, file);
+	Storage *st = NULL;
+
+	assert_int_equal(pv_fs_write_atomic(file, "x", 1, 0600), 0);
+	assert_int_equal(storage_open(&st, file), 0);
+	assert_pv_error(storage_create(st), PV_ERROR, msg);
+	storage_free(st);
+	pv_free(msg);
+	pv_free(file);
 }
 
 /* A key below an existing object cannot be written (a file is in the way) and nothing is left behind. */
@@ -862,6 +893,139 @@ test_put_recreates_directories(void **state)
 	buf_free(&out);
 }
 
+
+/* ---- failures the kernel can be made to produce ---- */
+
+/* Run with the file size limit at 64 KiB, so write() fails with EFBIG like a full disk. */
+static struct rlimit
+limit_file_size(void)
+{
+	struct rlimit old, lim;
+
+	signal(SIGXFSZ, SIG_IGN);	/* get EFBIG instead of being killed */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 64 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	return old;
+}
+
+static void
+test_write_errors(void **state)
+{
+	Fixture *f = *state;
+	static unsigned char data[400 * 1024];
+	StorageWriter *w = NULL;
+	struct rlimit old;
+	char *msg = pv_asprintf("cannot write object 'big': %s", strerror(EFBIG));
+	bool ex = true;
+
+	test_fill(data, sizeof(data), 4);
+	old = limit_file_size();
+
+	/* storage_put: the whole object in one write. */
+	assert_pv_error(storage_put(f->st, "big", data, 100 * 1024, 0), PV_EIO, msg);
+
+	/* A writer whose direct (large) write fails, then refuses to go on. */
+	assert_int_equal(storage_writer_open(&w, f->st, "big", 0), 0);
+	assert_int_equal(storage_writer_write(w, data, 10 * 1024), 0);
+	assert_pv_error(storage_writer_write(w, data, 300 * 1024), PV_EIO, msg);
+	assert_pv_error(storage_writer_write(w, data, 1), PV_EIO, "cannot write object 'big': an earlier write failed");
+	assert_pv_error(storage_writer_commit(w), PV_EIO, "cannot write object 'big': an earlier write failed");
+
+	/* A writer of small pieces fails when its buffer is flushed: here at commit. */
+	assert_int_equal(storage_writer_open(&w, f->st, "big", 0), 0);
+	for (size_t off = 0; off < 200 * 1024; off += 1000)
+		assert_int_equal(storage_writer_write(w, data + off, 1000), 0);
+	assert_pv_error(storage_writer_commit(w), PV_EIO, msg);
+
+	/* Filling the buffer flushes it: the failure shows on a write. */
+	assert_int_equal(storage_writer_open(&w, f->st, "big", 0), 0);
+	assert_int_equal(storage_writer_write(w, data, 200 * 1024), 0);
+	assert_pv_error(storage_writer_write(w, data, 100 * 1024), PV_EIO, msg);
+	storage_writer_abort(w);
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(storage_exists(f->st, "big", &ex), 0);
+	assert_false(ex);
+	assert_int_equal(test_count_files(f->root, false), 0);	/* no temp files either */
+	pv_free(msg);
+}
+
+/* A segment longer than a file name may be (NAME_MAX): every call fails cleanly, naming the key. */
+static void
+test_name_too_long(void **state)
+{
+	Fixture *f = *state;
+	char seg[301];
+	char *key, *prefix, *msg;
+	StorageInfo info;
+	Buf out = PV_BUF_INIT;
+	Listed l = {0};
+	bool ex;
+
+	memset(seg, 'n', sizeof(seg) - 1);
+	seg[sizeof(seg) - 1] = '\0';
+	key = pv_asprintf("d/%s", seg);
+	prefix = pv_asprintf("d/%s/", seg);
+
+	assert_int_equal(storage_put(f->st, key, "x", 1, 0), PV_EIO);
+	assert_non_null(strstr(pv_error_msg(), "File name too long"));
+	assert_int_equal(strncmp(pv_error_msg(), "cannot write object 'd/nnn", 26), 0);
+	msg = pv_asprintf("cannot open object '%s': %s", key, strerror(ENAMETOOLONG));
+	assert_pv_error(storage_get(f->st, key, &out), PV_EIO, msg);
+	assert_pv_error(storage_get_range(f->st, key, 0, 1, &out), PV_EIO, msg);
+	pv_free(msg);
+	msg = pv_asprintf("cannot stat object '%s': %s", key, strerror(ENAMETOOLONG));
+	assert_pv_error(storage_stat(f->st, key, &info), PV_EIO, msg);
+	assert_pv_error(storage_exists(f->st, key, &ex), PV_EIO, msg);
+	pv_free(msg);
+	msg = pv_asprintf("cannot delete object '%s': %s", key, strerror(ENAMETOOLONG));
+	assert_pv_error(storage_delete(f->st, key), PV_EIO, msg);
+	pv_free(msg);
+	msg = pv_asprintf("cannot list objects under '%s': %s", prefix, strerror(ENAMETOOLONG));
+	assert_pv_error(storage_list(f->st, prefix, collect, &l), PV_EIO, msg);
+	pv_free(msg);
+	assert_int_equal(out.len, 0);
+	pv_free(key);
+	pv_free(prefix);
+	buf_free(&out);
+}
+
+/* Links are followed (data/ may live on another disk) but loops are not, and dangling ones are skipped. */
+static void
+test_list_symlinks(void **state)
+{
+	Fixture *f = *state;
+	char *outside = pv_fs_path_join(f->tmp, "outside");
+	char *p;
+
+	assert_int_equal(storage_put(f->st, "real/x", "1", 1, 0), 0);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	p = pv_fs_path_join(outside, "y");
+	assert_int_equal(pv_fs_write_atomic(p, "22", 2, 0600), 0);
+	pv_free(p);
+
+#define LINK(target, name) \
+	do { \
+		char *lp_ = pv_fs_path_join(f->root, name); \
+		assert_int_equal(symlink(target, lp_), 0); \
+		pv_free(lp_); \
+	} while (0)
+	LINK(outside, "ext");			/* another disk */
+	LINK("real", "linked");			/* a second name for a directory */
+	LINK("..", "real/up");			/* loops back to the root */
+	LINK(".", "self");				/* loops to itself */
+	LINK("nowhere", "dangling");	/* points at nothing */
+	LINK("selfloop", "selfloop");	/* points at itself (ELOOP) */
+	LINK("real/x", "filelink");		/* a link to an object is an object */
+#undef LINK
+
+	check_list(f->st, "", "ext/y filelink linked/x real/x");
+	check_list(f->st, "ext/", "ext/y");
+	pv_free(outside);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
 int
@@ -887,8 +1051,12 @@ main(void)
 		T(test_bad_keys),
 		T(test_permissions),
 		T(test_missing_root),
+		T(test_create_over_file),
 		T(test_key_under_object),
 		T(test_put_recreates_directories),
+		T(test_write_errors),
+		T(test_name_too_long),
+		T(test_list_symlinks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,7 @@ test_open_paths(void **state)
 	check_open_url("FILE:///abs/p", "/abs/p");
 	check_open_url("file://localhost/abs/p", "/abs/p");
 	check_open_url("file:///with%20space/%41", "/with space/A");
+	check_open_url("file:///x%2fy%2F%7a", "/x/y/z");
 	/* No "://": a relative path, however much it looks like a scheme. */
 	want = pv_fs_path_join(cwd, "c:not-a-scheme");
 	check_open_url("c:not-a-scheme", want);
@@ -223,12 +224,14 @@ test_generic_layer(void **state)
 	char listed[16] = "";
 
 	assert_string_equal(storage_url(st), "fake://x");
+	assert_int_equal(storage_create(st), 0);	/* no create member: nothing to do */
 	assert_ptr_equal(storage_driver(st), &fk);
 
 	/* Bad keys and flags never reach the driver. */
 	assert_int_equal(storage_put(st, "../x", "", 0, 0), PV_EUSAGE);
 	assert_int_equal(storage_put(st, "x", "", 0, 4), PV_EUSAGE);
 	assert_int_equal(storage_list(st, "/", list_cb, listed), PV_EUSAGE);
+	assert_pv_error(storage_list(st, NULL, list_cb, listed), PV_EUSAGE, "invalid prefix: none given");
 	assert_int_equal(fk.calls, 0);
 
 	assert_int_equal(storage_put(st, "k", "v", 1, STORAGE_PUT_NO_OVERWRITE), 0);
