@@ -1,13 +1,12 @@
 # lib.sh: helpers shared by bench/make-dataset.sh and bench/run.sh (sourced).
 #
-# Layout of the benchmark work area ($PGVAULT_BENCH_DIR, default .bench/ under
-# the repository root):
+# Layout of the benchmark work area ($PGVAULT_BENCH_DIR, default bench/work/):
 #   dataset-<SIZE>/data        a scratch cluster holding database "bench"
 #   dataset-<SIZE>/sock        its unix socket directory
 #   dataset-<SIZE>/server.log  its log
 #   dataset-<SIZE>/dataset.json  what make-dataset.sh measured (size, ratio)
 #   run-<timestamp>/           run.sh's scratch outputs (removed at the end)
-#   results/                   run.sh's JSON results (kept)
+# run.sh's JSON results go to bench/results/ ($PGVAULT_BENCH_RESULTS).
 #
 # A scratch cluster is stopped whenever a script is done with it; the port is
 # chosen afresh at every start.  When we are root, the server runs as an
@@ -15,7 +14,8 @@
 
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_SRC/.." && pwd)
-BENCH_DIR=${PGVAULT_BENCH_DIR:-$REPO_ROOT/.bench}
+BENCH_DIR=${PGVAULT_BENCH_DIR:-$BENCH_SRC/work}
+RESULTS_DIR=${PGVAULT_BENCH_RESULTS:-$BENCH_SRC/results}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 

@@ -5,7 +5,7 @@
 #
 # SIZE is the target database size (150MB, 1.5GB, ...; powers of 1024).  By
 # default the database "bench" is built in a scratch cluster under
-# .bench/dataset-SIZE/ (kept, stopped when done; run.sh starts it again).
+# bench/work/dataset-SIZE/ (kept, stopped when done; run.sh starts it again).
 # With --port (or PGHOST/PGPORT in the environment) it is built in that
 # existing server instead, as database "pgvault_bench" (--dbname to change).
 #
@@ -76,6 +76,9 @@ if [ -n "$PORT_OPT" ] || [ -n "$HOST_OPT" ] || [ -n "${PGPORT:-}" ] || [ -n "${P
 	[ -z "$HOST_OPT" ] || export PGHOST=$HOST_OPT
 	DB=${DBNAME:-pgvault_bench}
 	OUT_DIR=$BENCH_DIR/existing-${PGHOST:-local}-${PGPORT:-5432}-$DB
+	log "using the existing server at ${PGHOST:-local}:${PGPORT:-5432} (--port, or PGHOST/PGPORT are set)"
+	scalar postgres "SELECT 1" >/dev/null ||
+		die "cannot connect to ${PGHOST:-the local server} port ${PGPORT:-5432}"
 	mkdir -p "$OUT_DIR"
 else
 	MODE=scratch

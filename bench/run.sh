@@ -8,7 +8,7 @@
 # does not exist yet.  QUICK=1 means 150MB and one run.  Every tool runs N
 # times (default 3, or $RUNS); the table shows the median seconds, the size
 # of what the tool produced, and both relative to the first tool.  Results go
-# to .bench/results/run-<time>.json too (or --out FILE).  With --port (or
+# to bench/results/run-<time>.json too (or --out FILE).  With --port (or
 # PGHOST/PGPORT) the tools run against an existing server's database
 # (default pgvault_bench, made by make-dataset.sh --port); pgBackRest then
 # also needs --pgdata and is skipped without it.
@@ -193,8 +193,12 @@ if [ -n "$PORT_OPT" ] || [ -n "$HOST_OPT" ] || [ -n "${PGPORT:-}" ] || [ -n "${P
 	export PGUSER=${PGUSER:-postgres}
 	DB=${DBNAME:-pgvault_bench}
 	PGDATA_DIR=$PGDATA_OPT
-	PGSOCKET_DIR=
-	DATASET_JSON=
+	# pgBackRest talks to a local server through its unix socket only
+	PGSOCKET_DIR=$(scalar postgres "SHOW unix_socket_directories" | cut -d, -f1 | tr -d ' ') ||
+		die "cannot connect to ${PGHOST:-the local server} port ${PGPORT:-5432}"
+	DATASET_JSON=$BENCH_DIR/existing-${PGHOST:-local}-${PGPORT:-5432}-$DB/dataset.json
+	SIZE_LABEL="$DB on ${PGHOST:-local}:${PGPORT:-5432}"
+	log "using the existing server at ${PGHOST:-local}:${PGPORT:-5432} (--port, or PGHOST/PGPORT are set)"
 else
 	MODE=scratch
 	DB=${DBNAME:-bench}
@@ -208,6 +212,7 @@ else
 	PGDATA_DIR=$DSDIR/data
 	PGSOCKET_DIR=$DSDIR/sock
 	DATASET_JSON=$DSDIR/dataset.json
+	SIZE_LABEL=$SIZE
 fi
 export PGDATABASE=$DB
 DBSIZE=$(scalar "$DB" "SELECT pg_database_size(current_database())") ||
@@ -215,9 +220,9 @@ DBSIZE=$(scalar "$DB" "SELECT pg_database_size(current_database())") ||
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK=$BENCH_DIR/run-$STAMP
-mkdir -p "$WORK" "$BENCH_DIR/results"
+mkdir -p "$WORK" "$RESULTS_DIR"
 give_to_pg "$WORK"
-OUT=${OUT:-$BENCH_DIR/results/run-$STAMP.json}
+OUT=${OUT:-$RESULTS_DIR/run-$STAMP.json}
 RAW=$WORK/raw.tsv
 : >"$RAW"
 
@@ -272,7 +277,7 @@ done
 
 LABELS=$WORK/labels.tsv
 for t in "${TOOLS[@]}"; do printf '%s\t%s\n' "$t" "${TOOL_LABEL[$t]}" >>"$LABELS"; done
-"$PY" - "$RAW" "$LABELS" "$OUT" "$SIZE" "$DB" "$DBSIZE" "$RUNS" "$MODE" "${DATASET_JSON:-}" <<-'PY'
+"$PY" - "$RAW" "$LABELS" "$OUT" "$SIZE_LABEL" "$DB" "$DBSIZE" "$RUNS" "$MODE" "${DATASET_JSON:-}" <<-'PY'
 	import json, os, platform, statistics, sys, time
 	raw, labels, out, size, db, dbsize, runs, mode, dsjson = sys.argv[1:]
 	label = dict(l.rstrip("\n").split("\t", 1) for l in open(labels))

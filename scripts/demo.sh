@@ -141,7 +141,7 @@ step_load() {
 	run "$BINDIR/createdb" shop
 	run "$BINDIR/pgbench" -i -s "$SCALE" -q shop 2>&1 | tail -n 1 | sed 's/^/    /'
 	printf '%s    $ psql shop < (customers, orders, events)%s\n' "$dim" "$reset"
-	psql_demo shop <<-'SQL'
+	psql_demo shop >/dev/null <<-'SQL'
 		SELECT setseed(0.2024);
 		CREATE TABLE customers (
 		    id          bigint PRIMARY KEY,
@@ -196,7 +196,7 @@ step_load() {
 		FROM generate_series(1, 300000) AS i;
 		ANALYZE;
 	SQL
-	psql_demo shop -c "SELECT relname AS table, pg_size_pretty(pg_total_relation_size(oid)) AS size
+	psql_demo shop -P footer=off -c "SELECT relname AS table, pg_size_pretty(pg_total_relation_size(oid)) AS size
 	                   FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
 	                   ORDER BY pg_total_relation_size(oid) DESC" | sed 's/^/    /'
 }
@@ -253,6 +253,7 @@ step_finish() {
 
 # ---------------------------------------------------------------- main
 
+case $PGVAULT in /*) ;; *) PGVAULT=$PWD/$PGVAULT ;; esac
 [ -x "$PGVAULT" ] || die "$PGVAULT not found: run 'make' first (or set PGVAULT_BIN)"
 BINDIR=$(find_bindir)
 [ -x "$BINDIR/pg_ctl" ] || die "no pg_ctl in $BINDIR"

@@ -113,4 +113,12 @@ int cli_fail(int code);
 /* Print a command's help text with the common options appended. */
 void cli_print_help(const char *text, bool connects);
 
+/*
+ * Open the repository named by --repo / the configuration, with the
+ * passphrase (when encrypted) from the environment or the passphrase-file /
+ * passphrase-command of its [repo:NAME] section or [global].  (src/cli/repo.c)
+ */
+struct Repo;
+int cli_repo_open(struct Repo **out, PvConfig *cfg, const CliCommon *c);
+
 #endif

@@ -8,6 +8,16 @@
 const CliCommand cli_commands[] = {
 	{"check", "pre-flight checks: connection, settings, space, archiving", cli_check},
 	{"config", "print the effective configuration (secrets masked)", cli_config},
+	{"init", "create a repository (optionally encrypted)", cli_init},
+	{"key", "list, add or remove the passphrases of an encrypted repository", cli_key},
+	{"backup", "make a backup (files or standard input, kind 'file')", cli_backup},
+	{"list", "list the backups in a repository", cli_list},
+	{"show", "what a backup holds: tables, rows, sizes, sequences (logical backups)", cli_show},
+	{"restore", "bring a backup back (into a directory, a file or stdout)", cli_restore},
+	{"verify", "read back and check every byte the backups need", cli_verify},
+	{"repo", "repository maintenance: stats, prune, rebuild-index, unlock", cli_repo},
+	{"archive-push", "archive one WAL file (archive_command)", cli_archive_push},
+	{"archive-get", "fetch one WAL file from the archive (restore_command)", cli_archive_get},
 };
 
 const int cli_ncommands = (int) (sizeof(cli_commands) / sizeof(cli_commands[0]));

@@ -8,5 +8,15 @@
 
 int cli_check(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_init(int argc, char **argv);
+int cli_key(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_restore(int argc, char **argv);
+int cli_verify(int argc, char **argv);
+int cli_repo(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_archive_push(int argc, char **argv);
+int cli_archive_get(int argc, char **argv);
 
 #endif

@@ -53,9 +53,9 @@ struct RepoIndex
 	uint32_t *slots;
 	size_t nslots;				/* power of 2 */
 	size_t nslots_used;
-	unsigned char (*packs)[REPO_ID_LEN];
+	unsigned char (**pack_blocks)[REPO_ID_LEN];	/* blocks of PACK_BLOCK ids; never move */
 	uint32_t npacks;
-	uint32_t packs_cap;
+	uint32_t nblocks;
 	uint32_t *pack_slots;		/* 1 + pack number, open addressing */
 	size_t npack_slots;
 	PendingPack *pending;
@@ -93,13 +93,28 @@ repo_index_free(RepoIndex *idx)
 	pthread_rwlock_destroy(&idx->lock);
 	pv_free(idx->entries);
 	pv_free(idx->slots);
-	pv_free(idx->packs);
+	for (uint32_t b = 0; b < idx->nblocks; b++)
+		pv_free(idx->pack_blocks[b]);
+	pv_free(idx->pack_blocks);
 	pv_free(idx->pack_slots);
 	pv_free(idx->pending);
 	pv_free(idx);
 }
 
 /* ---- packs ---- */
+
+/*
+ * Pack ids live in fixed blocks that are never reallocated, so the pack_id
+ * pointers handed out in RepoIndexHit stay valid while other threads add
+ * packs.
+ */
+#define PACK_BLOCK 1024u
+
+static unsigned char *
+pack_id_at(const RepoIndex *idx, uint32_t p)
+{
+	return idx->pack_blocks[p / PACK_BLOCK][p % PACK_BLOCK];
+}
 
 static void
 pack_slots_grow(RepoIndex *idx)
@@ -109,7 +124,7 @@ pack_slots_grow(RepoIndex *idx)
 
 	for (uint32_t p = 0; p < idx->npacks; p++)
 	{
-		size_t i = id_hash(idx->packs[p]) & (n - 1);
+		size_t i = id_hash(pack_id_at(idx, p)) & (n - 1);
 
 		while (slots[i] != 0)
 			i = (i + 1) & (n - 1);
@@ -131,15 +146,15 @@ pack_number(RepoIndex *idx, const unsigned char *pack_id)
 	{
 		uint32_t p = idx->pack_slots[i] - 1;
 
-		if (memcmp(idx->packs[p], pack_id, REPO_ID_LEN) == 0)
+		if (memcmp(pack_id_at(idx, p), pack_id, REPO_ID_LEN) == 0)
 			return p;
 	}
-	if (idx->npacks == idx->packs_cap)
+	if (idx->npacks == idx->nblocks * PACK_BLOCK)
 	{
-		idx->packs_cap = idx->packs_cap ? idx->packs_cap * 2 : 64;
-		idx->packs = pv_realloc(idx->packs, (size_t) idx->packs_cap * REPO_ID_LEN);
+		idx->pack_blocks = pv_realloc(idx->pack_blocks, (idx->nblocks + 1) * sizeof(*idx->pack_blocks));
+		idx->pack_blocks[idx->nblocks++] = pv_malloc(PACK_BLOCK * REPO_ID_LEN);
 	}
-	memcpy(idx->packs[idx->npacks], pack_id, REPO_ID_LEN);
+	memcpy(pack_id_at(idx, idx->npacks), pack_id, REPO_ID_LEN);
 	idx->pack_slots[i] = idx->npacks + 1;
 	idx->npacks++;
 	if ((size_t) idx->npacks * 10 > idx->npack_slots * 7)
@@ -256,7 +271,7 @@ repo_index_add_pack(RepoIndex *idx, const unsigned char pack_id[REPO_ID_LEN],
 static void
 hit_fill(const RepoIndex *idx, const IndexEntry *ie, RepoIndexHit *out)
 {
-	out->pack_id = idx->packs[PACK_OF(ie)];
+	out->pack_id = pack_id_at(idx, PACK_OF(ie));
 	out->type = (ie->pack & PACK_TYPE_BIT) ? REPO_BLOB_TREE : REPO_BLOB_DATA;
 	out->codec = CODEC_OF(ie);
 	out->offset = ie->offset;
@@ -468,7 +483,7 @@ repo_index_flush_begin(RepoIndex *idx)
 			f->files[f->nfiles++] = b.out;
 			repo_index_file_init(&b);
 		}
-		repo_index_file_add_pack(&b, idx->packs[pp->pack], tmp, pp->n);
+		repo_index_file_add_pack(&b, pack_id_at(idx, pp->pack), tmp, pp->n);
 	}
 	if (b.nentries > 0)
 	{

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,28 +59,34 @@ now_seconds(void)
 	return pv_time_now() / PV_USEC_PER_SEC;
 }
 
+/* The user running us, into out (getpwuid_r: other threads may look users up too). */
 static const char *
-user_name(void)
+user_name(char *out, size_t outsz)
 {
 	const char *u = getenv("USER");
-	struct passwd *pw;
+	struct passwd pw, *res = NULL;
+	char buf[1024];
 
 	if (u != NULL && u[0] != '\0')
-		return u;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "?";
+		snprintf(out, outsz, "%s", u);
+	else if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
+		snprintf(out, outsz, "%s", res->pw_name);
+	else
+		snprintf(out, outsz, "?");
+	return out;
 }
 
 static char *
 lock_json(const RepoLock *lock, int64_t refresh)
 {
 	char t1[PV_TIME_FORMAT_MAX], t2[PV_TIME_FORMAT_MAX];
+	char user[256];
 	json_t *o;
 	char *text;
 
 	o = json_pack("{s:i, s:s, s:I, s:s, s:s, s:b, s:s, s:I, s:s, s:I}",
 				  "version", 1, "host", repo_hostname(lock->repo), "pid", (json_int_t) getpid(),
-				  "user", user_name(), "command", lock->command, "exclusive", lock->exclusive,
+				  "user", user_name(user, sizeof(user)), "command", lock->command, "exclusive", lock->exclusive,
 				  "time", pv_time_format_utc(t1, sizeof(t1), lock->time * PV_USEC_PER_SEC),
 				  "time_unix", (json_int_t) lock->time,
 				  "refresh_time", pv_time_format_utc(t2, sizeof(t2), refresh * PV_USEC_PER_SEC),

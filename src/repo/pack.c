@@ -240,6 +240,7 @@ pack_upload(RepoPackWriter *pw, OpenPack *p)
 	size_t hstart = p->data.len;
 	RepoIndex *idx;
 	unsigned int mdlen;
+	bool flush_index;
 	int rc;
 
 	repo_pack_header_build(&plain, p->entries, p->n);
@@ -267,7 +268,11 @@ pack_upload(RepoPackWriter *pw, OpenPack *p)
 	pw->stats.packs++;
 	pw->stats.bytes += p->data.len;
 	pw->stats.blobs += p->n;
+	flush_index = pw->stats.packs % REPO_PACK_INDEX_EVERY == 0;
 	pthread_mutex_unlock(&pw->mu);
+	/* A long backup indexes as it goes: after a crash, the retry dedups against it. */
+	if (flush_index)
+		rc = repo_index_flush(pw->repo);
 done:
 	buf_free(&plain);
 	return rc;

@@ -21,6 +21,9 @@
  *      visible to every later dedup lookup in this process, and are written
  *      to an index file by the next repo_index_flush.
  *   4. The first failure is sticky: every later call returns it.
+ *   5. Every REPO_PACK_INDEX_EVERY packs a writer also flushes the index
+ *      (repo_index_flush), so a long backup that dies leaves its packs
+ *      indexed and a retry deduplicates against them.
  */
 #ifndef PV_REPO_PACK_H
 #define PV_REPO_PACK_H
@@ -49,6 +52,7 @@ enum
 #define REPO_PACK_SIZE_MIN (4u * 1024)
 #define REPO_PACK_SIZE_MAX (1u << 30)
 #define REPO_PACK_SIZE_DEFAULT (16u * 1024 * 1024)
+#define REPO_PACK_INDEX_EVERY 64
 
 /* One blob of a pack, as in the header (and in index files). */
 typedef struct RepoPackEntry

@@ -139,7 +139,7 @@ repo_rebuild_index(Repo *repo, const RepoRebuildOpts *opts, RepoRebuildResult *o
 		}
 		packs[n++].repo = repo;
 	}
-	pv_log_info("rebuild-index: reading the headers of %zu packs", n);
+	pv_log_detail("rebuild-index: reading the headers of %zu packs", n);
 	if ((rc = headers_read(repo, opts, packs, n)) < 0)
 		goto done;
 	if ((rc = carry_over(packs, n, old)) < 0)
@@ -185,7 +185,7 @@ repo_rebuild_index(Repo *repo, const RepoRebuildOpts *opts, RepoRebuildResult *o
 		out->old_files++;
 	}
 	rc = 0;
-	pv_log_info("rebuild-index: %llu packs, %llu blobs in %llu new index files; %llu old "
+	pv_log_detail("rebuild-index: %llu packs, %llu blobs in %llu new index files; %llu old "
 				"files removed", (unsigned long long) out->packs, (unsigned long long) out->blobs,
 				(unsigned long long) out->new_files, (unsigned long long) out->old_files);
 done:

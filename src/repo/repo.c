@@ -8,7 +8,9 @@
  *   - settings (compression, pack size, chunker parameters, keys) are fixed
  *     at open and read without locks;
  *   - index is NULL until the first repo_index_get, which loads every index
- *     file under index_mu; afterwards it never changes identity;
+ *     file under index_mu; afterwards it never changes identity and only
+ *     grows (repo_index_refresh adds files written by others since);
+ *     index_files names the files it holds (sorted), also under index_mu;
  *   - flush_mu serialises repo_index_flush from start to end, so a flush
  *     that returns has seen every earlier flush's files become durable.
  */
@@ -51,6 +53,8 @@ struct Repo
 
 	pthread_mutex_t index_mu;
 	RepoIndex *index;
+	char **index_files;			/* sorted names of the index files in index */
+	size_t nindex_files;
 	pthread_mutex_t flush_mu;
 };
 
@@ -80,6 +84,9 @@ repo_free(Repo *repo)
 		pv_free_secret(repo->keys, sizeof(RepoKeys));
 	}
 	repo_index_free(repo->index);
+	for (size_t i = 0; i < repo->nindex_files; i++)
+		pv_free(repo->index_files[i]);
+	pv_free(repo->index_files);
 	json_decref(repo->config);
 	storage_free(repo->st);
 	pthread_mutex_destroy(&repo->index_mu);
@@ -623,32 +630,108 @@ repo_hostname(const Repo *repo)
 
 /* ---- metadata objects ---- */
 
+/*
+ * Standalone metadata objects carry their own checksum (format section 4):
+ * the blob's plaintext is D || SHA-256(D).  Data blobs are checked by their
+ * id; without this a flipped bit inside a zstd frame of a plaintext
+ * repository's manifest could go unnoticed.
+ */
 int
 repo_meta_encode(const Repo *repo, const void *data, size_t len, Buf *out)
 {
-	return repo_blob_encode(out, repo->keys, REPO_COMPRESS_ZSTD, META_ZSTD_LEVEL, NULL, 0, data, len);
+	Buf framed = PV_BUF_INIT;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	int rc;
+
+	buf_reserve(&framed, len + 32);
+	buf_append(&framed, data, len);
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	buf_append(&framed, md, 32);
+	rc = repo_blob_encode(out, repo->keys, REPO_COMPRESS_ZSTD, META_ZSTD_LEVEL, NULL, 0,
+						  framed.data, framed.len);
+	buf_free(&framed);
+	return rc;
 }
 
 int
 repo_meta_decode(const Repo *repo, const void *stored, size_t len, Buf *out)
 {
-	return repo_blob_decode(out, repo->keys, NULL, 0, stored, len, 0);
+	Buf framed = PV_BUF_INIT;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	int rc;
+
+	if ((rc = repo_blob_decode(&framed, repo->keys, NULL, 0, stored, len, 0)) < 0)
+		goto done;
+	if (framed.len < 32)
+	{
+		rc = pv_error_set(PV_ECORRUPT, "object too short for its checksum (%zu bytes)", framed.len);
+		goto done;
+	}
+	EVP_Digest(framed.data, framed.len - 32, md, &mdlen, EVP_sha256(), NULL);
+	if (memcmp(md, framed.data + framed.len - 32, 32) != 0)
+	{
+		rc = pv_error_set(PV_ECORRUPT, "checksum mismatch");
+		goto done;
+	}
+	buf_append(out, framed.data, framed.len - 32);
+done:
+	buf_free(&framed);
+	return rc;
 }
 
 /* ---- index ---- */
 
-typedef struct IndexLoad
+/* Sorted names of the index files loaded into repo->index; index_mu held. */
+static bool
+index_file_known(const Repo *repo, const char *key, size_t *pos)
 {
-	Repo *repo;
-	RepoIndex *idx;
+	size_t lo = 0, hi = repo->nindex_files;
+
+	while (lo < hi)
+	{
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(repo->index_files[mid], key);
+
+		if (c == 0)
+		{
+			*pos = mid;
+			return true;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return false;
+}
+
+static void
+index_file_remember(Repo *repo, const char *key)
+{
+	size_t pos;
+
+	if (index_file_known(repo, key, &pos))
+		return;
+	repo->index_files = pv_realloc(repo->index_files, (repo->nindex_files + 1) * sizeof(char *));
+	memmove(repo->index_files + pos + 1, repo->index_files + pos,
+			(repo->nindex_files - pos) * sizeof(char *));
+	repo->index_files[pos] = pv_strdup(key);
+	repo->nindex_files++;
+}
+
+typedef struct IndexNames
+{
 	char **keys;
 	size_t n;
-} IndexLoad;
+} IndexNames;
 
 static int
 index_names_add(const char *key, const StorageInfo *info, void *payload)
 {
-	IndexLoad *l = payload;
+	IndexNames *l = payload;
 
 	l->keys = pv_realloc(l->keys, (l->n + 1) * sizeof(char *));
 	l->keys[l->n++] = pv_strdup(key);
@@ -663,18 +746,29 @@ index_add_pack_cb(const unsigned char pack_id[REPO_ID_LEN], const RepoPackEntry 
 	return 0;
 }
 
+/*
+ * Load the index files not loaded yet into idx (index_mu held).  *vanished
+ * tells whether a file loaded earlier is gone (a prune rewrote the index).
+ */
 static int
-index_load(Repo *repo, RepoIndex *idx)
+index_load_new(Repo *repo, RepoIndex *idx, bool *vanished)
 {
-	IndexLoad l = {repo, idx, NULL, 0};
+	IndexNames l = {NULL, 0};
 	Buf stored = PV_BUF_INIT;
 	Buf plain = PV_BUF_INIT;
+	size_t still = 0, loaded = 0, pos;
 	int rc;
 
+	*vanished = false;
 	if ((rc = storage_list(repo->st, "index/", index_names_add, &l)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++)
 	{
+		if (index_file_known(repo, l.keys[i], &pos))
+		{
+			still++;
+			continue;
+		}
 		buf_reset(&stored);
 		buf_reset(&plain);
 		if ((rc = storage_get(repo->st, l.keys[i], &stored)) < 0)
@@ -694,8 +788,11 @@ index_load(Repo *repo, RepoIndex *idx)
 			pv_error_hint("run 'pgvault repo rebuild-index' to rebuild the index from the packs");
 			goto done;
 		}
+		index_file_remember(repo, l.keys[i]);
+		loaded++;
 	}
-	pv_log_debug("loaded %zu index files: %zu blobs in %zu packs", l.n, repo_index_count(idx),
+	*vanished = still < repo->nindex_files - loaded;
+	pv_log_debug("loaded %zu index files: %zu blobs in %zu packs", loaded, repo_index_count(idx),
 				 repo_index_pack_count(idx));
 done:
 	for (size_t i = 0; i < l.n; i++)
@@ -709,6 +806,7 @@ done:
 int
 repo_index_get(Repo *repo, RepoIndex **out)
 {
+	bool vanished;
 	int rc = 0;
 
 	pthread_mutex_lock(&repo->index_mu);
@@ -716,13 +814,43 @@ repo_index_get(Repo *repo, RepoIndex **out)
 	{
 		RepoIndex *idx = repo_index_new();
 
-		if ((rc = index_load(repo, idx)) < 0)
+		if ((rc = index_load_new(repo, idx, &vanished)) < 0)
+		{
 			repo_index_free(idx);
+			for (size_t i = 0; i < repo->nindex_files; i++)
+				pv_free(repo->index_files[i]);
+			repo->nindex_files = 0;
+		}
 		else
 			repo->index = idx;
 	}
 	*out = repo->index;
 	pthread_mutex_unlock(&repo->index_mu);
+	return rc;
+}
+
+int
+repo_index_refresh(Repo *repo)
+{
+	RepoIndex *idx;
+	bool vanished = false;
+	bool fresh;
+	int rc;
+
+	pthread_mutex_lock(&repo->index_mu);
+	fresh = repo->index == NULL;
+	pthread_mutex_unlock(&repo->index_mu);
+	if ((rc = repo_index_get(repo, &idx)) < 0 || fresh)
+		return rc;
+	pthread_mutex_lock(&repo->index_mu);
+	rc = index_load_new(repo, idx, &vanished);
+	pthread_mutex_unlock(&repo->index_mu);
+	if (rc == 0 && vanished)
+	{
+		rc = pv_error_set(PV_ERETRY, "index files of repository '%s' were replaced since this process "
+						  "read them (a prune ran)", storage_url(repo->st));
+		pv_error_hint("open the repository again to see the current index");
+	}
 	return rc;
 }
 
@@ -756,6 +884,9 @@ repo_index_flush(Repo *repo)
 								 storage_url(repo->st));
 			break;
 		}
+		pthread_mutex_lock(&repo->index_mu);
+		index_file_remember(repo, key);	/* its entries are in memory already */
+		pthread_mutex_unlock(&repo->index_mu);
 	}
 	/* A partly written set is handed back whole: rewriting an entry twice is harmless. */
 	repo_index_flush_end(idx, f, rc == 0);

@@ -98,6 +98,16 @@ const char *repo_hostname(const Repo *repo);
 int repo_index_get(Repo *repo, RepoIndex **out);
 
 /*
+ * Load index files written since the index was loaded (other processes'
+ * backups), so dedup sees their chunks.  Call it holding a repository lock:
+ * if an index file loaded earlier has disappeared, a prune ran and the
+ * in-memory index may name deleted packs; that is PV_ERETRY ("open the
+ * repository again").  A long-lived process (the daemon) must not write a
+ * backup without this check.  Loads the index if it was not loaded yet.
+ */
+int repo_index_refresh(Repo *repo);
+
+/*
  * Write every pack this process added to the index but no index file lists
  * yet into new index files (format rule 2).  Serialised: when it returns 0,
  * every pack flushed before the call is in a durable index file, whichever

@@ -32,6 +32,7 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,8 +335,21 @@ backups_choose(Verify *v)
 			char id[REPO_BACKUP_ID_LEN + 1];
 			bool dup = false;
 
+			char key[16 + REPO_BACKUP_ID_LEN];
+			bool exists = false;
+
 			if ((rc = repo_manifest_resolve(v->repo, v->opts->backups[i], NULL, NULL, id)) < 0)
 				goto done;
+			/* a full id resolves to itself: make sure there is such a backup */
+			snprintf(key, sizeof(key), "snapshots/%s", id);
+			if ((rc = storage_exists(repo_storage(v->repo), key, &exists)) < 0)
+				goto done;
+			if (!exists)
+			{
+				rc = pv_error_set(PV_ENOTFOUND, "no backup '%s' in repository '%s'", id,
+								  repo_url(v->repo));
+				goto done;
+			}
 			for (size_t k = 0; k < n; k++)
 				dup = dup || strcmp(ids[k], id) == 0;
 			if (!dup)
@@ -719,7 +733,8 @@ repo_verify_report_json(const RepoVerifyReport *r)
 
 		json_object_set_new(jb, "id", json_string(b->id));
 		json_object_set_new(jb, "kind", b->kind ? json_string(b->kind) : json_null());
-		json_object_set_new(jb, "source", b->source ? json_string(b->source) : json_null());
+		json_object_set_new(jb, "source", b->source && b->source[0] ? json_string(b->source)
+							: json_null());
 		json_object_set_new(jb, "status", json_string(b->damaged ? "damaged" : "ok"));
 		json_object_set_new(jb, "items", json_integer((json_int_t) b->items));
 		json_object_set_new(jb, "chunks", json_integer((json_int_t) b->chunks));

@@ -156,6 +156,7 @@ struct RepoWriter
 	PvPool *pool;
 	RepoPackWriter *data_packs;
 	RepoPackWriter *tree_packs;
+	RepoIndex *idx;				/* the repository's, loaded at new */
 	RepoLock *lock;
 	bool own_lock;
 
@@ -267,12 +268,11 @@ job_run(void *arg)
 {
 	Job *job = arg;
 	RepoWriter *w = job->w;
-	RepoIndex *idx;
 	RepoIndexHit hit;
 	Buf stored = PV_BUF_INIT;
 	uint8_t codec = 0;
 	bool fresh;
-	int rc;
+	int rc = 0;
 
 	if (atomic_load(&w->aborting))
 		return 0;
@@ -288,9 +288,7 @@ job_run(void *arg)
 	pthread_mutex_unlock(&w->mu);
 	if (!fresh)
 		return 0;	/* another chunk of this backup, stored or being stored */
-	if ((rc = repo_index_get(w->repo, &idx)) < 0)
-		goto done;
-	if (repo_index_lookup(idx, job->id, &hit))
+	if (repo_index_lookup(w->idx, job->id, &hit))
 	{
 		pthread_mutex_lock(&w->mu);
 		if (job->type == REPO_BLOB_DATA)
@@ -403,7 +401,6 @@ repo_writer_new(RepoWriter **out, Repo *repo, const RepoWriterOpts *opts)
 {
 	RepoWriter *w = NULL;
 	RepoChunkerParams tp;
-	RepoIndex *idx;
 	int rc;
 
 	*out = NULL;
@@ -411,10 +408,6 @@ repo_writer_new(RepoWriter **out, Repo *repo, const RepoWriterOpts *opts)
 		return pv_error_set(PV_EUSAGE, "a backup needs a kind");
 	if (opts->parent != NULL && !repo_backup_id_valid(opts->parent))
 		return pv_error_set(PV_EUSAGE, "parent '%s' is not a backup id", opts->parent);
-	/* Load the index before anything else: dedup needs it and a damaged one should stop us early. */
-	if ((rc = repo_index_get(repo, &idx)) < 0)
-		return rc;
-
 	w = PV_NEW(RepoWriter);
 	w->repo = repo;
 	w->start = pv_time_now();
@@ -447,6 +440,12 @@ repo_writer_new(RepoWriter **out, Repo *repo, const RepoWriterOpts *opts)
 			goto done;
 		w->own_lock = true;
 	}
+	/*
+	 * Under the lock, so no prune deletes what dedup will rely on: load (or
+	 * bring up to date) the index, and refuse one a prune made stale.
+	 */
+	if ((rc = repo_index_refresh(repo)) < 0 || (rc = repo_index_get(repo, &w->idx)) < 0)
+		goto done;
 	w->pool = pv_pool_new(opts->jobs, 0);
 	w->data_packs = repo_pack_writer_new(repo, opts->pack_size, 0);
 	w->tree_packs = repo_pack_writer_new(repo, opts->pack_size, 0);

@@ -18,7 +18,8 @@
  * bounded whatever the input size: per writer about
  * (2 * jobs + open items) chunks in flight plus (1 + 2) packs, plus the
  * list of chunk ids of the items still open and one set of the ids this
- * backup references (about 40 bytes per distinct chunk).
+ * backup references (about 50 bytes per distinct chunk: 2 MB for 40 GiB of
+ * 1 MiB chunks).
  *
  * Threads: items may be written concurrently, one item per thread; the
  * other calls (new, commit, abort, free) belong to one thread and need every

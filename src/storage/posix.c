@@ -193,8 +193,10 @@ posix_writer_publish(PosixWriter *pw)
 
 		if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS)
 		{
-			/* uncovered: the test machines' filesystems all have hard links */
-			/* No hard links here (some FUSE and SMB mounts): the same guarantee from the kernel. */
+			/*
+			 * No hard links here (some FUSE and SMB mounts): renameat2 gives the
+			 * same guarantee.  uncovered: the test machines' filesystems have links.
+			 */
 			if (renameat2(AT_FDCWD, pw->tmp, AT_FDCWD, pw->path, RENAME_NOREPLACE) == 0)
 			{
 				pv_free(pw->tmp);
@@ -291,8 +293,9 @@ posix_open_read(PosixStorage *ps, const char *key, int *out_fd, uint64_t *out_si
 	int fd;
 	int rc = 0;
 
+	/* O_NONBLOCK: a FIFO placed in the repository must not hang us; it is no object anyway. */
 	do
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 	{

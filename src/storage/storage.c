@@ -9,6 +9,8 @@
  * as its driver.
  */
 #include "storage/storage_driver.h"
+#include "storage/azure.h"
+#include "storage/s3.h"
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -17,6 +19,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -148,10 +151,10 @@ storage_flags_check(int flags)
 
 /* ---- opening by URL ---- */
 
-/* A driver's open function gets the part after "scheme://" and the whole URL. */
-typedef int (*StorageOpenFn) (Storage **out, const char *rest, const char *url);
+/* A driver's open function gets the part after "scheme://", the whole URL and the settings (may be NULL). */
+typedef int (*StorageOpenFn) (Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts);
 
-static int storage_file_open(Storage **out, const char *rest, const char *url);
+static int storage_file_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts);
 
 /*
  * The registry.  An entry with open == NULL is a known type whose driver is
@@ -164,9 +167,9 @@ static const struct
 	StorageOpenFn open;
 } storage_schemes[] = {
 	{"file", storage_file_open},
-	{"s3", NULL},
-	{"gs", NULL},
-	{"azure", NULL},
+	{"s3", storage_s3_open},
+	{"gs", storage_gs_open},
+	{"azure", storage_azure_open},
 };
 
 #define STORAGE_URL_HINT "a repository is a path, file:///path, s3://bucket/prefix, gs://bucket/prefix " \
@@ -199,7 +202,7 @@ storage_hex_digit(char c)
 
 /* "file:///abs/path" or "file://localhost/abs/path", %XX escapes decoded. */
 static int
-storage_file_open(Storage **out, const char *rest, const char *url)
+storage_file_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts)
 {
 	Buf path = PV_BUF_INIT;
 	int rc = 0;
@@ -252,8 +255,26 @@ storage_scheme_len(const char *url)
 	return strncmp(url + i, "://", 3) == 0 ? i : 0;
 }
 
+const char *
+storage_opts_get(const StorageOpenOpts *opts, const char *key, const char *env)
+{
+	const char *v = NULL;
+
+	if (opts != NULL && opts->lookup != NULL)
+		v = opts->lookup(key, opts->payload);
+	if ((v == NULL || v[0] == '\0') && env != NULL)
+		v = getenv(env);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
 int
 storage_open(Storage **out, const char *url)
+{
+	return storage_open_opts(out, url, NULL);
+}
+
+int
+storage_open_opts(Storage **out, const char *url, const StorageOpenOpts *opts)
 {
 	size_t slen;
 
@@ -279,7 +300,7 @@ storage_open(Storage **out, const char *url)
 			pv_error_hint("this pgvault supports local and file:// repositories only");
 			return PV_EUSAGE;
 		}
-		return storage_schemes[i].open(out, url + slen + 3, url);
+		return storage_schemes[i].open(out, url + slen + 3, url, opts);
 	}
 	pv_error_set(PV_EUSAGE, "unknown storage type '%.*s' in '%s'", (int) slen, url, url);
 	pv_error_hint(STORAGE_URL_HINT);

@@ -50,12 +50,33 @@ enum
 
 /*
  * Open a repository location by URL: "/abs/path", "file:///abs/path", a
- * relative path (made absolute against the current directory), later
- * "s3://..", "gs://..", "azure://..".  The posix driver creates nothing on
+ * relative path (made absolute against the current directory),
+ * "s3://bucket/prefix", "gs://bucket/prefix" (S3 drivers, s3.h) or
+ * "azure://container/prefix" (azure.h).  The posix driver creates nothing on
  * open (init does mkdir).  PV_EUSAGE for an unknown scheme, or one this
  * build has no driver for.
  */
 int storage_open(Storage **out, const char *url);
+
+/*
+ * Settings for drivers that need more than a URL: object stores want
+ * credentials, an endpoint, a CA file.  lookup(key, payload) answers a
+ * configuration key of a [repo:NAME] section ("s3-region", "azure-key";
+ * see options.def) with its value, or NULL when unset; values are lent
+ * until storage_open_opts returns (drivers copy what they keep).  Keys a
+ * lookup does not answer fall back to the environment the cloud's own CLI
+ * reads (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, ...), which is all that
+ * storage_open (opts NULL) uses.
+ */
+typedef const char *(*StorageOptLookupFn) (const char *key, void *payload);
+typedef struct StorageOpenOpts
+{
+	StorageOptLookupFn lookup;	/* NULL: environment only */
+	void *payload;
+} StorageOpenOpts;
+
+/* storage_open with settings; opts may be NULL (the same as storage_open). */
+int storage_open_opts(Storage **out, const char *url, const StorageOpenOpts *opts);
 void storage_free(Storage *st);	/* NULL ok */
 /* The location in canonical form (an absolute path for local storage); lent. */
 const char *storage_url(const Storage *st);

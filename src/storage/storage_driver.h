@@ -61,6 +61,13 @@ void *storage_driver(const Storage *st);
 /* Check a list prefix: "" or a key prefix obeying the key rules (a trailing '/' is fine). */
 int storage_prefix_check(const char *prefix);
 
+/*
+ * A driver setting: opts->lookup(key) when it answers, else the
+ * environment variable env (when not NULL and set non-empty), else NULL.
+ * Lent: valid until storage_open_opts returns.
+ */
+const char *storage_opts_get(const StorageOpenOpts *opts, const char *key, const char *env);
+
 /* ---- built-in drivers ---- */
 
 /* The posix driver on directory root (absolute, tidy: see pv_fs_path_absolute).  Creates nothing. */

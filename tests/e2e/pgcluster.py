@@ -134,9 +134,8 @@ def free_port():
 
 
 def clean_env(extra=None):
-    """os.environ without PG* and PGVAULT_* variables, plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PG") and not k.startswith("PGVAULT_")}
+    """os.environ without PG* variables (PGVAULT_* included), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.setdefault("LC_ALL", "C.UTF-8")
     if extra:
         env.update(extra)
@@ -290,6 +289,7 @@ def destroy_all():
             if not os.environ.get("PGVAULT_TEST_KEEP"):
                 shutil.rmtree(_session_dir, ignore_errors=True)
             _session_dir = None
+            _templates.clear()  # they lived in the session directory
         if _watchdog is not None:
             if _watchdog.poll() is None:
                 _watchdog.kill()

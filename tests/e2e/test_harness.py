@@ -1,6 +1,7 @@
 """test_harness.py: the cluster fixtures do what the other tests rely on."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -177,7 +178,10 @@ def test_interrupted_pytest_leaves_no_server(pg_bindir, tmp_path, sig):
                           "-p", "no:cacheprovider", str(tmp_path)],
                          cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True,
-                         env=pgcluster.clean_env())
+                         env=pgcluster.clean_env(),
+                         # a non-interactive parent may ignore SIGINT
+                         preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                          signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not os.path.exists(pidfile) or not open(pidfile).read():
@@ -187,7 +191,7 @@ def test_interrupted_pytest_leaves_no_server(pg_bindir, tmp_path, sig):
         pid, basedir = open(pidfile).read().split()
         pid = int(pid)
         assert pgcluster._pid_alive(pid)
-        p.send_signal(getattr(__import__("signal"), sig))
+        p.send_signal(getattr(signal, sig))
         out = p.communicate(timeout=60)[0]
     finally:
         if p.poll() is None:

@@ -234,6 +234,8 @@ test_get_range(void **state)
 	buf_free(&out);
 }
 
+static void check_list(Storage *st, const char *prefix, const char *expect);
+
 static void
 test_stat_and_missing(void **state)
 {
@@ -254,6 +256,17 @@ test_stat_and_missing(void **state)
 	assert_pv_error(storage_stat(f->st, "dir/file/x", &info), PV_ENOTFOUND, "object 'dir/file/x' not found");
 	assert_int_equal(storage_exists(f->st, "dir", &ex), 0);
 	assert_false(ex);
+
+	/* Nor is a FIFO, and reading one must not hang. */
+	{
+		char *fifo = pv_fs_path_join(f->root, "dir/fifo");
+
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		assert_pv_error(storage_get(f->st, "dir/fifo", &out), PV_ENOTFOUND, "object 'dir/fifo' not found");
+		assert_pv_error(storage_stat(f->st, "dir/fifo", &info), PV_ENOTFOUND, "object 'dir/fifo' not found");
+		check_list(f->st, "dir/", "dir/file");
+		pv_free(fifo);
+	}
 	assert_int_equal(out.len, 0);
 	buf_free(&out);
 }

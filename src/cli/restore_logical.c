@@ -1,0 +1,225 @@
+/*
+ * restore_logical.c (cli): "pgvault restore ID --target-db NAME", the
+ * restore of a logical backup into a database (src/pg/logical).  Reached
+ * from cli_restore() when --target-db (or --logical) is on the command line.
+ */
+#include "cli/cli.h"
+#include "cli/logical.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/units.h"
+#include "pg/logical/logical.h"
+#include "repo/lock.h"
+#include "repo/repo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help_text[] =
+	"pgvault restore (logical): restore a logical backup into a database\n\n"
+	"Usage:\n  pgvault restore ID --target-db NAME [OPTIONS]\n\n"
+	"ID is a backup id, a unique prefix of one, or 'latest'.  A missing target\n"
+	"database is created with the source's encoding, locale and owner; an\n"
+	"existing one must be empty unless --clean.  Order: schema (pre-data), rows\n"
+	"in parallel, sequences, large objects, indexes and constraints in parallel\n"
+	"(post-data), materialized views, ANALYZE.  If anything fails the restore\n"
+	"stops and says where; a database it created is dropped again.\n\n"
+	"Options:\n"
+	"  --target-db=NAME         the database to restore into (default: -d's name,\n"
+	"                           else the backed-up database's name)\n"
+	"  --clean                  drop the backup's objects first (implies IF EXISTS)\n"
+	"  --if-exists              accepted for pg_restore compatibility\n"
+	"  --terminate-connections  end other sessions on the target database\n"
+	"  -O, --no-owner           do not restore ownership\n"
+	"  -x, --no-privileges      do not restore grants\n"
+	"  -s, --schema-only        definitions only\n"
+	"  -a, --data-only          rows, sequences and large objects into existing tables\n"
+	"  --no-analyze             skip the final ANALYZE\n"
+	"  -j, --jobs=N             parallel connections (default 2, or 'jobs' setting)\n"
+	"  --no-progress            no progress line on a terminal\n\n"
+	"Connection options say which server; the maintenance connection (to create\n"
+	"or drop the database) goes to the 'postgres' database.\n\n"
+	"Examples:\n"
+	"  pgvault restore latest --target-db shop_copy -h db2\n"
+	"  pgvault restore 20261122T023900Z --target-db shop --clean --terminate-connections\n"
+	"  pgvault restore latest --target-db shop_test -j 4 --no-owner --json\n";
+
+enum
+{
+	OPT_TARGET_DB = CLI_OPT_FIRST_COMMAND + 50,
+	OPT_LOGICAL,
+	OPT_CLEAN,
+	OPT_IF_EXISTS,
+	OPT_TERMINATE,
+	OPT_NO_ANALYZE,
+	OPT_NO_PROGRESS,
+};
+
+bool
+cli_restore_logical_wanted(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--logical") == 0 || strcmp(argv[i], "--target-db") == 0 ||
+			strncmp(argv[i], "--target-db=", 12) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+summary_print(bool json, const PgLogicalRestoreResult *r)
+{
+	char size[32], took[32];
+
+	if (json)
+	{
+		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+							  "id", r->id, "database", r->database, "created", r->created,
+							  "tables", (json_int_t) r->tables, "parts", (json_int_t) r->parts,
+							  "rows", (json_int_t) r->rows, "sequences", (json_int_t) r->sequences,
+							  "large_objects", (json_int_t) r->large_objects, "bytes", (json_int_t) r->bytes,
+							  "duration_ms", (json_int_t) r->elapsed_ms);
+
+		pv_json_dump(stdout, j);
+		json_decref(j);
+		return;
+	}
+	printf("restored backup %s into %sdatabase '%s': %llu tables (%llu rows, %s), %llu sequences,"
+		   " %llu large objects in %s\n", r->id, r->created ? "new " : "", r->database,
+		   (unsigned long long) r->tables, (unsigned long long) r->rows,
+		   pv_size_format(size, sizeof(size), r->bytes), (unsigned long long) r->sequences,
+		   (unsigned long long) r->large_objects, pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
+}
+
+int
+cli_restore_logical(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS, CLI_CONN_LONGOPTS,
+		{"target-db", required_argument, NULL, OPT_TARGET_DB},
+		{"logical", no_argument, NULL, OPT_LOGICAL},
+		{"clean", no_argument, NULL, OPT_CLEAN},
+		{"if-exists", no_argument, NULL, OPT_IF_EXISTS},
+		{"terminate-connections", no_argument, NULL, OPT_TERMINATE},
+		{"no-owner", no_argument, NULL, 'O'},
+		{"no-privileges", no_argument, NULL, 'x'},
+		{"schema-only", no_argument, NULL, 's'},
+		{"data-only", no_argument, NULL, 'a'},
+		{"no-analyze", no_argument, NULL, OPT_NO_ANALYZE},
+		{"jobs", required_argument, NULL, 'j'},
+		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{NULL, 0, NULL, 0},
+	};
+	CliCommon common = {0};
+	PgLogicalRestoreOpts o = {.progress = true};
+	PgLogicalRestoreResult res;
+	CfgSection *source = NULL;
+	const char *jobs = NULL;
+	PvConfig *cfg = NULL;
+	Repo *repo = NULL;
+	RepoLock *lock = NULL;
+	int opt, rc, status;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, ":" CLI_CONN_SHORTOPTS "j:Oxsa", longopts, NULL)) != -1)
+	{
+		if (cli_common_option(&common, opt, optarg))
+			continue;
+		switch (opt)
+		{
+			case OPT_TARGET_DB:
+				o.target_db = optarg;
+				break;
+			case OPT_LOGICAL:
+				break;
+			case OPT_CLEAN:
+				o.clean = true;
+				break;
+			case OPT_IF_EXISTS:
+				o.if_exists = true;
+				break;
+			case OPT_TERMINATE:
+				o.terminate = true;
+				break;
+			case 'O':
+				o.no_owner = true;
+				break;
+			case 'x':
+				o.no_privileges = true;
+				break;
+			case 's':
+				o.schema_only = true;
+				break;
+			case 'a':
+				o.data_only = true;
+				break;
+			case OPT_NO_ANALYZE:
+				o.no_analyze = true;
+				break;
+			case 'j':
+				jobs = optarg;
+				break;
+			case OPT_NO_PROGRESS:
+				o.progress = false;
+				break;
+			default:
+				return cli_bad_option("restore", argv, opt);
+		}
+	}
+	if (common.help)
+	{
+		cli_print_help(help_text, true);
+		return 0;
+	}
+	if (optind >= argc)
+		return cli_usage_error("restore", "which backup? give its id, or 'latest'");
+	o.backup = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
+	if (o.schema_only && o.data_only)
+		return cli_usage_error("restore", "options --schema-only and --data-only cannot be used together");
+	if (o.target_db != NULL && o.target_db[0] == '\0')
+		return cli_usage_error("restore", "--target-db must not be empty");
+	if (jobs != NULL)
+	{
+		char *end;
+		long v = strtol(jobs, &end, 10);
+
+		if (*jobs == '\0' || *end != '\0' || v < 1 || v > 256)
+			return cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
+		o.jobs = (int) v;
+	}
+	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_conn_opts(&o.conn, &source, &common, cfg)) < 0 ||
+		(rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
+		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "restore"})) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	if (o.jobs == 0)
+		o.jobs = cfg_int(cfg, NULL, "jobs") > 0 ? (int) cfg_int(cfg, NULL, "jobs") : 2;
+	o.conn.application_name = "pgvault restore";
+	o.bindir = source ? cfg_str(cfg, source, "bindir") : NULL;
+	o.repo = repo;
+	if ((rc = pglogical_restore(&res, &o)) < 0)
+	{
+		pv_error_prefix(rc, "restore of backup %s failed", res.id[0] ? res.id : o.backup);
+		status = cli_fail(rc);
+		goto done;
+	}
+	summary_print(common.json, &res);
+	status = 0;
+done:
+	repo_lock_release(lock);
+	repo_free(repo);
+	cfg_free(cfg);
+	return status;
+}

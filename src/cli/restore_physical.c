@@ -1,0 +1,335 @@
+/*
+ * restore_physical.c (cli): "pgvault restore ID|latest --pgdata DIR", a
+ * physical backup back into a data directory, with point-in-time recovery
+ * settings.  The work is pgphys_backup_pick() and pgphys_restore()
+ * (src/pg/physical/restore.c); this file parses options, builds the
+ * restore_command the restored server will run (this very binary, with the
+ * repository and configuration given here, so it works as the server's
+ * user), and prints the summary.
+ */
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/physical.h"
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/units.h"
+#include "pg/physical/restore.h"
+#include "repo/repo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help_text[] =
+	"pgvault restore --pgdata: restore a physical backup into a data directory\n\n"
+	"Usage:\n  pgvault restore ID|latest --pgdata DIR [TARGET] [OPTIONS]\n\n"
+	"Writes the backup's files into DIR (which must not exist or be empty, and\n"
+	"not hold a running server), tablespaces into their original locations,\n"
+	"then backup_label, recovery.signal and the recovery settings in\n"
+	"postgresql.auto.conf, with restore_command = 'pgvault archive-get ...'.\n"
+	"Start the server to recover: it replays the archived WAL up to the target\n"
+	"(default: all of it).  With 'latest' and a target, the newest backup that\n"
+	"ended before the target is chosen.\n\n"
+	"Target (at most one):\n"
+	"  --target-time=TIME       recover to this time ('2026-11-22 14:30:05',\n"
+	"                           '... Europe/Berlin', '...Z'; default zone: local)\n"
+	"  --target-lsn=LSN         recover to this WAL location (0/3000000)\n"
+	"  --target-xid=XID         recover to the commit of this transaction\n"
+	"  --target-name=NAME       recover to a restore point (pg_create_restore_point)\n"
+	"  --target-immediate       stop as soon as the backup is consistent\n\n"
+	"Options:\n"
+	"  --pgdata=DIR             the data directory to create (default: the\n"
+	"                           source's pgdata)\n"
+	"  --target-action=ACTION   at the target: promote, pause (server default) or\n"
+	"                           shutdown\n"
+	"  --target-timeline=TLI    latest (server default), current, or a number\n"
+	"  --target-exclusive       stop just before the target, not just after it\n"
+	"  --archive-mode=MODE      preserve (default) the backup's archive_mode, or\n"
+	"                           off: a test restore that must not archive into\n"
+	"                           the source's archive\n"
+	"  -j, --jobs=N             files written in parallel (default: one per core)\n\n"
+	"Examples:\n"
+	"  pgvault restore latest --pgdata /var/lib/postgresql/15/restored\n"
+	"  pgvault restore latest --pgdata /srv/pitr --target-time '2026-11-22 14:30' \\\n"
+	"                 --target-action promote\n"
+	"  pgvault restore 20261122T023900Z-a1b2c3 --pgdata /srv/check --target-immediate \\\n"
+	"                 --archive-mode off\n";
+
+enum
+{
+	OPT_PHYSICAL = CLI_OPT_FIRST_COMMAND,
+	OPT_PGDATA,
+	OPT_TIME,
+	OPT_LSN,
+	OPT_XID,
+	OPT_NAME,
+	OPT_IMMEDIATE,
+	OPT_ACTION,
+	OPT_TIMELINE,
+	OPT_EXCLUSIVE,
+	OPT_ARCHIVE_MODE,
+};
+
+bool
+cli_restore_physical_wanted(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--physical") == 0 || strcmp(argv[i], "--pgdata") == 0 ||
+			strncmp(argv[i], "--pgdata=", 9) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "'/usr/bin/pgvault' archive-get --repo URL [--config FILE]" */
+static char *
+archive_get_command(Repo *repo, const PvConfig *cfg)
+{
+	char *self = cli_self_path();
+	char *qself = pgphys_shell_quote(self);
+	char *qrepo = pgphys_shell_quote(repo_url(repo));
+	char *qcfg = NULL, *cfgabs = NULL;
+	char *cmd;
+
+	if (cfg->path != NULL && pv_fs_path_absolute(&cfgabs, cfg->path) == 0)
+		qcfg = pgphys_shell_quote(cfgabs);
+	pv_error_clear();
+	cmd = pv_asprintf("%s archive-get --repo %s%s%s", qself, qrepo, qcfg ? " --config " : "",
+					  qcfg ? qcfg : "");
+	pv_free(self);
+	pv_free(qself);
+	pv_free(qrepo);
+	pv_free(qcfg);
+	pv_free(cfgabs);
+	return cmd;
+}
+
+static void
+summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestoreResult *r,
+			  const PgPhysTarget *t)
+{
+	char *what = pgphys_target_describe(t);
+	char size[32], took[32];
+
+	if (json)
+	{
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", id, "kind",
+							  "physical", "pgdata", pgdata, "source", r->source, "target", what,
+							  "files", (json_int_t) r->files, "bytes", (json_int_t) r->bytes,
+							  "duration_ms", (json_int_t) r->duration_ms);
+
+		pv_json_dump(stdout, j);
+		json_decref(j);
+	}
+	else
+	{
+		printf("restored backup %s (physical%s%s, source %s) into %s: %llu files, %s in %s\n", id,
+			   r->pg_version_text[0] ? ", PostgreSQL " : "", r->pg_version_text,
+			   r->source[0] ? r->source : "default", pgdata, (unsigned long long) r->files,
+			   pv_size_format(size, sizeof(size), r->bytes),
+			   pv_elapsed_format(took, sizeof(took), r->duration_ms));
+		printf("start the server to recover to %s\n", what);
+	}
+	pv_free(what);
+}
+
+typedef struct Args
+{
+	CliCommon common;
+	const char *spec;
+	const char *pgdata;
+	const char *jobs;
+	const char *archive_mode;
+	PgPhysTarget target;
+	PgPhysTargetKind kind;
+	const char *value;
+} Args;
+
+/* Returns -1 to go on, else an exit status. */
+static int
+args_parse(Args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{"physical", no_argument, NULL, OPT_PHYSICAL},
+		{"pgdata", required_argument, NULL, OPT_PGDATA},
+		{"jobs", required_argument, NULL, 'j'},
+		{"target-time", required_argument, NULL, OPT_TIME},
+		{"target-lsn", required_argument, NULL, OPT_LSN},
+		{"target-xid", required_argument, NULL, OPT_XID},
+		{"target-name", required_argument, NULL, OPT_NAME},
+		{"target-immediate", no_argument, NULL, OPT_IMMEDIATE},
+		{"target-action", required_argument, NULL, OPT_ACTION},
+		{"target-timeline", required_argument, NULL, OPT_TIMELINE},
+		{"target-exclusive", no_argument, NULL, OPT_EXCLUSIVE},
+		{"archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE},
+		{NULL, 0, NULL, 0},
+	};
+	static const PgPhysTargetKind kinds[] = {
+		[OPT_TIME - OPT_TIME] = PGPHYS_TARGET_TIME, [OPT_LSN - OPT_TIME] = PGPHYS_TARGET_LSN,
+		[OPT_XID - OPT_TIME] = PGPHYS_TARGET_XID, [OPT_NAME - OPT_TIME] = PGPHYS_TARGET_NAME,
+		[OPT_IMMEDIATE - OPT_TIME] = PGPHYS_TARGET_IMMEDIATE,
+	};
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":j:", longopts, NULL)) != -1)
+	{
+		if (cli_common_option(&a->common, opt, optarg))
+			continue;
+		switch (opt)
+		{
+			case OPT_PHYSICAL:
+				break;
+			case OPT_PGDATA:
+				a->pgdata = optarg;
+				break;
+			case 'j':
+				a->jobs = optarg;
+				break;
+			case OPT_TIME:
+			case OPT_LSN:
+			case OPT_XID:
+			case OPT_NAME:
+			case OPT_IMMEDIATE:
+				if (a->kind != PGPHYS_TARGET_NONE)
+					return cli_usage_error("restore", "give only one recovery target");
+				a->kind = kinds[opt - OPT_TIME];
+				a->value = optarg;
+				break;
+			case OPT_ACTION:
+				a->target.action = optarg;
+				break;
+			case OPT_TIMELINE:
+				a->target.timeline = optarg;
+				break;
+			case OPT_EXCLUSIVE:
+				a->target.exclusive = true;
+				break;
+			case OPT_ARCHIVE_MODE:
+				a->archive_mode = optarg;
+				break;
+			default:
+				return cli_bad_option("restore", argv, opt);
+		}
+	}
+	if (a->common.help)
+	{
+		cli_print_help(help_text, false);
+		return 0;
+	}
+	if (optind == argc)
+		return cli_usage_error("restore", "which backup? give an id or 'latest'");
+	if (optind + 1 < argc)
+		return cli_usage_error("restore", "unexpected argument '%s'", argv[optind + 1]);
+	a->spec = argv[optind];
+	if (a->archive_mode != NULL && strcmp(a->archive_mode, "off") != 0 &&
+		strcmp(a->archive_mode, "preserve") != 0)
+		return cli_usage_error("restore", "--archive-mode must be 'off' or 'preserve', not '%s'",
+							   a->archive_mode);
+	return -1;
+}
+
+int
+cli_restore_physical(int argc, char **argv)
+{
+	Args a = {0};
+	PgPhysRestoreOpts o = {0};
+	PgPhysRestoreResult res;
+	PvConfig *cfg = NULL;
+	CfgSection *sec = NULL;
+	Repo *repo = NULL;
+	char id[REPO_BACKUP_ID_LEN + 1];
+	char *cmd = NULL, *pgdata = NULL;
+	const char *source = NULL;
+	int rc, status;
+
+	if ((status = args_parse(&a, argc, argv)) >= 0)
+		goto done;
+	if ((rc = cli_setup(&a.common, &cfg)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	if (a.kind != PGPHYS_TARGET_NONE &&
+		(rc = pgphys_target_set(&a.target, a.kind, a.value ? a.value : "",
+								cfg_str(cfg, NULL, "time-zone"))) < 0)
+	{
+		status = cli_usage_error("restore", "%s", pv_error_msg());
+		goto done;
+	}
+	if ((rc = pgphys_target_check(&a.target)) < 0)
+	{
+		status = cli_usage_error("restore", "%s", pv_error_msg());
+		goto done;
+	}
+	if (a.jobs != NULL)
+	{
+		char *end;
+		long v = strtol(a.jobs, &end, 10);
+
+		if (*a.jobs == '\0' || *end != '\0' || v < 0 || v > 256)
+		{
+			status = cli_usage_error("restore", "invalid number of jobs '%s' (0 to 256)", a.jobs);
+			goto done;
+		}
+		o.jobs = (int) v;
+	}
+	else
+		o.jobs = (int) cfg_int(cfg, NULL, "jobs");
+	if (a.common.source != NULL && (rc = cli_physical_source(&source, &sec, cfg, &a.common)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	if (a.pgdata == NULL && sec != NULL)
+		a.pgdata = cfg_str(cfg, sec, "pgdata");
+	if (a.pgdata == NULL)
+	{
+		status = cli_usage_error("restore", "where to? give --pgdata DIR");
+		goto done;
+	}
+	if ((rc = pv_fs_path_absolute(&pgdata, a.pgdata)) < 0 ||
+		(rc = pgphys_pgdata_check(pgdata)) < 0 ||
+		(rc = cli_repo_open(&repo, cfg, &a.common)) < 0 ||
+		(rc = pgphys_backup_pick(id, repo, a.spec, source,
+								 a.kind != PGPHYS_TARGET_NONE ? &a.target : NULL)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	if (repo_is_encrypted(repo) && cfg->path == NULL)
+		pv_log_warn("the repository is encrypted: the restored server's restore_command needs "
+					"the passphrase from a configuration file (passphrase-file); without one, "
+					"recovery finds no WAL");
+	cmd = archive_get_command(repo, cfg);
+	o.repo = repo;
+	o.backup_id = id;
+	o.pgdata = pgdata;
+	o.target = &a.target;
+	o.archive_get_command = cmd;
+	o.archive_off = a.archive_mode != NULL && strcmp(a.archive_mode, "off") == 0;
+	o.progress_ms = a.common.json ? -1 : 0;
+	if ((rc = pgphys_restore(&res, &o)) < 0)
+	{
+		pv_error_prefix(rc, "restore of backup %s into '%s' failed", id, pgdata);
+		status = cli_fail(rc);
+		goto done;
+	}
+	summary_print(a.common.json, id, pgdata, &res, &a.target);
+	status = 0;
+done:
+	pgphys_target_clear(&a.target);
+	repo_free(repo);
+	cfg_free(cfg);
+	pv_free(cmd);
+	pv_free(pgdata);
+	return status;
+}

@@ -1,0 +1,269 @@
+/*
+ * show.c (cli): "pgvault show ID", what a backup holds, for people.  For a
+ * logical backup that is what `pg_restore --list` would tell, summarised:
+ * the database and its snapshot, schemas, tables with rows and sizes,
+ * sequences, materialized views, large objects.  Other kinds show their
+ * manifest's summary.  --json prints the same as one object.
+ */
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/mem.h"
+#include "common/timeutil.h"
+#include "common/units.h"
+#include "pg/logical/logical.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char help_text[] =
+	"pgvault show: what a backup holds\n\n"
+	"Usage:\n  pgvault show ID [OPTIONS]\n\n"
+	"ID is a backup id, a unique prefix of one, or 'latest'.  For a logical backup:\n"
+	"the database, the instant of its snapshot, every schema, every table with its\n"
+	"rows, size and fingerprint, sequences with their values, materialized views\n"
+	"and large objects.  For other kinds: the manifest's summary.\n\n"
+	"Examples:\n"
+	"  pgvault show latest --repo /srv/pgvault\n"
+	"  pgvault show 20261122T023900Z-a1b2c3 --json | jq '.tables[] | select(.rows > 1000000)'\n";
+
+typedef struct ShowCtx
+{
+	json_t *tables, *sequences, *matviews, *schemas, *large_objects;
+} ShowCtx;
+
+static int
+collect(const json_t *e, void *payload)
+{
+	ShowCtx *c = payload;
+	const char *kind = json_string_value(json_object_get(e, "kind"));
+	const char *schema = json_string_value(json_object_get(e, "schema"));
+
+	if (kind == NULL)
+		return PV_OK;
+	if (schema != NULL)
+	{
+		bool seen = false;
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(c->schemas, i, v)
+			if (strcmp(json_string_value(v), schema) == 0)
+				seen = true;
+		if (!seen)
+			json_array_append_new(c->schemas, json_string(schema));
+	}
+	if (strcmp(kind, "table") == 0)
+	{
+		json_t *t = json_deep_copy(e);
+
+		json_object_del(t, "kind");
+		json_object_set_new(t, "parts", json_integer((json_int_t) json_array_size(json_object_get(e, "parts"))));
+		json_array_append_new(c->tables, t);
+	}
+	else if (strcmp(kind, "sequence") == 0)
+	{
+		json_t *t = json_deep_copy(e);
+
+		json_object_del(t, "kind");
+		json_array_append_new(c->sequences, t);
+	}
+	else if (strcmp(kind, "matview") == 0)
+	{
+		json_t *t = json_deep_copy(e);
+
+		json_object_del(t, "kind");
+		json_array_append_new(c->matviews, t);
+	}
+	else if (strcmp(kind, "large_objects") == 0)
+	{
+		json_decref(c->large_objects);
+		c->large_objects = json_deep_copy(e);
+		json_object_del(c->large_objects, "kind");
+	}
+	return PV_OK;
+}
+
+static json_int_t
+jint(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+static const char *
+jstr(const json_t *o, const char *k, const char *def)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : def;
+}
+
+static void
+print_text(const RepoManifest *m, const json_t *doc)
+{
+	const json_t *meta = repo_manifest_metadata(m);
+	const json_t *totals = repo_manifest_totals(m);
+	const json_t *snap = json_object_get(meta, "snapshot");
+	char t[PV_TIME_FORMAT_MAX], a[32], b[32], c[32];
+	size_t i;
+	json_t *v;
+
+	printf("backup     %s (%s)\n", repo_manifest_id(m), repo_manifest_kind(m));
+	if (repo_manifest_source(m)[0])
+		printf("source     %s\n", repo_manifest_source(m));
+	printf("host       %s\n", repo_manifest_host(m));
+	printf("started    %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_start_time(m)));
+	printf("finished   %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_stop_time(m)));
+	printf("size       %s, stored %s, new %s, %llu items\n",
+		   pv_size_format(a, sizeof(a), (uint64_t) jint(totals, "logical_bytes")),
+		   pv_size_format(b, sizeof(b), (uint64_t) jint(totals, "stored_bytes")),
+		   pv_size_format(c, sizeof(c), (uint64_t) jint(totals, "new_bytes")),
+		   (unsigned long long) repo_manifest_item_count(m));
+	if (strcmp(repo_manifest_kind(m), "logical") != 0)
+		return;
+	printf("database   %s (PostgreSQL %s, encoding %s, collate %s, ctype %s, owner %s)\n",
+		   jstr(meta, "database", "?"), jstr(meta, "server_version", "?"), jstr(meta, "encoding", "?"),
+		   jstr(meta, "collate", "?"), jstr(meta, "ctype", "?"), jstr(meta, "owner", "?"));
+	printf("snapshot   %s, LSN %s, txid snapshot %s\n", jstr(snap, "time", "?"), jstr(snap, "lsn", "?"),
+		   jstr(snap, "txid_snapshot", "?"));
+	if (json_is_true(json_object_get(meta, "schema_only")))
+		printf("contents   schema only\n");
+	else if (json_is_true(json_object_get(meta, "data_only")))
+		printf("contents   data only\n");
+
+	printf("\nschemas (%zu):", json_array_size(json_object_get(doc, "schemas")));
+	json_array_foreach(json_object_get(doc, "schemas"), i, v)
+		printf("%s %s", i ? "," : "", json_string_value(v));
+	printf("\n\ntables (%zu):\n", json_array_size(json_object_get(doc, "tables")));
+	printf("  %-40s %12s %10s %10s %5s  %s\n", "table", "rows", "data", "on disk", "parts", "fingerprint");
+	json_array_foreach(json_object_get(doc, "tables"), i, v)
+	{
+		char name[512];
+		bool data = json_is_true(json_object_get(v, "data"));
+
+		snprintf(name, sizeof(name), "%s.%s", jstr(v, "schema", "?"), jstr(v, "name", "?"));
+		if (data)
+			printf("  %-40s %12lld %10s %10s %5lld  %s\n", name, (long long) jint(v, "rows"),
+				   pv_size_format(a, sizeof(a), (uint64_t) jint(v, "bytes")),
+				   pv_size_format(b, sizeof(b), (uint64_t) jint(v, "size")), (long long) jint(v, "parts"),
+				   jstr(v, "fingerprint", ""));
+		else
+			printf("  %-40s %12s %10s %10s %5s  %s\n", name, "-", "-", "-", "-",
+				   strcmp(jstr(v, "relkind", ""), "p") == 0 ? "(partitioned: rows in its partitions)" : "(no data)");
+	}
+	printf("\nsequences (%zu):\n", json_array_size(json_object_get(doc, "sequences")));
+	json_array_foreach(json_object_get(doc, "sequences"), i, v)
+		printf("  %s.%s = %s%s\n", jstr(v, "schema", "?"), jstr(v, "name", "?"), jstr(v, "last_value", "?"),
+			   json_is_true(json_object_get(v, "is_called")) ? "" : " (not called)");
+	if (json_array_size(json_object_get(doc, "matviews")) > 0)
+	{
+		printf("\nmaterialized views (%zu):\n", json_array_size(json_object_get(doc, "matviews")));
+		json_array_foreach(json_object_get(doc, "matviews"), i, v)
+			printf("  %s.%s%s\n", jstr(v, "schema", "?"), jstr(v, "name", "?"),
+				   json_is_true(json_object_get(v, "populated")) ? "" : " (not populated)");
+	}
+	{
+		const json_t *lo = json_object_get(doc, "large_objects");
+
+		printf("\nlarge objects: %lld (%s)\n", (long long) jint(lo, "count"),
+			   pv_size_format(a, sizeof(a), (uint64_t) jint(lo, "bytes")));
+	}
+}
+
+int
+cli_show(int argc, char **argv)
+{
+	static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	CliCommon common = {0};
+	PvConfig *cfg = NULL;
+	Repo *repo = NULL;
+	RepoLock *lock = NULL;
+	RepoManifest *m = NULL;
+	ShowCtx c = {0};
+	json_t *doc = NULL;
+	const char *spec;
+	int opt, rc, status;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
+		if (!cli_common_option(&common, opt, optarg))
+			return cli_bad_option("show", argv, opt);
+	if (common.help)
+	{
+		cli_print_help(help_text, false);
+		return 0;
+	}
+	if (optind >= argc)
+		return cli_usage_error("show", "which backup? give its id, or 'latest'");
+	spec = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error("show", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
+		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "show"})) < 0 ||
+		(rc = repo_manifest_load(&m, repo, spec)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	c.tables = json_array();
+	c.sequences = json_array();
+	c.matviews = json_array();
+	c.schemas = json_array();
+	c.large_objects = json_pack("{s:i, s:i}", "count", 0, "bytes", 0);
+	if (strcmp(repo_manifest_kind(m), "logical") == 0 &&
+		(rc = pglogical_catalog_foreach(repo, m, collect, &c)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	{
+		char t1[PV_TIME_FORMAT_MAX], t2[PV_TIME_FORMAT_MAX];
+
+		doc = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:O, s:O, s:I}",
+						"id", repo_manifest_id(m), "kind", repo_manifest_kind(m),
+						"source", repo_manifest_source(m)[0] ? json_string(repo_manifest_source(m)) : json_null(),
+						"host", repo_manifest_host(m),
+						"start_time", pv_time_format_utc(t1, sizeof(t1), repo_manifest_start_time(m)),
+						"stop_time", pv_time_format_utc(t2, sizeof(t2), repo_manifest_stop_time(m)),
+						"metadata", (json_t *) repo_manifest_metadata(m),
+						"totals", (json_t *) repo_manifest_totals(m),
+						"items", (json_int_t) repo_manifest_item_count(m));
+	}
+	if (doc == NULL)
+	{
+		status = cli_fail(pv_error_set(PV_ECORRUPT, "backup '%s' has an unreadable manifest", spec));
+		goto done;
+	}
+	if (strcmp(repo_manifest_kind(m), "logical") == 0)
+	{
+		json_object_set(doc, "schemas", c.schemas);
+		json_object_set(doc, "tables", c.tables);
+		json_object_set(doc, "sequences", c.sequences);
+		json_object_set(doc, "matviews", c.matviews);
+		json_object_set(doc, "large_objects", c.large_objects);
+	}
+	if (common.json)
+		pv_json_dump(stdout, doc);
+	else
+		print_text(m, doc);
+	status = 0;
+done:
+	json_decref(doc);
+	json_decref(c.tables);
+	json_decref(c.sequences);
+	json_decref(c.matviews);
+	json_decref(c.schemas);
+	json_decref(c.large_objects);
+	repo_manifest_free(m);
+	repo_lock_release(lock);
+	repo_free(repo);
+	cfg_free(cfg);
+	return status;
+}

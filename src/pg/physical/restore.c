@@ -1,0 +1,599 @@
+/*
+ * restore.c: restore of a physical backup (see restore.h for the rules).
+ *
+ * Order: check the target directories; read the item list (names checked);
+ * create the directory, tablespace links and directories (sorted, so parents
+ * come first); write the files in parallel (one pool task per file, each
+ * through its own repository reader, fsynced); write backup_label,
+ * tablespace_map, recovery.signal and the settings; fsync the directories;
+ * finally pg_control (rule 3).
+ */
+#include "pg/physical/restore.h"
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/pool.h"
+#include "common/timeutil.h"
+#include "common/units.h"
+#include "repo/reader.h"
+#include "repo/repo.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WRITE_SIZE (1024u * 1024)
+#define PG_CONTROL_NAME "global/pg_control"
+
+/* ---- choosing the backup ---- */
+
+static int
+manifest_fits(RepoManifest *m, const char *source, const PgPhysTarget *t, char **why)
+{
+	if (strcmp(repo_manifest_kind(m), "physical") != 0)
+	{
+		*why = pv_asprintf("it is a %s backup", repo_manifest_kind(m));
+		return 0;
+	}
+	if (source != NULL && strcmp(repo_manifest_source(m), source) != 0)
+	{
+		*why = pv_asprintf("it is of source '%s'", repo_manifest_source(m));
+		return 0;
+	}
+	return t == NULL || pgphys_target_reachable(t, repo_manifest_metadata(m), why);
+}
+
+int
+pgphys_backup_pick(char out[REPO_BACKUP_ID_LEN + 1], Repo *repo, const char *spec,
+				   const char *source, const PgPhysTarget *target)
+{
+	char **ids = NULL, *why = NULL, *what = NULL;
+	size_t n = 0;
+	RepoManifest *m = NULL;
+	int rc;
+
+	if (strcmp(spec, "latest") != 0)
+	{
+		if ((rc = repo_manifest_load(&m, repo, spec)) < 0)
+			return rc;
+		if (!manifest_fits(m, NULL, target, &why))
+		{
+			what = target ? pgphys_target_describe(target) : pv_strdup("");
+			rc = pv_error_set(PV_EUSAGE, "backup %s cannot be restored to %s: %s",
+							  repo_manifest_id(m), what, why);
+			if (strcmp(repo_manifest_kind(m), "physical") == 0)
+				pv_error_hint("choose an older backup, or 'latest' to let pgvault choose");
+		}
+		else
+			snprintf(out, REPO_BACKUP_ID_LEN + 1, "%s", repo_manifest_id(m));
+		goto done;
+	}
+	if ((rc = repo_manifest_ids(repo, &ids, &n)) < 0)
+		return rc;
+	rc = PV_ENOTFOUND;
+	for (size_t i = n; i-- > 0;)
+	{
+		repo_manifest_free(m);
+		m = NULL;
+		pv_free(why);
+		why = NULL;
+		if ((rc = repo_manifest_load(&m, repo, ids[i])) == PV_ENOTFOUND)
+			continue;			/* expired meanwhile */
+		if (rc < 0)
+			goto done;
+		if (manifest_fits(m, source, target, &why))
+		{
+			snprintf(out, REPO_BACKUP_ID_LEN + 1, "%s", ids[i]);
+			goto done;
+		}
+		rc = PV_ENOTFOUND;
+	}
+	what = target ? pgphys_target_describe(target) : NULL;
+	rc = pv_error_set(PV_ENOTFOUND, "no physical backup%s%s%s in repository '%s'%s%s",
+					  source ? " of source '" : "", source ? source : "", source ? "'" : "",
+					  repo_url(repo), what ? " can reach " : "", what ? what : "");
+	if (what != NULL)
+		pv_error_hint("a backup can only recover to points after it ended; 'pgvault list' shows "
+					  "when each ended");
+done:
+	repo_manifest_ids_free(ids, n);
+	repo_manifest_free(m);
+	pv_free(why);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- the target directory ---- */
+
+int
+pgphys_pgdata_check(const char *dir)
+{
+	char *pidfile = pv_fs_path_join(dir, "postmaster.pid");
+	Buf pid = PV_BUF_INIT;
+	struct stat st;
+	DIR *d = NULL;
+	struct dirent *de;
+	int rc = 0;
+
+	if (stat(dir, &st) < 0)
+	{
+		if (errno != ENOENT)
+			rc = pv_error_errno(PV_EIO, errno, "cannot stat '%s'", dir);
+		goto done;
+	}
+	if (!S_ISDIR(st.st_mode))
+	{
+		rc = pv_error_set(PV_EREFUSED, "'%s' exists and is not a directory", dir);
+		goto done;
+	}
+	if (pv_fs_read_file(pidfile, &pid) == 0)
+	{
+		long p = strtol(buf_cstr(&pid), NULL, 10);
+
+		if (p > 0 && (kill((pid_t) p, 0) == 0 || errno == EPERM))
+		{
+			rc = pv_error_set(PV_EREFUSED, "a server is running in '%s' (postmaster pid %ld)",
+							  dir, p);
+			pv_error_hint("stop it first: restore never writes into a running cluster, and "
+						  "only into an empty directory");
+			goto done;
+		}
+	}
+	pv_error_clear();
+	if ((d = opendir(dir)) == NULL)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot open directory '%s'", dir);
+		goto done;
+	}
+	while ((de = readdir(d)) != NULL)
+	{
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		rc = pv_error_set(PV_EREFUSED, "directory '%s' is not empty", dir);
+		pv_error_hint("restore into a new or empty directory; if nothing in '%s' is needed any "
+					  "more, remove its contents first", dir);
+		break;
+	}
+done:
+	if (d != NULL)
+		closedir(d);
+	buf_free(&pid);
+	pv_free(pidfile);
+	return rc;
+}
+
+/* ---- items ---- */
+
+typedef struct ItemList
+{
+	RepoItem **v;
+	size_t n, cap;
+} ItemList;
+
+static RepoItem *
+item_copy(const RepoItem *it)
+{
+	RepoItem *c = PV_NEW(RepoItem);
+
+	*c = *it;
+	c->name = pv_strdup(it->name);
+	c->type = pv_strdup(it->type);
+	c->link = it->link ? pv_strdup(it->link) : NULL;
+	c->chunks = pv_malloc((it->nchunks ? it->nchunks : 1) * sizeof(RepoChunkRef));
+	memcpy(c->chunks, it->chunks, it->nchunks * sizeof(RepoChunkRef));
+	c->meta = it->meta ? json_incref(it->meta) : NULL;
+	return c;
+}
+
+static void
+items_free(ItemList *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		repo_item_free(l->v[i]);
+	pv_free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Names come from the repository: nothing may escape the target directory. */
+static bool
+name_safe(const char *name)
+{
+	const char *p = name;
+
+	if (name[0] == '\0' || name[0] == '/')
+		return false;
+	while (*p)
+	{
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return p[-1] != '/';
+}
+
+static int
+items_load(ItemList *out, Repo *repo, const RepoManifest *m)
+{
+	RepoItemIter *it = NULL;
+	const RepoItem *item;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = repo_item_iter_new(&it, repo, m)) < 0)
+		return rc;
+	while ((rc = repo_item_iter_next(it, &item)) == 0 && item != NULL)
+	{
+		if (!name_safe(item->name))
+		{
+			rc = pv_error_set(PV_ECORRUPT, "backup %s has an item named '%s', which would be "
+							  "written outside the data directory", repo_manifest_id(m), item->name);
+			break;
+		}
+		if (out->n == out->cap)
+		{
+			out->cap = out->cap ? out->cap * 2 : 1024;
+			out->v = pv_realloc(out->v, out->cap * sizeof(RepoItem *));
+		}
+		out->v[out->n++] = item_copy(item);
+	}
+	repo_item_iter_free(it);
+	if (rc < 0)
+		items_free(out);
+	return rc;
+}
+
+static int
+item_cmp(const void *a, const void *b)
+{
+	return strcmp((*(RepoItem *const *) a)->name, (*(RepoItem *const *) b)->name);
+}
+
+/* ---- the restore ---- */
+
+typedef struct Restore
+{
+	const PgPhysRestoreOpts *o;
+	RepoManifest *m;
+	pthread_mutex_t mu;
+	uint64_t files, bytes, bytes_total;
+	int64_t last_progress;
+} Restore;
+
+static void
+progress_note(Restore *r, uint64_t bytes)
+{
+	int64_t now = pv_time_monotonic_ms();
+	int64_t every = r->o->progress_ms == 0 ? 10000 : r->o->progress_ms;
+
+	pthread_mutex_lock(&r->mu);
+	r->files++;
+	r->bytes += bytes;
+	if (every > 0 && now - r->last_progress >= every)
+	{
+		char done[32], total[32];
+
+		r->last_progress = now;
+		pv_log_info("restore of %s: %s of %s (%d%%)", r->o->backup_id,
+					pv_size_format(done, sizeof(done), r->bytes),
+					pv_size_format(total, sizeof(total), r->bytes_total),
+					r->bytes_total ? (int) (r->bytes * 100 / r->bytes_total) : 100);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Stream an item's checked bytes into fd (or into mem when fd < 0). */
+static int
+item_read_into(Restore *r, const RepoItem *item, int fd, const char *path, Buf *mem)
+{
+	RepoReaderOpts ro = {.readahead = item->nchunks > 1 ? 0 : -1};
+	RepoReader *rd = NULL;
+	unsigned char *buf = pv_malloc(WRITE_SIZE);
+	uint64_t total = 0;
+	int rc;
+
+	if ((rc = repo_reader_open(&rd, r->o->repo, r->m, item, &ro)) < 0)
+		goto done;
+	for (;;)
+	{
+		size_t n;
+
+		if ((rc = repo_reader_read(rd, buf, WRITE_SIZE, &n)) < 0 || n == 0)
+			break;
+		total += n;
+		if (fd < 0)
+			buf_append(mem, buf, n);
+		else if ((rc = pv_fs_write_all(fd, buf, n)) < 0)
+		{
+			rc = pv_error_prefix(rc, "cannot write '%s'", path);
+			break;
+		}
+	}
+	if (rc == 0 && total != item->size)
+		rc = pv_error_set(PV_ECORRUPT, "item '%s' of backup %s gave %" PRIu64 " bytes instead of "
+						  "%" PRIu64, item->name, r->o->backup_id, total, item->size);
+done:
+	repo_reader_free(rd);
+	pv_free(buf);
+	return rc;
+}
+
+typedef struct FileTask
+{
+	Restore *r;
+	const RepoItem *item;
+} FileTask;
+
+static int
+file_task(void *arg)
+{
+	FileTask *t = arg;
+	const RepoItem *item = t->item;
+	char *path = pv_fs_path_join(t->r->o->pgdata, item->name);
+	mode_t mode = item->has_mode ? (mode_t) (item->mode & 07777) : 0600;
+	int fd, rc;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create '%s'", path);
+		goto done;
+	}
+	rc = item_read_into(t->r, item, fd, path, NULL);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = pv_error_errno(PV_EIO, errno, "cannot fsync '%s'", path);
+	if (rc == 0 && item->has_mode)
+	{
+		struct timespec ts[2] = {{item->mtime, 0}, {item->mtime, 0}};
+
+		(void) futimens(fd, ts);	/* only informational: a failure changes nothing */
+	}
+	close(fd);
+	if (rc == 0)
+		progress_note(t->r, item->size);
+done:
+	pv_free(path);
+	return rc;
+}
+
+/* A tablespace link pg_tblspc/<oid> -> its original location (rule 1 for it). */
+static int
+tablespace_create(const char *pgdata, const RepoItem *item)
+{
+	char *link = pv_fs_path_join(pgdata, item->name);
+	int rc;
+
+	if (item->link == NULL || item->link[0] != '/')
+	{
+		rc = pv_error_set(PV_ECORRUPT, "tablespace link '%s' has no absolute target", item->name);
+		goto done;
+	}
+	if ((rc = pgphys_pgdata_check(item->link)) < 0)
+	{
+		rc = pv_error_prefix(rc, "tablespace %s", item->name + 10);
+		goto done;
+	}
+	if ((rc = pv_fs_mkdir_p(item->link, 0700)) < 0)
+		goto done;
+	if (symlink(item->link, link) < 0)
+		rc = pv_error_errno(PV_EIO, errno, "cannot create link '%s'", link);
+done:
+	pv_free(link);
+	return rc;
+}
+
+/* Directories and links, parents first. */
+static int
+tree_create(Restore *r, ItemList *items)
+{
+	const char *pgdata = r->o->pgdata;
+	int rc;
+
+	if ((rc = pv_fs_mkdir_p(pgdata, 0700)) < 0)
+		return rc;
+	if (chmod(pgdata, 0700) < 0)
+		return pv_error_errno(PV_EIO, errno, "cannot chmod '%s'", pgdata);
+	qsort(items->v, items->n, sizeof(RepoItem *), item_cmp);
+	for (size_t i = 0; i < items->n && rc == 0; i++)
+	{
+		const RepoItem *it = items->v[i];
+		char *path;
+
+		if (strcmp(it->type, "dir") != 0 && strcmp(it->type, "symlink") != 0)
+			continue;
+		if (strcmp(it->type, "symlink") == 0 && strncmp(it->name, "pg_tblspc/", 10) == 0 &&
+			strchr(it->name + 10, '/') == NULL)
+		{
+			rc = tablespace_create(pgdata, it);
+			continue;
+		}
+		path = pv_fs_path_join(pgdata, it->name);
+		if (strcmp(it->type, "dir") == 0)
+		{
+			if (mkdir(path, it->has_mode ? (mode_t) (it->mode & 07777) | 0700 : 0700) < 0 &&
+				errno != EEXIST)
+				rc = pv_error_errno(PV_EIO, errno, "cannot create directory '%s'", path);
+		}
+		else if (it->link == NULL || symlink(it->link, path) < 0)
+			rc = pv_error_errno(PV_EIO, it->link ? errno : EINVAL, "cannot create link '%s'", path);
+		pv_free(path);
+	}
+	return rc;
+}
+
+static int
+files_write(Restore *r, ItemList *items, const RepoItem **control)
+{
+	PvPool *pool = pv_pool_new(r->o->jobs, 0);
+	FileTask *tasks = pv_calloc(items->n ? items->n : 1, sizeof(FileTask));
+	int rc = 0, wrc;
+
+	*control = NULL;
+	for (size_t i = 0; i < items->n; i++)
+		if (strcmp(items->v[i]->type, "file") == 0)
+			r->bytes_total += items->v[i]->size;
+	for (size_t i = 0; i < items->n && rc == 0; i++)
+	{
+		if (strcmp(items->v[i]->type, "file") != 0)
+			continue;
+		if (strcmp(items->v[i]->name, PG_CONTROL_NAME) == 0)
+		{
+			*control = items->v[i];
+			continue;
+		}
+		tasks[i] = (FileTask) {r, items->v[i]};
+		rc = pv_pool_submit(pool, file_task, &tasks[i]);
+	}
+	wrc = pv_pool_wait(pool);
+	pv_pool_free(pool);
+	pv_free(tasks);
+	if (rc == 0)
+		rc = wrc;
+	if (rc == 0 && *control == NULL)
+		rc = pv_error_set(PV_ECORRUPT, "backup %s has no %s", r->o->backup_id, PG_CONTROL_NAME);
+	return rc;
+}
+
+static int
+file_put(const char *pgdata, const char *name, const char *text)
+{
+	char *path = pv_fs_path_join(pgdata, name);
+	int rc = pv_fs_write_atomic(path, text, strlen(text), 0600);
+
+	pv_free(path);
+	return rc;
+}
+
+/* backup_label, tablespace_map, recovery.signal, postgresql.auto.conf. */
+static int
+recovery_files_write(Restore *r)
+{
+	const json_t *md = repo_manifest_metadata(r->m);
+	const char *label = json_string_value(json_object_get(md, "backup_label"));
+	const char *map = json_string_value(json_object_get(md, "tablespace_map"));
+	const char *src = repo_manifest_source(r->m);
+	PgPhysTarget none = {0};
+	char *auto_path = pv_fs_path_join(r->o->pgdata, "postgresql.auto.conf");
+	char *qsrc = pgphys_shell_quote(src[0] ? src : "default");
+	char *cmd = pv_asprintf("%s --source %s %%f %%p", r->o->archive_get_command, qsrc);
+	Buf old = PV_BUF_INIT, block = PV_BUF_INIT, merged = PV_BUF_INIT;
+	int rc;
+
+	if (label == NULL || label[0] == '\0')
+	{
+		rc = pv_error_set(PV_ECORRUPT, "backup %s has no backup_label in its manifest",
+						  r->o->backup_id);
+		goto done;
+	}
+	if ((rc = file_put(r->o->pgdata, "backup_label", label)) < 0 ||
+		(map != NULL && map[0] != '\0' && (rc = file_put(r->o->pgdata, "tablespace_map", map)) < 0) ||
+		(rc = file_put(r->o->pgdata, "recovery.signal", "")) < 0)
+		goto done;
+	rc = pv_fs_read_file(auto_path, &old);
+	if (rc < 0 && rc != PV_ENOTFOUND)
+		goto done;
+	pv_error_clear();
+	pgphys_recovery_settings(&block, r->o->target ? r->o->target : &none, cmd, r->o->archive_off,
+							 r->o->backup_id);
+	pgphys_auto_conf_merge(&merged, buf_cstr(&old), buf_cstr(&block));
+	rc = pv_fs_write_atomic(auto_path, merged.data, merged.len, 0600);
+done:
+	buf_free(&old);
+	buf_free(&block);
+	buf_free(&merged);
+	pv_free(auto_path);
+	pv_free(qsrc);
+	pv_free(cmd);
+	return rc;
+}
+
+/* fsync every directory (their entries), then write pg_control (rule 3). */
+static int
+finish(Restore *r, ItemList *items, const RepoItem *control)
+{
+	Buf data = PV_BUF_INIT;
+	char *path = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < items->n && rc == 0; i++)
+		if (strcmp(items->v[i]->type, "dir") == 0)
+		{
+			path = pv_fs_path_join(r->o->pgdata, items->v[i]->name);
+			rc = pv_fs_fsync_dir(path);
+			pv_free(path);
+			path = NULL;
+		}
+	if (rc == 0)
+		rc = pv_fs_fsync_dir(r->o->pgdata);
+	if (rc < 0)
+		goto done;
+	if ((rc = item_read_into(r, control, -1, NULL, &data)) < 0)
+		goto done;
+	path = pv_fs_path_join(r->o->pgdata, PG_CONTROL_NAME);
+	rc = pv_fs_write_atomic(path, data.data, data.len, 0600);
+	if (rc == 0)
+		progress_note(r, control->size);
+done:
+	buf_free(&data);
+	pv_free(path);
+	return rc;
+}
+
+int
+pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts)
+{
+	PgPhysRestoreOpts o = *opts;
+	Restore r = {.o = &o};
+	ItemList items = {0};
+	const RepoItem *control = NULL;
+	int64_t t0 = pv_time_monotonic_ms();
+	const char *v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (o.jobs <= 0)
+		o.jobs = pv_cpu_count();
+	pthread_mutex_init(&r.mu, NULL);
+	r.last_progress = t0;
+	if ((rc = pgphys_pgdata_check(o.pgdata)) < 0)
+		goto done;
+	if ((rc = repo_manifest_load(&r.m, o.repo, o.backup_id)) < 0)
+		goto done;
+	if (strcmp(repo_manifest_kind(r.m), "physical") != 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup %s is a %s backup, not a physical one", o.backup_id,
+						  repo_manifest_kind(r.m));
+		goto done;
+	}
+	snprintf(out->source, sizeof(out->source), "%s", repo_manifest_source(r.m));
+	if ((v = json_string_value(json_object_get(repo_manifest_metadata(r.m), "pg_version_text"))))
+		snprintf(out->pg_version_text, sizeof(out->pg_version_text), "%s", v);
+	if ((rc = items_load(&items, o.repo, r.m)) < 0)
+		goto done;
+	pv_log_detail("restore of %s: %zu items into '%s'", o.backup_id, items.n, o.pgdata);
+	if ((rc = tree_create(&r, &items)) < 0 || (rc = files_write(&r, &items, &control)) < 0 ||
+		(rc = recovery_files_write(&r)) < 0 || (rc = finish(&r, &items, control)) < 0)
+		goto done;
+	out->files = r.files;
+	out->bytes = r.bytes;
+	out->duration_ms = pv_time_monotonic_ms() - t0;
+done:
+	items_free(&items);
+	repo_manifest_free(r.m);
+	pthread_mutex_destroy(&r.mu);
+	return rc;
+}

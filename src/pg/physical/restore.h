@@ -1,0 +1,71 @@
+/*
+ * restore.h: restore of a physical backup into a data directory, ready for
+ * the server to start and recover (recovery.signal, backup_label,
+ * tablespace_map and the recovery settings in postgresql.auto.conf).
+ *
+ * Safety rules:
+ *   1. The target directory must be absent or empty, and no server may be
+ *      running in it (postmaster.pid naming a live process): PV_EREFUSED.
+ *      Tablespace directories (their original locations) likewise.
+ *   2. Every byte comes through the repository reader, which checks every
+ *      chunk and each file's SHA-256 before the restore reports success.
+ *      Item names are not trusted: absolute names and ".." are refused.
+ *   3. global/pg_control is written last, atomically, after every other
+ *      file, backup_label and the settings are durable: a restore that
+ *      stops half-way leaves a directory no server starts in (no pg_control)
+ *      instead of one that starts and silently lacks files.
+ */
+#ifndef PV_PG_PHYSICAL_RESTORE_H
+#define PV_PG_PHYSICAL_RESTORE_H
+
+#include "pg/physical/recovery.h"
+#include "repo/manifest.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct Repo Repo;
+
+/*
+ * Choose the backup to restore: spec is an id (or unique prefix) or
+ * "latest".  With "latest", the newest physical backup (of source, when not
+ * NULL) that can reach the target (pgphys_target_reachable); with an id,
+ * that backup, which must be physical and able to reach the target.
+ * PV_ENOTFOUND naming the target when none can; PV_EUSAGE for a backup of
+ * another kind.
+ */
+int pgphys_backup_pick(char out[REPO_BACKUP_ID_LEN + 1], Repo *repo, const char *spec,
+					   const char *source, const PgPhysTarget *target);
+
+/* Rule 1 for one directory: absent, or empty and no live postmaster.pid. */
+int pgphys_pgdata_check(const char *dir);
+
+typedef struct PgPhysRestoreOpts
+{
+	Repo *repo;
+	const char *backup_id;		/* a full id (pgphys_backup_pick) */
+	const char *pgdata;
+	int jobs;					/* files written in parallel; 0 = one per CPU */
+	const PgPhysTarget *target;	/* NULL: replay all archived WAL */
+	/*
+	 * restore_command without its source and placeholders, e.g.
+	 * "'/usr/bin/pgvault' archive-get --repo /srv/pgvault"; restore appends
+	 * " --source <the backup's source> %f %p".
+	 */
+	const char *archive_get_command;
+	bool archive_off;			/* write archive_mode = off (test restores) */
+	int64_t progress_ms;		/* log progress this often (0: 10 s; < 0 never) */
+} PgPhysRestoreOpts;
+
+typedef struct PgPhysRestoreResult
+{
+	char source[128];			/* the backup's source */
+	uint64_t files;
+	uint64_t bytes;
+	int64_t duration_ms;
+	char pg_version_text[32];
+} PgPhysRestoreResult;
+
+int pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts);
+
+#endif

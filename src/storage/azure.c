@@ -1,0 +1,1059 @@
+/*
+ * azure.c: the Azure Blob Storage driver (see azure.h for URLs and settings).
+ *
+ * Object "k" of repository azure://container/pre is the block blob
+ * "pre/k".  Requests go through http.c and carry Shared Key signatures
+ * (computed on every attempt: x-ms-date changes) or a SAS token in the
+ * query string.
+ *
+ * Durability and visibility rules:
+ *   1. A blob becomes visible only whole: one Put Blob, or the Put Block
+ *      List that commits a streamed one's blocks.  Uncommitted blocks are
+ *      invisible and are discarded by the service (after a week) when no
+ *      block list commits them: aborting a writer needs no request.
+ *   2. A writer holds one block buffer of azure-block-size while filling,
+ *      plus the blocks in flight (storage-upload-jobs) and one queued.
+ *   3. Block ids carry a random tag per writer, so two writers of one name
+ *      never commit each other's blocks.
+ *   4. STORAGE_PUT_NO_OVERWRITE sends "If-None-Match: *" on Put Blob or Put
+ *      Block List: atomic; the service answers 409 or 412 when the blob
+ *      exists.
+ */
+#include "storage/azure.h"
+
+#include "storage/http.h"
+#include "storage/sigv4.h"
+#include "storage/storage_driver.h"
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/pool.h"
+
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define AZ_VERSION "2021-12-02"
+#define AZ_MIB (UINT64_C(1024) * 1024)
+#define AZ_BLOCKS_MAX 50000
+
+typedef struct AzStorage
+{
+	HttpClient *http;
+	char *account;
+	unsigned char *key;			/* decoded Shared Key (secret), or NULL */
+	size_t keylen;
+	char *sas;					/* SAS query without '?' (secret), or NULL */
+	char *endpoint;				/* "https://host[:port][/path]", no trailing '/' */
+	char *container;
+	char *prefix;				/* "" or "a/b/" */
+	size_t block_size;
+	int upload_jobs;
+	int page_size;
+} AzStorage;
+
+/* ---- base64 ---- */
+
+static void
+az_base64(Buf *out, const unsigned char *data, size_t len)
+{
+	size_t n = 4 * ((len + 2) / 3);
+
+	buf_reserve(out, n + 1);
+	EVP_EncodeBlock(out->data + out->len, data, (int) len);
+	out->len += n;
+	out->data[out->len] = '\0';
+}
+
+/* Decode base64 text; PV_ECONFIG if it is not base64. */
+static int
+az_base64_decode(unsigned char **out, size_t *out_len, const char *text)
+{
+	size_t len = strlen(text);
+	unsigned char *raw;
+	int n;
+
+	if (len == 0 || len % 4 != 0)
+		return PV_ECONFIG;
+	raw = pv_malloc(len / 4 * 3 + 1);
+	n = EVP_DecodeBlock(raw, (const unsigned char *) text, (int) len);
+	if (n < 0)
+	{
+		pv_free_secret(raw, len / 4 * 3 + 1);
+		return PV_ECONFIG;
+	}
+	/* EVP_DecodeBlock counts padding as zero bytes. */
+	if (text[len - 1] == '=')
+		n--;
+	if (text[len - 2] == '=')
+		n--;
+	*out = raw;
+	*out_len = (size_t) n;
+	return 0;
+}
+
+/* ---- signing ---- */
+
+typedef struct AzCall
+{
+	AzStorage *az;
+	const char *path;			/* encoded URL path */
+	const char *query;			/* our query (without the SAS), or NULL */
+	size_t body_len;
+} AzCall;
+
+typedef struct AzParam
+{
+	char *name;					/* lowercase */
+	char *value;				/* decoded */
+} AzParam;
+
+static int
+az_param_cmp(const void *a, const void *b)
+{
+	const AzParam *pa = a, *pb = b;
+	int c = strcmp(pa->name, pb->name);
+
+	return c != 0 ? c : strcmp(pa->value, pb->value);
+}
+
+static char *
+az_pct_decode(const char *s, size_t len)
+{
+	Buf out = PV_BUF_INIT;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned int v;
+
+		if (s[i] == '%' && i + 2 < len + 0 && sscanf(s + i + 1, "%2x", &v) == 1)
+		{
+			buf_append_byte(&out, (unsigned char) v);
+			i += 2;
+		}
+		else
+			buf_append_byte(&out, (unsigned char) s[i]);
+	}
+	return buf_detach(&out);
+}
+
+/* "\nname:v1,v2" lines of the canonicalized resource, sorted by name. */
+static void
+az_canonical_query(Buf *out, const char *query)
+{
+	AzParam *ps = NULL;
+	size_t n = 0;
+
+	for (const char *p = query; p != NULL && *p != '\0';)
+	{
+		const char *end = strchr(p, '&');
+		size_t plen = end ? (size_t) (end - p) : strlen(p);
+		const char *eq = memchr(p, '=', plen);
+		size_t nlen = eq ? (size_t) (eq - p) : plen;
+
+		ps = pv_realloc(ps, (n + 1) * sizeof(*ps));
+		ps[n].name = az_pct_decode(p, nlen);
+		for (char *c = ps[n].name; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char) (*c - 'A' + 'a');
+		ps[n].value = eq ? az_pct_decode(eq + 1, plen - nlen - 1) : pv_strdup("");
+		n++;
+		p = end ? end + 1 : NULL;
+	}
+	qsort(ps, n, sizeof(*ps), az_param_cmp);
+	for (size_t i = 0; i < n; i++)
+	{
+		if (i > 0 && strcmp(ps[i].name, ps[i - 1].name) == 0)
+			buf_printf(out, ",%s", ps[i].value);
+		else
+			buf_printf(out, "\n%s:%s", ps[i].name, ps[i].value);
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		pv_free(ps[i].name);
+		pv_free(ps[i].value);
+	}
+	pv_free(ps);
+}
+
+static int
+az_hdr_cmp(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Add x-ms-date, x-ms-version and (Shared Key) the Authorization header. */
+static int
+az_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
+{
+	AzCall *call = payload;
+	AzStorage *az = call->az;
+	static const char *const std[] = {"Content-Encoding", "Content-Language", "Content-Length", "Content-MD5",
+		"Content-Type", "Date", "If-Modified-Since", "If-Match", "If-None-Match", "If-Unmodified-Since", "Range"};
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	Buf sts = PV_BUF_INIT, sig = PV_BUF_INIT;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char **xms;
+	size_t nxms = 0;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	http_headers_add(h, "x-ms-date", "%s", date);
+	http_headers_add(h, "x-ms-version", "%s", AZ_VERSION);
+	if (az->key == NULL)
+		return 0;				/* SAS: the query string carries the authority */
+
+	buf_printf(&sts, "%s\n", req->method);
+	for (size_t i = 0; i < PV_ARRAY_LEN(std); i++)
+	{
+		size_t len;
+		const char *v = http_headers_get(h, std[i], &len);
+
+		if (strcmp(std[i], "Content-Length") == 0)
+		{
+			if (call->body_len > 0)
+				buf_printf(&sts, "%zu", call->body_len);
+		}
+		else if (v != NULL)
+			buf_append(&sts, v, len);
+		buf_append_byte(&sts, '\n');
+	}
+	/* Canonicalized headers: x-ms-*, lowercase, sorted. */
+	xms = pv_calloc(h->n + 1, sizeof(*xms));
+	for (size_t i = 0; i < h->n; i++)
+		if (strncasecmp(h->lines[i], "x-ms-", 5) == 0)
+			xms[nxms++] = h->lines[i];
+	qsort(xms, nxms, sizeof(*xms), az_hdr_cmp);
+	for (size_t i = 0; i < nxms; i++)
+	{
+		const char *colon = strchr(xms[i], ':');
+		const char *v = colon + 1;
+
+		for (const char *c = xms[i]; c < colon; c++)
+			buf_append_byte(&sts, (unsigned char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c));
+		while (*v == ' ')
+			v++;
+		buf_printf(&sts, ":%s\n", v);
+	}
+	pv_free(xms);
+	/* Canonicalized resource: "/account/path" (with path-style endpoints the account appears twice). */
+	buf_printf(&sts, "/%s%s", az->account, call->path);
+	az_canonical_query(&sts, call->query);
+
+	HMAC(EVP_sha256(), az->key, (int) az->keylen, sts.data, sts.len, mac, &maclen);
+	az_base64(&sig, mac, maclen);
+	http_headers_add(h, "Authorization", "SharedKey %s:%s", az->account, buf_cstr(&sig));
+	OPENSSL_cleanse(mac, sizeof(mac));
+	buf_free(&sts);
+	buf_free_secret(&sig);
+	return 0;
+}
+
+/* ---- requests ---- */
+
+typedef struct AzReq
+{
+	const char *method;
+	const char *okey;			/* full blob name, or NULL for the container */
+	const char *query;			/* encoded, or NULL */
+	HttpHeaders *headers;
+	const void *body;
+	size_t body_len;
+	Buf *sink;
+	const char *what;
+} AzReq;
+
+static int
+az_send(AzStorage *az, const AzReq *r, HttpResponse *resp)
+{
+	AzCall call = {.az = az, .query = r->query, .body_len = r->body_len};
+	const char *after_host = strstr(az->endpoint, "://") + 3;
+	Buf path = PV_BUF_INIT, url = PV_BUF_INIT, q = PV_BUF_INIT;
+	int rc;
+
+	after_host += strcspn(after_host, "/");
+	buf_printf(&path, "%s/%s", after_host, az->container);
+	if (r->okey != NULL)
+	{
+		buf_append_byte(&path, '/');
+		sigv4_uri_encode(&path, r->okey, strlen(r->okey), 1);
+	}
+	if (r->query != NULL)
+		buf_append_str(&q, r->query);
+	if (az->sas != NULL)
+		buf_printf(&q, "%s%s", q.len ? "&" : "", az->sas);
+	buf_printf(&url, "%.*s%s%s%s", (int) (after_host - az->endpoint), az->endpoint, buf_cstr(&path),
+			   q.len ? "?" : "", buf_cstr(&q));
+	call.path = buf_cstr(&path);
+	rc = http_request(az->http, &(HttpRequest) {
+		.method = r->method, .url = buf_cstr(&url), .path = call.path, .query = r->query,
+		.headers = r->headers, .body = r->body, .body_len = r->body_len, .sink = r->sink,
+		.sign = az_sign, .payload = &call, .what = r->what}, resp);
+	buf_free(&path);
+	buf_free_secret(&url);		/* holds the SAS */
+	buf_free_secret(&q);
+	return rc;
+}
+
+static char *
+az_okey(const AzStorage *az, const char *key)
+{
+	return pv_asprintf("%s%s", az->prefix, key);
+}
+
+static bool
+az_ok(const HttpResponse *resp)
+{
+	return resp->status >= 200 && resp->status < 300;
+}
+
+static int
+az_fail(const AzStorage *az, const HttpResponse *resp, const char *what, const char *key)
+{
+	char code[128];
+
+	http_response_error_code(resp, code, sizeof(code));
+	if (resp->status == 404 && strcmp(code, "ContainerNotFound") == 0)
+	{
+		http_response_error(resp, PV_ECONFIG, what);
+		pv_error_hint("container '%s' does not exist: 'pgvault init' creates it, or check the URL and "
+					  "azure-endpoint", az->container);
+		return PV_ECONFIG;
+	}
+	if (resp->status == 404 && key != NULL)
+		return pv_error_set(PV_ENOTFOUND, "object '%s' not found", key);
+	if ((resp->status == 409 && strcmp(code, "BlobAlreadyExists") == 0) || resp->status == 412)
+	{
+		if (key != NULL)
+			return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
+	}
+	if (resp->status == 401 || resp->status == 403)
+	{
+		http_response_error(resp, PV_EAUTH, what);
+		pv_error_hint("check azure-account with azure-key or azure-sas (or AZURE_STORAGE_ACCOUNT with "
+					  "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)");
+		return PV_EAUTH;
+	}
+	return http_response_error(resp, PV_ERROR, what);
+}
+
+/* ---- stat ---- */
+
+static int
+az_head(AzStorage *az, const char *key, StorageInfo *out)
+{
+	char *okey = az_okey(az, key);
+	char *what = pv_asprintf("cannot stat object '%s'", key);
+	HttpResponse resp;
+	char *len = NULL, *lm = NULL;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = az_send(az, &(AzReq) {.method = "HEAD", .okey = okey, .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+	{
+		rc = az_fail(az, &resp, what, key);
+		goto done;
+	}
+	len = http_response_header_dup(&resp, "Content-Length");
+	lm = http_response_header_dup(&resp, "Last-Modified");
+	if (len == NULL)
+	{
+		rc = pv_error_set(PV_ERROR, "%s: the answer has no Content-Length", what);
+		goto done;
+	}
+	out->size = strtoull(len, NULL, 10);
+	out->mtime = http_date_parse(lm);
+
+done:
+	pv_free(len);
+	pv_free(lm);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+az_stat(void *driver, const char *key, StorageInfo *out)
+{
+	return az_head(driver, key, out);
+}
+
+/* ---- writing ---- */
+
+static int
+az_put(void *driver, const char *key, const void *data, size_t len, int flags)
+{
+	AzStorage *az = driver;
+	char *okey = az_okey(az, key);
+	char *what = pv_asprintf("cannot write object '%s'", key);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	http_headers_add(&h, "x-ms-blob-type", "BlockBlob");
+	if (flags & STORAGE_PUT_NO_OVERWRITE)
+		http_headers_add(&h, "If-None-Match", "*");
+	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
+						  .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+		rc = az_fail(az, &resp, what, key);
+
+done:
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+typedef struct AzWriter
+{
+	AzStorage *az;
+	char *key;
+	char *okey;
+	int flags;
+	char tag[17];				/* rule 3 */
+	unsigned char *buf;
+	size_t len;
+	PvPool *pool;				/* NULL until the first block is sent */
+	int nblocks;
+	bool failed;
+} AzWriter;
+
+typedef struct AzBlock
+{
+	AzWriter *w;
+	int number;
+	unsigned char *data;
+	size_t len;
+} AzBlock;
+
+/* The block id of block n: base64 of a fixed-length text (all ids of a blob must be as long). */
+static void
+az_block_id(Buf *out, const AzWriter *w, int n)
+{
+	char raw[40];
+	int len = snprintf(raw, sizeof(raw), "%s-%06d", w->tag, n);
+
+	az_base64(out, (const unsigned char *) raw, (size_t) len);
+}
+
+static void
+az_block_free(void *arg)
+{
+	AzBlock *b = arg;
+
+	pv_free(b->data);
+	pv_free(b);
+}
+
+static int
+az_block_upload(void *arg)
+{
+	AzBlock *b = arg;
+	AzWriter *w = b->w;
+	Buf id = PV_BUF_INIT, query = PV_BUF_INIT;
+	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->key, b->number);
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	az_block_id(&id, w, b->number);
+	buf_append_str(&query, "comp=block&blockid=");
+	sigv4_uri_encode(&query, (const char *) id.data, id.len, 0);
+	if ((rc = az_send(w->az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = buf_cstr(&query),
+						  .body = b->data, .body_len = b->len, .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+		rc = az_fail(w->az, &resp, what, NULL);
+
+done:
+	http_response_free(&resp);
+	buf_free(&id);
+	buf_free(&query);
+	pv_free(what);
+	return rc;
+}
+
+static int
+az_writer_flush_block(AzWriter *w)
+{
+	AzBlock *b;
+
+	if (w->nblocks == AZ_BLOCKS_MAX)
+		return pv_error_set(PV_ERROR, "cannot write object '%s': more than %d blocks of %zu bytes; raise "
+							"azure-block-size", w->key, AZ_BLOCKS_MAX, w->az->block_size);
+	if (w->pool == NULL)
+		w->pool = pv_pool_new(w->az->upload_jobs, 1);
+	b = PV_NEW(AzBlock);
+	b->w = w;
+	b->number = ++w->nblocks;
+	b->data = w->buf;
+	b->len = w->len;
+	w->buf = NULL;
+	w->len = 0;
+	return pv_pool_submit_owned(w->pool, az_block_upload, b, az_block_free);
+}
+
+static int
+az_writer_open(void **out, void *driver, const char *key, int flags)
+{
+	AzStorage *az = driver;
+	AzWriter *w = PV_NEW(AzWriter);
+	unsigned char rnd[8];
+
+	w->az = az;
+	w->key = pv_strdup(key);
+	w->okey = az_okey(az, key);
+	w->flags = flags;
+	pv_fs_random_fill(rnd, sizeof(rnd));
+	pv_hex_encode(w->tag, rnd, sizeof(rnd));
+	*out = w;
+	return 0;
+}
+
+static int
+az_writer_write(void *writer, const void *data, size_t len)
+{
+	AzWriter *w = writer;
+	const unsigned char *p = data;
+	int rc;
+
+	if (w->failed)
+		return pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
+	while (len > 0)
+	{
+		size_t room, n;
+
+		if (w->buf != NULL && w->len == w->az->block_size)
+		{
+			if ((rc = az_writer_flush_block(w)) < 0)
+			{
+				w->failed = true;
+				return rc;
+			}
+		}
+		if (w->buf == NULL)
+			w->buf = pv_malloc(w->az->block_size);
+		room = w->az->block_size - w->len;
+		n = len < room ? len : room;
+		memcpy(w->buf + w->len, p, n);
+		w->len += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void
+az_writer_free(AzWriter *w)
+{
+	if (w->pool != NULL)
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		pv_pool_free(w->pool);
+		pv_error_restore(&e);
+	}
+	pv_free(w->buf);
+	pv_free(w->okey);
+	pv_free(w->key);
+	pv_free(w);
+}
+
+static int
+az_block_list_put(AzWriter *w)
+{
+	AzStorage *az = w->az;
+	char *what = pv_asprintf("cannot write object '%s' (put block list)", w->key);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	Buf xml = PV_BUF_INIT;
+	int rc;
+
+	http_response_init(&resp);
+	buf_append_str(&xml, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+	for (int i = 1; i <= w->nblocks; i++)
+	{
+		buf_append_str(&xml, "<Latest>");
+		az_block_id(&xml, w, i);
+		buf_append_str(&xml, "</Latest>");
+	}
+	buf_append_str(&xml, "</BlockList>");
+	if (w->flags & STORAGE_PUT_NO_OVERWRITE)
+		http_headers_add(&h, "If-None-Match", "*");
+	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = "comp=blocklist", .headers = &h,
+						  .body = xml.data, .body_len = xml.len, .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+		rc = az_fail(az, &resp, what, w->key);
+
+done:
+	buf_free(&xml);
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(what);
+	return rc;
+}
+
+static int
+az_writer_commit(void *writer)
+{
+	AzWriter *w = writer;
+	int rc;
+
+	if (w->failed)
+		rc = pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
+	else if (w->pool == NULL)
+		rc = az_put(w->az, w->key, w->buf ? w->buf : (const unsigned char *) "", w->len, w->flags);
+	else if ((w->len == 0 || (rc = az_writer_flush_block(w)) == 0) && (rc = pv_pool_wait(w->pool)) == 0)
+		rc = az_block_list_put(w);
+	az_writer_free(w);
+	return rc;
+}
+
+static void
+az_writer_abort(void *writer)
+{
+	az_writer_free(writer);		/* rule 1: uncommitted blocks expire by themselves */
+}
+
+/* ---- reading ---- */
+
+static int
+az_get(void *driver, const char *key, Buf *out)
+{
+	AzStorage *az = driver;
+	char *okey = az_okey(az, key);
+	char *what = pv_asprintf("cannot read object '%s'", key);
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = az_send(az, &(AzReq) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+		rc = az_fail(az, &resp, what, key);
+
+done:
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+az_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *out)
+{
+	AzStorage *az = driver;
+	char *okey = az_okey(az, key);
+	char *what = pv_asprintf("cannot read object '%s'", key);
+	size_t oldlen = out->len;
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	StorageInfo info;
+	int rc;
+
+	http_response_init(&resp);
+	if (len == 0)
+	{
+		if ((rc = az_head(az, key, &info)) == 0 && offset > info.size)
+			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %" PRIu64 " bytes, too few for 0 bytes at offset %"
+							  PRIu64, key, info.size, offset);
+		goto done;
+	}
+	http_headers_add(&h, "x-ms-range", "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+	if ((rc = az_send(az, &(AzReq) {.method = "GET", .okey = okey, .headers = &h, .sink = out, .what = what},
+					  &resp)) < 0)
+		goto done;
+	if (resp.status == 416)
+	{
+		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64,
+						  key, len, offset);
+		goto done;
+	}
+	if (!az_ok(&resp))
+	{
+		rc = az_fail(az, &resp, what, key);
+		goto done;
+	}
+	if (out->len - oldlen != len)
+		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64
+						  ": got %zu", key, len, offset, out->len - oldlen);
+
+done:
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- listing ---- */
+
+static int
+az_list_page(AzStorage *az, const HttpResponse *resp, StorageListFn fn, void *payload, Buf *marker)
+{
+	const char *pos = (const char *) resp->body.data;
+	const char *end = pos + resp->body.len;
+	const char *b, *v;
+	size_t blen, vlen;
+	size_t plen = strlen(az->prefix);
+	Buf name = PV_BUF_INIT;
+	int rc = 0;
+
+	while (http_xml_next(&pos, end, "Blob", &b, &blen))
+	{
+		const char *bp = b;
+		StorageInfo info = {0};
+
+		buf_reset(&name);
+		if (!http_xml_next(&bp, b + blen, "Name", &v, &vlen))
+			continue;
+		http_xml_decode(&name, v, vlen);
+		bp = b;
+		if (http_xml_next(&bp, b + blen, "Content-Length", &v, &vlen))
+			info.size = strtoull(v, NULL, 10);
+		bp = b;
+		if (http_xml_next(&bp, b + blen, "Last-Modified", &v, &vlen))
+		{
+			char *lm = pv_strndup(v, vlen);
+
+			info.mtime = http_date_parse(lm);
+			pv_free(lm);
+		}
+		if (name.len < plen || memcmp(name.data, az->prefix, plen) != 0)
+			continue;
+		if (storage_key_check(buf_cstr(&name) + plen) < 0)
+		{
+			pv_log_debug("azure: listing skips '%s': %s", buf_cstr(&name), pv_error_msg());
+			pv_error_clear();
+			continue;
+		}
+		if ((rc = fn(buf_cstr(&name) + plen, &info, payload)) < 0)
+			goto done;
+		rc = 0;
+	}
+	buf_reset(marker);
+	pos = (const char *) resp->body.data;
+	if (http_xml_next(&pos, end, "NextMarker", &v, &vlen))
+		http_xml_decode(marker, v, vlen);
+
+done:
+	buf_free(&name);
+	return rc;
+}
+
+static int
+az_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
+{
+	AzStorage *az = driver;
+	char *full = az_okey(az, prefix);
+	char *what = pv_asprintf("cannot list objects under '%s'", prefix);
+	Buf marker = PV_BUF_INIT, query = PV_BUF_INIT;
+	HttpResponse resp;
+	int rc = 0;
+
+	http_response_init(&resp);
+	do
+	{
+		buf_reset(&query);
+		buf_append_str(&query, "comp=list");
+		if (marker.len > 0)
+		{
+			buf_append_str(&query, "&marker=");
+			sigv4_uri_encode(&query, (const char *) marker.data, marker.len, 0);
+		}
+		buf_printf(&query, "&maxresults=%d&prefix=", az->page_size);
+		sigv4_uri_encode(&query, full, strlen(full), 0);
+		buf_append_str(&query, "&restype=container");
+		if ((rc = az_send(az, &(AzReq) {.method = "GET", .query = buf_cstr(&query), .what = what}, &resp)) < 0)
+			goto done;
+		if (!az_ok(&resp))
+		{
+			rc = az_fail(az, &resp, what, NULL);
+			goto done;
+		}
+		if ((rc = az_list_page(az, &resp, fn, payload, &marker)) < 0)
+			goto done;
+	} while (marker.len > 0);
+
+done:
+	buf_free(&marker);
+	buf_free(&query);
+	http_response_free(&resp);
+	pv_free(full);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- deleting, creating ---- */
+
+static int
+az_delete(void *driver, const char *key)
+{
+	AzStorage *az = driver;
+	char *okey = az_okey(az, key);
+	char *what = pv_asprintf("cannot delete object '%s'", key);
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = az_send(az, &(AzReq) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
+		goto done;
+	if (!az_ok(&resp))
+		rc = az_fail(az, &resp, what, key);
+
+done:
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+az_create(void *driver)
+{
+	AzStorage *az = driver;
+	char *what = pv_asprintf("cannot create container '%s'", az->container);
+	HttpResponse resp;
+	char code[128];
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .query = "restype=container", .what = what}, &resp)) < 0)
+		goto done;
+	http_response_error_code(&resp, code, sizeof(code));
+	if (resp.status == 201)
+		pv_log_info("azure: created container '%s'", az->container);
+	else if (!(resp.status == 409 && strcmp(code, "ContainerAlreadyExists") == 0))
+		rc = az_fail(az, &resp, what, NULL);
+
+done:
+	http_response_free(&resp);
+	pv_free(what);
+	return rc;
+}
+
+static void
+az_free(void *driver)
+{
+	AzStorage *az = driver;
+
+	http_client_free(az->http);
+	pv_free(az->account);
+	if (az->key != NULL)
+		pv_free_secret(az->key, az->keylen);
+	pv_free_secret_str(az->sas);
+	pv_free(az->endpoint);
+	pv_free(az->container);
+	pv_free(az->prefix);
+	pv_free(az);
+}
+
+static const StorageOps az_ops = {
+	.name = "azure",
+	.put = az_put,
+	.writer_open = az_writer_open,
+	.writer_write = az_writer_write,
+	.writer_commit = az_writer_commit,
+	.writer_abort = az_writer_abort,
+	.get = az_get,
+	.get_range = az_get_range,
+	.stat = az_stat,
+	.list = az_list,
+	.delete = az_delete,
+	.create = az_create,
+	.free = az_free,
+};
+
+/* ---- opening ---- */
+
+/* The value of name in a connection string ("A=x;B=y"), as a new string, or NULL. */
+static char *
+az_conn_get(const char *conn, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (const char *p = conn; p != NULL && *p != '\0';)
+	{
+		const char *end = strchr(p, ';');
+		size_t plen = end ? (size_t) (end - p) : strlen(p);
+
+		while (plen > 0 && *p == ' ')
+			p++, plen--;
+		if (plen > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == '=')
+			return pv_strndup(p + nlen + 1, plen - nlen - 1);
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* Azurite's well-known development account (public, from its documentation). */
+#define AZ_DEV_ACCOUNT "devstoreaccount1"
+#define AZ_DEV_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+static int
+az_settings(AzStorage *az, const StorageOpenOpts *opts)
+{
+	const char *conn = storage_opts_get(opts, "azure-connection-string", "AZURE_STORAGE_CONNECTION_STRING");
+	const char *v;
+	char *cv = NULL;
+	char *key = NULL;
+	int64_t n;
+	uint64_t bs;
+	int rc = 0;
+
+	if (conn != NULL && az_conn_get(conn, "UseDevelopmentStorage") != NULL)
+		conn = "AccountName=" AZ_DEV_ACCOUNT ";AccountKey=" AZ_DEV_KEY
+			";BlobEndpoint=http://127.0.0.1:10000/" AZ_DEV_ACCOUNT;
+
+	if ((v = storage_opts_get(opts, "azure-account", "AZURE_STORAGE_ACCOUNT")) != NULL)
+		az->account = pv_strdup(v);
+	else if (conn != NULL)
+		az->account = az_conn_get(conn, "AccountName");
+
+	if ((v = storage_opts_get(opts, "azure-key", "AZURE_STORAGE_KEY")) != NULL)
+		key = pv_strdup(v);
+	else if (conn != NULL)
+		key = az_conn_get(conn, "AccountKey");
+	if ((v = storage_opts_get(opts, "azure-sas", "AZURE_STORAGE_SAS_TOKEN")) != NULL)
+		az->sas = pv_strdup(v[0] == '?' ? v + 1 : v);
+	else if (conn != NULL && (cv = az_conn_get(conn, "SharedAccessSignature")) != NULL)
+	{
+		az->sas = pv_strdup(cv[0] == '?' ? cv + 1 : cv);
+		pv_free_secret_str(cv);
+	}
+
+	if ((v = storage_opts_get(opts, "azure-endpoint", NULL)) != NULL)
+		az->endpoint = pv_strdup(v);
+	else if (conn != NULL && (cv = az_conn_get(conn, "BlobEndpoint")) != NULL)
+		az->endpoint = cv;
+	else if (az->account != NULL)
+	{
+		char *suffix = conn ? az_conn_get(conn, "EndpointSuffix") : NULL;
+
+		az->endpoint = pv_asprintf("https://%s.blob.%s", az->account, suffix ? suffix : "core.windows.net");
+		pv_free(suffix);
+	}
+
+	if (az->account == NULL)
+	{
+		rc = pv_error_set(PV_ECONFIG, "no storage account for 'azure://%s'", az->container);
+		pv_error_hint("set azure-account in the repository's section, or AZURE_STORAGE_ACCOUNT");
+		goto done;
+	}
+	if (key == NULL && az->sas == NULL)
+	{
+		rc = pv_error_set(PV_ECONFIG, "no credentials for 'azure://%s'", az->container);
+		pv_error_hint("set azure-key or azure-sas in the repository's section, or AZURE_STORAGE_KEY or "
+					  "AZURE_STORAGE_SAS_TOKEN");
+		goto done;
+	}
+	if (key != NULL && az->sas == NULL && az_base64_decode(&az->key, &az->keylen, key) < 0)
+	{
+		rc = pv_error_set(PV_ECONFIG, "invalid Azure storage key for account '%s': it is not base64",
+						  az->account);
+		goto done;
+	}
+	/* The endpoint: scheme://host[:port][/path], kept without a trailing '/'. */
+	if (strncmp(az->endpoint, "https://", 8) != 0 && strncmp(az->endpoint, "http://", 7) != 0)
+	{
+		rc = pv_error_set(PV_ECONFIG, "invalid azure-endpoint '%s': expected https://host[:port][/path]",
+						  az->endpoint);
+		goto done;
+	}
+	while (az->endpoint[strlen(az->endpoint) - 1] == '/')
+		az->endpoint[strlen(az->endpoint) - 1] = '\0';
+
+	if ((rc = http_opt_size(&bs, opts, "azure-block-size", 16 * AZ_MIB, AZ_MIB, 4000 * AZ_MIB)) < 0)
+		goto done;
+	az->block_size = (size_t) bs;
+	if ((rc = http_opt_int(&n, opts, "storage-upload-jobs", 4, 1, 64)) < 0)
+		goto done;
+	az->upload_jobs = (int) n;
+	if ((rc = http_opt_int(&n, opts, "storage-list-page-size", 1000, 1, 5000)) < 0)
+		goto done;
+	az->page_size = (int) n;
+
+done:
+	pv_free_secret_str(key);
+	return rc;
+}
+
+int
+storage_azure_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts)
+{
+	AzStorage *az = PV_NEW(AzStorage);
+	size_t clen = strcspn(rest, "/");
+	HttpClientOpts hopts;
+	Buf pre = PV_BUF_INIT;
+	int rc;
+
+	if (clen == 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "invalid azure URL '%s': no container", url);
+		pv_error_hint("write azure://container/prefix");
+		goto done;
+	}
+	az->container = pv_strndup(rest, clen);
+	for (const char *p = rest + clen; *p != '\0';)
+	{
+		size_t seg;
+
+		while (*p == '/')
+			p++;
+		seg = strcspn(p, "/");
+		if (seg == 0)
+			break;
+		buf_append(&pre, p, seg);
+		buf_append_byte(&pre, '/');
+		p += seg;
+	}
+	az->prefix = buf_detach(&pre);
+	if (az->prefix[0] != '\0')
+	{
+		char *check = pv_strndup(az->prefix, strlen(az->prefix) - 1);
+
+		rc = storage_key_check(check);
+		pv_free(check);
+		if (rc < 0)
+		{
+			rc = pv_error_prefix(PV_EUSAGE, "invalid azure URL '%s'", url);
+			goto done;
+		}
+	}
+	if ((rc = az_settings(az, opts)) < 0 || (rc = http_client_opts_read(&hopts, opts, "azure", NULL)) < 0)
+		goto done;
+	if (hopts.insecure)
+		pv_log_warn("azure: TLS certificate verification is OFF for '%s' (azure-verify-tls = off): anyone on "
+					"the network path can read and change the repository", url);
+	if ((rc = http_client_new(&az->http, &hopts)) < 0)
+		goto done;
+	*out = storage_new(&az_ops, az, url);
+	az = NULL;
+
+done:
+	if (az != NULL)
+		az_free(az);
+	buf_free(&pre);
+	return rc;
+}

@@ -1,0 +1,1321 @@
+/*
+ * s3.c: the S3 storage driver (see s3.h for URLs and settings).
+ *
+ * Object "k" of repository s3://bucket/pre is the S3 object "pre/k".
+ * Every request goes through http.c (reuse, retries, error lines) and is
+ * signed with SigV4 (sigv4.c), payload hash included, on every attempt.
+ *
+ * Durability and visibility rules:
+ *   1. An object becomes visible only whole: a single PUT, or the
+ *      CompleteMultipartUpload of a streamed one.  S3 shows neither before
+ *      it succeeded.
+ *   2. A writer holds at most one part buffer of s3-part-size while
+ *      filling, plus the parts in flight (storage-upload-jobs) and one
+ *      queued: memory is bounded whatever the object's size.  A writer
+ *      that never fills more than one part sends a single PUT.
+ *   3. A failed or aborted multipart upload is aborted
+ *      (AbortMultipartUpload), so its parts do not linger and bill; a
+ *      store without that call (s3rver) is told nothing worse than a log
+ *      line.
+ *   4. STORAGE_PUT_NO_OVERWRITE sends "If-None-Match: *" on the PUT or the
+ *      CompleteMultipartUpload (AWS since 2024, MinIO, R2, Ceph): atomic.
+ *      Where the store ignores or refuses it, s3-if-none-match=off checks
+ *      with HEAD first instead: NOT atomic (two writers racing can both
+ *      succeed); the repository's own locks are then the protection.
+ *   5. A retried request whose earlier attempt did succeed is recognised
+ *      where S3 would otherwise report a failure: a CompleteMultipartUpload
+ *      answered NoSuchUpload whose object exists with the expected size.
+ *
+ * Thread safety: the driver state is read-only after open; writers own
+ * their buffers and synchronise with their part workers through the pool
+ * and one mutex.
+ */
+#include "storage/s3.h"
+
+#include "storage/http.h"
+#include "storage/sigv4.h"
+#include "storage/storage_driver.h"
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/pool.h"
+
+#include <ini.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define S3_MIB (UINT64_C(1024) * 1024)
+#define S3_PART_MIN (5 * S3_MIB)		/* S3's smallest part (except the last) */
+#define S3_PART_MAX (5 * 1024 * S3_MIB)
+#define S3_PARTS_MAX 10000
+
+typedef struct S3Storage
+{
+	const char *type;			/* "s3" or "gs": messages */
+	HttpClient *http;
+	char *bucket;
+	char *prefix;				/* "" or "a/b/" */
+	char *scheme;				/* "https" / "http" */
+	char *host;					/* endpoint host[:port] */
+	bool virtual_host;
+	char *region;
+	char *access_key;
+	char *secret_key;			/* secret */
+	char *token;				/* secret, or NULL */
+	char *storage_class;
+	char *sse;
+	size_t part_size;
+	int upload_jobs;
+	int page_size;
+	bool if_none_match;
+} S3Storage;
+
+/* ---- requests ---- */
+
+typedef struct S3Call
+{
+	S3Storage *s;
+	const char *host;
+	const char *path;
+	const char *query;
+	char payload_hash[65];
+} S3Call;
+
+/* Sign one attempt: host, dates, payload hash and every header we send. */
+static int
+s3_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
+{
+	S3Call *call = payload;
+	S3Storage *s = call->s;
+	char date[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	SigV4Header *sh;
+	Buf auth = PV_BUF_INIT;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	http_headers_add(h, "Host", "%s", call->host);
+	http_headers_add(h, "x-amz-date", "%s", date);
+	http_headers_add(h, "x-amz-content-sha256", "%s", call->payload_hash);
+	if (s->token != NULL)
+		http_headers_add(h, "x-amz-security-token", "%s", s->token);
+
+	sh = pv_calloc(h->n, sizeof(*sh));
+	for (size_t i = 0; i < h->n; i++)
+	{
+		char *colon = strchr(h->lines[i], ':');
+
+		*colon = '\0';			/* split in place for the signer, restored below */
+		sh[i].name = h->lines[i];
+		sh[i].value = colon + 1;
+	}
+	sigv4_authorization(&auth, &(SigV4Request) {
+		.method = req->method, .path = call->path, .query = call->query, .headers = sh,
+		.nheaders = h->n, .payload_hash = call->payload_hash},
+		&(SigV4Credentials) {
+		.access_key = s->access_key, .secret_key = s->secret_key, .region = s->region, .service = "s3"},
+		date);
+	for (size_t i = 0; i < h->n; i++)
+		h->lines[i][strlen(h->lines[i])] = ':';
+	pv_free(sh);
+	http_headers_add(h, "Authorization", "%s", buf_cstr(&auth));
+	buf_free_secret(&auth);
+	return 0;
+}
+
+typedef struct S3Req
+{
+	const char *method;
+	const char *okey;			/* full object key, or NULL for the bucket */
+	const char *query;			/* encoded, or NULL */
+	HttpHeaders *headers;		/* extra headers, or NULL */
+	const void *body;
+	size_t body_len;
+	Buf *sink;
+	HttpCheckFn check;
+	const char *what;
+} S3Req;
+
+static int
+s3_send(S3Storage *s, const S3Req *r, HttpResponse *resp)
+{
+	S3Call call = {.s = s, .query = r->query};
+	Buf host = PV_BUF_INIT, path = PV_BUF_INIT, url = PV_BUF_INIT;
+	int rc;
+
+	if (s->virtual_host)
+		buf_printf(&host, "%s.%s", s->bucket, s->host);
+	else
+	{
+		buf_append_str(&host, s->host);
+		buf_printf(&path, "/%s", s->bucket);
+	}
+	if (r->okey != NULL)
+	{
+		buf_append_byte(&path, '/');
+		sigv4_uri_encode(&path, r->okey, strlen(r->okey), 1);
+	}
+	else if (path.len == 0)
+		buf_append_byte(&path, '/');
+	buf_printf(&url, "%s://%s%s%s%s", s->scheme, buf_cstr(&host), buf_cstr(&path), r->query ? "?" : "",
+			   r->query ? r->query : "");
+	call.host = buf_cstr(&host);
+	call.path = buf_cstr(&path);
+	sigv4_sha256_hex(call.payload_hash, r->body ? r->body : "", r->body_len);
+	rc = http_request(s->http, &(HttpRequest) {
+		.method = r->method, .url = buf_cstr(&url), .path = call.path, .query = r->query,
+		.headers = r->headers, .body = r->body, .body_len = r->body_len, .sink = r->sink,
+		.sign = s3_sign, .check = r->check, .payload = &call, .what = r->what}, resp);
+	buf_free(&host);
+	buf_free(&path);
+	buf_free(&url);
+	return rc;
+}
+
+static char *
+s3_okey(const S3Storage *s, const char *key)
+{
+	return pv_asprintf("%s%s", s->prefix, key);
+}
+
+/* Turn a final non-2xx answer into the right error code and one clear line. */
+static int
+s3_fail(const S3Storage *s, const HttpResponse *resp, const char *what, const char *key)
+{
+	char code[128];
+
+	http_response_error_code(resp, code, sizeof(code));
+	if (resp->status == 404 && strcmp(code, "NoSuchBucket") == 0)
+	{
+		http_response_error(resp, PV_ECONFIG, what);
+		pv_error_hint("bucket '%s' does not exist: 'pgvault init' creates it, or check the URL and s3-endpoint",
+					  s->bucket);
+		return PV_ECONFIG;
+	}
+	if (resp->status == 404 && key != NULL)
+		return pv_error_set(PV_ENOTFOUND, "object '%s' not found", key);
+	if (resp->status == 412 && key != NULL)
+		return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
+	if (resp->status == 401 || resp->status == 403)
+	{
+		http_response_error(resp, PV_EAUTH, what);
+		pv_error_hint("check the credentials: s3-key and s3-key-secret, or AWS_ACCESS_KEY_ID and "
+					  "AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE in ~/.aws/credentials)");
+		return PV_EAUTH;
+	}
+	if (resp->status == 501 && strstr(code, "NotImplemented") != NULL)
+	{
+		http_response_error(resp, PV_ERROR, what);
+		pv_error_hint("if this store does not support conditional writes, set s3-if-none-match = off");
+		return PV_ERROR;
+	}
+	return http_response_error(resp, PV_ERROR, what);
+}
+
+static bool
+s3_ok(const HttpResponse *resp)
+{
+	return resp->status >= 200 && resp->status < 300;
+}
+
+/* The headers every new object gets: storage class, encryption, create-only. */
+static void
+s3_object_headers(const S3Storage *s, HttpHeaders *h, int flags)
+{
+	if (s->storage_class != NULL)
+		http_headers_add(h, "x-amz-storage-class", "%s", s->storage_class);
+	if (s->sse != NULL)
+		http_headers_add(h, "x-amz-server-side-encryption", "%s", s->sse);
+	if ((flags & STORAGE_PUT_NO_OVERWRITE) && s->if_none_match)
+		http_headers_add(h, "If-None-Match", "*");
+}
+
+/* ---- stat ---- */
+
+static int
+s3_head(S3Storage *s, const char *key, StorageInfo *out)
+{
+	char *okey = s3_okey(s, key);
+	char *what = pv_asprintf("cannot stat object '%s'", key);
+	HttpResponse resp;
+	char *len = NULL, *lm = NULL;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = s3_send(s, &(S3Req) {.method = "HEAD", .okey = okey, .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+	{
+		rc = s3_fail(s, &resp, what, key);
+		goto done;
+	}
+	len = http_response_header_dup(&resp, "Content-Length");
+	lm = http_response_header_dup(&resp, "Last-Modified");
+	if (len == NULL)
+	{
+		rc = pv_error_set(PV_ERROR, "%s: the answer has no Content-Length", what);
+		goto done;
+	}
+	out->size = strtoull(len, NULL, 10);
+	out->mtime = http_date_parse(lm);
+
+done:
+	pv_free(len);
+	pv_free(lm);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+s3_stat(void *driver, const char *key, StorageInfo *out)
+{
+	return s3_head(driver, key, out);
+}
+
+static int
+s3_exists(void *driver, const char *key, bool *out)
+{
+	StorageInfo info;
+	int rc = s3_head(driver, key, &info);
+
+	if (rc == PV_ENOTFOUND)
+	{
+		pv_error_clear();
+		*out = false;
+		return 0;
+	}
+	if (rc == 0)
+		*out = true;
+	return rc;
+}
+
+/* Rule 4's fallback: fail with PV_EEXISTS if key is there already (not atomic). */
+static int
+s3_check_absent(S3Storage *s, const char *key, int flags)
+{
+	bool exists = false;
+	int rc;
+
+	if (!(flags & STORAGE_PUT_NO_OVERWRITE) || s->if_none_match)
+		return 0;
+	if ((rc = s3_exists(s, key, &exists)) < 0)
+		return rc;
+	if (exists)
+		return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
+	return 0;
+}
+
+/* ---- single PUT ---- */
+
+static int
+s3_put_single(S3Storage *s, const char *key, const void *data, size_t len, int flags)
+{
+	char *okey = s3_okey(s, key);
+	char *what = pv_asprintf("cannot write object '%s'", key);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = s3_check_absent(s, key, flags)) < 0)
+		goto done;
+	s3_object_headers(s, &h, flags);
+	if ((rc = s3_send(s, &(S3Req) {.method = "PUT", .okey = okey, .headers = &h, .body = data,
+						  .body_len = len, .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+		rc = s3_fail(s, &resp, what, key);
+
+done:
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+s3_put(void *driver, const char *key, const void *data, size_t len, int flags)
+{
+	/*
+	 * One PUT up to 5 GiB is S3's limit; above the part size the streaming
+	 * writer would use multipart, but a caller handing us the whole object
+	 * has already paid its memory: one request is cheapest.
+	 */
+	if (len > S3_PART_MAX)
+	{
+		/* uncovered: nobody holds a 5 GiB object in memory */
+		return pv_error_set(PV_EUSAGE, "cannot write object '%s': %zu bytes is more than one request may "
+							"carry; use the streaming writer", key, len);
+	}
+	return s3_put_single(driver, key, data, len, flags);
+}
+
+/* ---- streaming writer (multipart) ---- */
+
+typedef struct S3Writer
+{
+	S3Storage *s;
+	char *key;
+	char *okey;
+	int flags;
+	unsigned char *buf;			/* part_size bytes */
+	size_t len;
+	uint64_t total;				/* bytes written so far */
+	char *upload_id;			/* NULL until the first part is sent */
+	char *upload_id_enc;		/* %-encoded for queries */
+	PvPool *pool;
+	pthread_mutex_t lock;		/* guards etags */
+	char **etags;				/* [part number - 1] */
+	int nparts;
+	bool failed;
+} S3Writer;
+
+typedef struct S3Part
+{
+	S3Writer *w;
+	int number;					/* 1-based */
+	unsigned char *data;
+	size_t len;
+} S3Part;
+
+static void
+s3_part_free(void *arg)
+{
+	S3Part *p = arg;
+
+	pv_free(p->data);
+	pv_free(p);
+}
+
+static int
+s3_part_upload(void *arg)
+{
+	S3Part *p = arg;
+	S3Writer *w = p->w;
+	char *query = pv_asprintf("partNumber=%d&uploadId=%s", p->number, w->upload_id_enc);
+	char *what = pv_asprintf("cannot write object '%s' (part %d)", w->key, p->number);
+	HttpResponse resp;
+	char *etag = NULL;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = s3_send(w->s, &(S3Req) {.method = "PUT", .okey = w->okey, .query = query, .body = p->data,
+						  .body_len = p->len, .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+	{
+		rc = s3_fail(w->s, &resp, what, NULL);
+		goto done;
+	}
+	if ((etag = http_response_header_dup(&resp, "ETag")) == NULL)
+	{
+		rc = pv_error_set(PV_ERROR, "%s: the answer has no ETag", what);
+		goto done;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->etags[p->number - 1] = etag;
+	pthread_mutex_unlock(&w->lock);
+	etag = NULL;
+
+done:
+	pv_free(etag);
+	pv_free(query);
+	pv_free(what);
+	http_response_free(&resp);
+	return rc;
+}
+
+/* CreateMultipartUpload: the upload id. */
+static int
+s3_multipart_begin(S3Writer *w)
+{
+	S3Storage *s = w->s;
+	char *what = pv_asprintf("cannot write object '%s' (start multipart upload)", w->key);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	const char *pos, *id;
+	size_t idlen;
+	Buf idbuf = PV_BUF_INIT, enc = PV_BUF_INIT;
+	int rc;
+
+	http_response_init(&resp);
+	s3_object_headers(s, &h, 0);
+	if ((rc = s3_send(s, &(S3Req) {.method = "POST", .okey = w->okey, .query = "uploads", .headers = &h,
+						  .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+	{
+		rc = s3_fail(s, &resp, what, NULL);
+		goto done;
+	}
+	pos = (const char *) resp.body.data;
+	if (pos == NULL || !http_xml_next(&pos, pos + resp.body.len, "UploadId", &id, &idlen) || idlen == 0)
+	{
+		rc = pv_error_set(PV_ERROR, "%s: the answer has no UploadId", what);
+		goto done;
+	}
+	http_xml_decode(&idbuf, id, idlen);
+	sigv4_uri_encode(&enc, (const char *) idbuf.data, idbuf.len, 0);
+	w->upload_id = buf_detach(&idbuf);
+	w->upload_id_enc = buf_detach(&enc);
+	w->pool = pv_pool_new(s->upload_jobs, 1);
+	pv_log_trace("s3: multipart upload of '%s' started", w->key);
+
+done:
+	buf_free(&idbuf);
+	buf_free(&enc);
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(what);
+	return rc;
+}
+
+/* Hand the full buffer to a part worker (rule 2: blocks while the queue is full). */
+static int
+s3_writer_flush_part(S3Writer *w)
+{
+	S3Part *p;
+	int rc;
+
+	if (w->upload_id == NULL && (rc = s3_multipart_begin(w)) < 0)
+		return rc;
+	if (w->nparts == S3_PARTS_MAX)
+		return pv_error_set(PV_ERROR, "cannot write object '%s': more than %d parts of %zu bytes; raise "
+							"s3-part-size", w->key, S3_PARTS_MAX, w->s->part_size);
+	p = PV_NEW(S3Part);
+	p->w = w;
+	p->number = ++w->nparts;
+	p->data = w->buf;
+	p->len = w->len;
+	w->buf = NULL;
+	w->len = 0;
+	pthread_mutex_lock(&w->lock);
+	w->etags = pv_realloc(w->etags, (size_t) w->nparts * sizeof(*w->etags));
+	w->etags[w->nparts - 1] = NULL;
+	pthread_mutex_unlock(&w->lock);
+	return pv_pool_submit_owned(w->pool, s3_part_upload, p, s3_part_free);
+}
+
+static int
+s3_writer_open(void **out, void *driver, const char *key, int flags)
+{
+	S3Storage *s = driver;
+	S3Writer *w = PV_NEW(S3Writer);
+
+	w->s = s;
+	w->key = pv_strdup(key);
+	w->okey = s3_okey(s, key);
+	w->flags = flags;
+	pthread_mutex_init(&w->lock, NULL);
+	*out = w;
+	return 0;
+}
+
+static int
+s3_writer_write(void *writer, const void *data, size_t len)
+{
+	S3Writer *w = writer;
+	const unsigned char *p = data;
+	int rc;
+
+	if (w->failed)
+		return pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
+	while (len > 0)
+	{
+		size_t room, n;
+
+		/* A full buffer becomes a part only once more data comes: a last part is sent at commit. */
+		if (w->buf != NULL && w->len == w->s->part_size)
+		{
+			if ((rc = s3_writer_flush_part(w)) < 0)
+			{
+				w->failed = true;
+				return rc;
+			}
+		}
+		if (w->buf == NULL)
+			w->buf = pv_malloc(w->s->part_size);
+		room = w->s->part_size - w->len;
+		n = len < room ? len : room;
+		memcpy(w->buf + w->len, p, n);
+		w->len += n;
+		w->total += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* AbortMultipartUpload (rule 3); never fails the caller. */
+static void
+s3_multipart_abort(S3Writer *w)
+{
+	char *query = pv_asprintf("uploadId=%s", w->upload_id_enc);
+	char *what = pv_asprintf("cannot abort the upload of object '%s'", w->key);
+	HttpResponse resp;
+
+	http_response_init(&resp);
+	if (s3_send(w->s, &(S3Req) {.method = "DELETE", .okey = w->okey, .query = query, .what = what}, &resp) < 0)
+		pv_log_warn("s3: %s", pv_error_msg());
+	else if (!s3_ok(&resp) && resp.status != 404)
+	{
+		http_response_error(&resp, PV_ERROR, what);
+		pv_log_detail("s3: %s", pv_error_msg());
+	}
+	http_response_free(&resp);
+	pv_free(query);
+	pv_free(what);
+}
+
+static void
+s3_writer_free(S3Writer *w)
+{
+	if (w->pool != NULL)
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		pv_pool_free(w->pool);	/* waits for parts in flight */
+		pv_error_restore(&e);
+	}
+	for (int i = 0; i < w->nparts; i++)
+		pv_free(w->etags[i]);
+	pv_free(w->etags);
+	pthread_mutex_destroy(&w->lock);
+	pv_free(w->buf);
+	pv_free(w->upload_id);
+	pv_free(w->upload_id_enc);
+	pv_free(w->okey);
+	pv_free(w->key);
+	pv_free(w);
+}
+
+/* A 200 answer to CompleteMultipartUpload may still carry an <Error>. */
+static int
+s3_complete_check(const HttpResponse *resp, void *payload)
+{
+	const char *pos = (const char *) resp->body.data;
+	const char *v;
+	size_t len;
+	char code[128];
+
+	if (pos == NULL || !http_xml_next(&pos, pos + resp->body.len, "Error", &v, &len))
+		return 0;
+	http_response_error_code(resp, code, sizeof(code));
+	http_response_error(resp, PV_ERROR, "complete multipart upload");
+	if (strcmp(code, "InternalError") == 0 || strcmp(code, "SlowDown") == 0 ||
+		strcmp(code, "ServiceUnavailable") == 0 || code[0] == '\0')
+		return PV_ERETRY;
+	return PV_ERROR;
+}
+
+static int
+s3_multipart_complete(S3Writer *w)
+{
+	S3Storage *s = w->s;
+	char *query = pv_asprintf("uploadId=%s", w->upload_id_enc);
+	char *what = pv_asprintf("cannot write object '%s' (complete multipart upload)", w->key);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	Buf xml = PV_BUF_INIT;
+	char code[128];
+	int rc;
+
+	http_response_init(&resp);
+	buf_append_str(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	for (int i = 0; i < w->nparts; i++)
+	{
+		buf_printf(&xml, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+		http_xml_escape(&xml, w->etags[i]);
+		buf_append_str(&xml, "</ETag></Part>");
+	}
+	buf_append_str(&xml, "</CompleteMultipartUpload>");
+	if ((w->flags & STORAGE_PUT_NO_OVERWRITE) && s->if_none_match)
+		http_headers_add(&h, "If-None-Match", "*");
+	http_headers_add(&h, "Content-Type", "application/xml");
+	rc = s3_send(s, &(S3Req) {.method = "POST", .okey = w->okey, .query = query, .headers = &h,
+				 .body = xml.data, .body_len = xml.len, .check = s3_complete_check, .what = what}, &resp);
+	if (rc < 0)
+		goto done;
+	if (!s3_ok(&resp))
+	{
+		StorageInfo info;
+
+		http_response_error_code(&resp, code, sizeof(code));
+		/* Rule 5: an earlier attempt completed it, and the answer was lost. */
+		if (resp.status == 404 && strcmp(code, "NoSuchUpload") == 0 && s3_head(s, w->key, &info) == 0 &&
+			info.size == w->total)
+		{
+			pv_log_detail("s3: object '%s' was completed by an earlier attempt", w->key);
+			rc = 0;
+			goto done;
+		}
+		rc = s3_fail(s, &resp, what, w->key);
+	}
+
+done:
+	buf_free(&xml);
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(query);
+	pv_free(what);
+	return rc;
+}
+
+static int
+s3_writer_commit(void *writer)
+{
+	S3Writer *w = writer;
+	int rc;
+
+	if (w->failed)
+	{
+		rc = pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
+		goto done;
+	}
+	if (w->upload_id == NULL)
+	{
+		/* Rule 2: it fitted in one part: one PUT. */
+		rc = s3_put_single(w->s, w->key, w->buf ? w->buf : (const unsigned char *) "", w->len, w->flags);
+		goto done;
+	}
+	if (w->len > 0 && (rc = s3_writer_flush_part(w)) < 0)
+		goto done;
+	if ((rc = pv_pool_wait(w->pool)) < 0)
+		goto done;
+	if ((rc = s3_check_absent(w->s, w->key, w->flags)) < 0)
+		goto done;
+	rc = s3_multipart_complete(w);
+
+done:
+	if (rc < 0 && w->upload_id != NULL)
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		pv_pool_free(w->pool);
+		w->pool = NULL;
+		s3_multipart_abort(w);
+		pv_error_restore(&e);
+	}
+	s3_writer_free(w);
+	return rc;
+}
+
+static void
+s3_writer_abort(void *writer)
+{
+	S3Writer *w = writer;
+
+	if (w->upload_id != NULL)
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		pv_pool_free(w->pool);
+		w->pool = NULL;
+		s3_multipart_abort(w);
+		pv_error_restore(&e);
+	}
+	s3_writer_free(w);
+}
+
+/* ---- reading ---- */
+
+static int
+s3_get(void *driver, const char *key, Buf *out)
+{
+	S3Storage *s = driver;
+	char *okey = s3_okey(s, key);
+	char *what = pv_asprintf("cannot read object '%s'", key);
+	HttpResponse resp;
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+		rc = s3_fail(s, &resp, what, key);
+
+done:
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+static int
+s3_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *out)
+{
+	S3Storage *s = driver;
+	char *okey = s3_okey(s, key);
+	char *what = pv_asprintf("cannot read object '%s'", key);
+	size_t oldlen = out->len;
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	StorageInfo info;
+	int rc;
+
+	http_response_init(&resp);
+	if (len == 0)
+	{
+		/* No empty Range exists in HTTP: just check the offset against the size. */
+		if ((rc = s3_head(s, key, &info)) == 0 && offset > info.size)
+			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %" PRIu64 " bytes, too few for 0 bytes at offset %"
+							  PRIu64, key, info.size, offset);
+		goto done;
+	}
+	http_headers_add(&h, "Range", "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .okey = okey, .headers = &h, .sink = out, .what = what},
+					  &resp)) < 0)
+		goto done;
+	if (resp.status == 416)
+	{
+		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64,
+						  key, len, offset);
+		goto done;
+	}
+	if (!s3_ok(&resp))
+	{
+		rc = s3_fail(s, &resp, what, key);
+		goto done;
+	}
+	if (resp.status == 200)
+	{
+		/* The store ignored the range and sent everything: keep our slice. */
+		size_t got = out->len - oldlen;
+
+		if (offset > got || len > got - offset)
+		{
+			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %zu bytes, too few for %" PRIu64 " bytes at offset %"
+							  PRIu64, key, got, len, offset);
+			goto done;
+		}
+		memmove(out->data + oldlen, out->data + oldlen + offset, (size_t) len);
+		out->len = oldlen + (size_t) len;
+		out->data[out->len] = '\0';
+	}
+	else if (out->len - oldlen != len)
+		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64
+						  ": got %zu", key, len, offset, out->len - oldlen);
+
+done:
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- listing ---- */
+
+/* Call fn for each <Contents> of one ListObjectsV2 page; *more and token tell how to go on. */
+static int
+s3_list_page(S3Storage *s, const HttpResponse *resp, StorageListFn fn, void *payload, bool *more, Buf *token)
+{
+	const char *pos = (const char *) resp->body.data;
+	const char *end = pos + resp->body.len;
+	const char *c, *v;
+	size_t clen, vlen;
+	size_t plen = strlen(s->prefix);
+	Buf key = PV_BUF_INIT;
+	int rc = 0;
+
+	while (http_xml_next(&pos, end, "Contents", &c, &clen))
+	{
+		const char *cp = c;
+		StorageInfo info = {0};
+
+		buf_reset(&key);
+		if (!http_xml_next(&cp, c + clen, "Key", &v, &vlen))
+			continue;
+		http_xml_decode(&key, v, vlen);
+		cp = c;
+		if (http_xml_next(&cp, c + clen, "Size", &v, &vlen))
+			info.size = strtoull(v, NULL, 10);
+		cp = c;
+		if (http_xml_next(&cp, c + clen, "LastModified", &v, &vlen))
+		{
+			char *lm = pv_strndup(v, vlen);
+
+			info.mtime = http_date_parse(lm);
+			pv_free(lm);
+		}
+		if (key.len < plen || memcmp(key.data, s->prefix, plen) != 0)
+			continue;
+		if (storage_key_check(buf_cstr(&key) + plen) < 0)
+		{
+			/* Not a name pgvault writes ("a//b", a folder marker "x/"): not ours. */
+			pv_log_debug("s3: listing skips '%s': %s", buf_cstr(&key), pv_error_msg());
+			pv_error_clear();
+			continue;
+		}
+		if ((rc = fn(buf_cstr(&key) + plen, &info, payload)) < 0)
+			goto done;
+		rc = 0;
+	}
+	pos = (const char *) resp->body.data;
+	*more = http_xml_next(&pos, end, "IsTruncated", &v, &vlen) && vlen == 4 && strncmp(v, "true", 4) == 0;
+	buf_reset(token);
+	pos = (const char *) resp->body.data;
+	if (*more && http_xml_next(&pos, end, "NextContinuationToken", &v, &vlen))
+		http_xml_decode(token, v, vlen);
+	if (*more && token->len == 0)
+		rc = pv_error_set(PV_ERROR, "cannot list objects: a truncated listing without NextContinuationToken");
+
+done:
+	buf_free(&key);
+	return rc;
+}
+
+static int
+s3_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
+{
+	S3Storage *s = driver;
+	char *full = s3_okey(s, prefix);
+	char *what = pv_asprintf("cannot list objects under '%s'", prefix);
+	Buf token = PV_BUF_INIT, query = PV_BUF_INIT;
+	HttpResponse resp;
+	bool more = true;
+	int rc = 0;
+
+	http_response_init(&resp);
+	while (more)
+	{
+		buf_reset(&query);
+		if (token.len > 0)
+		{
+			buf_append_str(&query, "continuation-token=");
+			sigv4_uri_encode(&query, (const char *) token.data, token.len, 0);
+			buf_append_byte(&query, '&');
+		}
+		buf_printf(&query, "list-type=2&max-keys=%d&prefix=", s->page_size);
+		sigv4_uri_encode(&query, full, strlen(full), 0);
+		if ((rc = s3_send(s, &(S3Req) {.method = "GET", .query = buf_cstr(&query), .what = what}, &resp)) < 0)
+			goto done;
+		if (!s3_ok(&resp))
+		{
+			rc = s3_fail(s, &resp, what, NULL);
+			goto done;
+		}
+		if ((rc = s3_list_page(s, &resp, fn, payload, &more, &token)) < 0)
+			goto done;
+	}
+
+done:
+	buf_free(&token);
+	buf_free(&query);
+	http_response_free(&resp);
+	pv_free(full);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- deleting ---- */
+
+static int
+s3_delete(void *driver, const char *key)
+{
+	S3Storage *s = driver;
+	char *okey = s3_okey(s, key);
+	char *what = pv_asprintf("cannot delete object '%s'", key);
+	HttpResponse resp;
+	StorageInfo info;
+	int rc;
+
+	http_response_init(&resp);
+	/* S3 answers 204 for a key that is not there: ask first, so PV_ENOTFOUND means something. */
+	if ((rc = s3_head(s, key, &info)) < 0)
+		goto done;
+	if ((rc = s3_send(s, &(S3Req) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
+		goto done;
+	if (!s3_ok(&resp))
+		rc = s3_fail(s, &resp, what, key);
+
+done:
+	http_response_free(&resp);
+	pv_free(okey);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- creating the bucket ---- */
+
+static int
+s3_create(void *driver)
+{
+	S3Storage *s = driver;
+	char *what = pv_asprintf("cannot open bucket '%s'", s->bucket);
+	HttpResponse resp;
+	Buf body = PV_BUF_INIT;
+	char code[128];
+	int rc;
+
+	http_response_init(&resp);
+	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .query = "list-type=2&max-keys=1", .what = what}, &resp)) < 0)
+		goto done;
+	if (s3_ok(&resp))
+		goto done;
+	http_response_error_code(&resp, code, sizeof(code));
+	if (resp.status != 404 || strcmp(code, "NoSuchBucket") != 0)
+	{
+		rc = s3_fail(s, &resp, what, NULL);
+		goto done;
+	}
+	pv_free(what);
+	what = pv_asprintf("cannot create bucket '%s'", s->bucket);
+	if (strcmp(s->region, "us-east-1") != 0 && strcmp(s->type, "s3") == 0)
+		buf_printf(&body, "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+				   "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>", s->region);
+	if ((rc = s3_send(s, &(S3Req) {.method = "PUT", .body = body.data, .body_len = body.len, .what = what},
+					  &resp)) < 0)
+		goto done;
+	http_response_error_code(&resp, code, sizeof(code));
+	if (!s3_ok(&resp) && strcmp(code, "BucketAlreadyOwnedByYou") != 0)
+	{
+		rc = s3_fail(s, &resp, what, NULL);
+		goto done;
+	}
+	pv_log_info("%s: created bucket '%s'", s->type, s->bucket);
+
+done:
+	buf_free(&body);
+	http_response_free(&resp);
+	pv_free(what);
+	return rc;
+}
+
+/* ---- the driver ---- */
+
+static void
+s3_free(void *driver)
+{
+	S3Storage *s = driver;
+
+	http_client_free(s->http);
+	pv_free(s->bucket);
+	pv_free(s->prefix);
+	pv_free(s->scheme);
+	pv_free(s->host);
+	pv_free(s->region);
+	pv_free(s->access_key);
+	pv_free_secret_str(s->secret_key);
+	pv_free_secret_str(s->token);
+	pv_free(s->storage_class);
+	pv_free(s->sse);
+	pv_free(s);
+}
+
+static const StorageOps s3_ops = {
+	.name = "s3",
+	.put = s3_put,
+	.writer_open = s3_writer_open,
+	.writer_write = s3_writer_write,
+	.writer_commit = s3_writer_commit,
+	.writer_abort = s3_writer_abort,
+	.get = s3_get,
+	.get_range = s3_get_range,
+	.stat = s3_stat,
+	.list = s3_list,
+	.delete = s3_delete,
+	.exists = s3_exists,
+	.create = s3_create,
+	.free = s3_free,
+};
+
+/* ---- credentials file ---- */
+
+typedef struct S3Profile
+{
+	const char *want;
+	char *key;
+	char *secret;
+	char *token;
+} S3Profile;
+
+static int
+s3_profile_handler(void *user, const char *section, const char *name, const char *value)
+{
+	S3Profile *p = user;
+	char **slot = NULL;
+
+	/* ~/.aws/credentials names sections "NAME"; ~/.aws/config "profile NAME". */
+	if (strcmp(section, p->want) != 0 &&
+		!(strncmp(section, "profile ", 8) == 0 && strcmp(section + 8, p->want) == 0))
+		return 1;
+	if (strcmp(name, "aws_access_key_id") == 0)
+		slot = &p->key;
+	else if (strcmp(name, "aws_secret_access_key") == 0)
+		slot = &p->secret;
+	else if (strcmp(name, "aws_session_token") == 0)
+		slot = &p->token;
+	if (slot != NULL)
+	{
+		pv_free_secret_str(*slot);
+		*slot = pv_strdup(value);
+	}
+	return 1;
+}
+
+/* Credentials from the shared credentials file, if it has the profile. */
+static void
+s3_profile_read(S3Storage *s)
+{
+	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE");
+	const char *home = getenv("HOME");
+	const char *profile = getenv("AWS_PROFILE");
+	S3Profile p = {.want = profile && profile[0] ? profile : "default"};
+	char *path = NULL;
+
+	if (file != NULL && file[0] != '\0')
+		path = pv_strdup(file);
+	else if (home != NULL && home[0] != '\0')
+		path = pv_asprintf("%s/.aws/credentials", home);
+	if (path == NULL)
+		return;
+	if (ini_parse(path, s3_profile_handler, &p) == 0 && p.key != NULL && p.secret != NULL)
+	{
+		s->access_key = p.key;
+		s->secret_key = p.secret;
+		s->token = p.token;
+		p.key = p.secret = p.token = NULL;
+		pv_log_debug("%s: credentials from profile '%s' of '%s'", s->type, p.want, path);
+	}
+	pv_free(p.key);
+	pv_free_secret_str(p.secret);
+	pv_free_secret_str(p.token);
+	pv_free(path);
+}
+
+/* ---- opening ---- */
+
+/* s3-endpoint: "https://host[:port]" (a path is not allowed), or a bare host (https). */
+static int
+s3_endpoint_parse(S3Storage *s, const char *ep)
+{
+	const char *host = ep;
+	size_t hlen;
+
+	if (strncasecmp(ep, "https://", 8) == 0)
+	{
+		s->scheme = pv_strdup("https");
+		host += 8;
+	}
+	else if (strncasecmp(ep, "http://", 7) == 0)
+	{
+		s->scheme = pv_strdup("http");
+		host += 7;
+	}
+	else
+		s->scheme = pv_strdup("https");
+	hlen = strcspn(host, "/");
+	if (hlen == 0 || (host[hlen] == '/' && host[hlen + 1] != '\0'))
+	{
+		pv_error_set(PV_ECONFIG, "invalid s3-endpoint '%s': expected https://host[:port]", ep);
+		pv_error_hint("the bucket goes in the repository URL (s3://bucket/prefix), not in the endpoint");
+		return PV_ECONFIG;
+	}
+	s->host = pv_strndup(host, hlen);
+	return 0;
+}
+
+/* A host name under .localhost (RFC 6761: always loopback), without its port. */
+static bool
+s3_host_is_localhost(const char *host, size_t *out_len)
+{
+	size_t len = strcspn(host, ":");
+
+	*out_len = len;
+	return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+		(len > 10 && strncasecmp(host + len - 10, ".localhost", 10) == 0);
+}
+
+static int
+s3_settings(S3Storage *s, const StorageOpenOpts *opts, bool gs)
+{
+	const char *ep = storage_opts_get(opts, "s3-endpoint", "AWS_ENDPOINT_URL_S3");
+	const char *style;
+	const char *key, *secret;
+	uint64_t part;
+	int64_t n;
+	int rc;
+
+	if (ep == NULL)
+		ep = storage_opts_get(NULL, NULL, "AWS_ENDPOINT_URL");
+	s->region = pv_strdup(storage_opts_get(opts, "s3-region", "AWS_REGION") ?:
+						  storage_opts_get(NULL, NULL, "AWS_DEFAULT_REGION") ?: (gs ? "auto" : "us-east-1"));
+	if (ep != NULL)
+		rc = s3_endpoint_parse(s, ep);
+	else if (gs)
+		rc = s3_endpoint_parse(s, "https://storage.googleapis.com");
+	else
+	{
+		char *def = pv_asprintf("https://s3.%s.amazonaws.com", s->region);
+
+		rc = s3_endpoint_parse(s, def);
+		pv_free(def);
+	}
+	if (rc < 0)
+		return rc;
+
+	/* auto: virtual-hosted on AWS itself (path style is deprecated there), path style elsewhere. */
+	style = storage_opts_get(opts, "s3-bucket-style", NULL);
+	if (style == NULL || strcmp(style, "auto") == 0)
+		s->virtual_host = ep == NULL && !gs && strchr(s->bucket, '.') == NULL;
+	else if (strcmp(style, "virtual") == 0)
+		s->virtual_host = true;
+	else if (strcmp(style, "path") == 0)
+		s->virtual_host = false;
+	else
+		return pv_error_set(PV_ECONFIG, "invalid value '%s' for 's3-bucket-style': expected path, virtual or auto",
+							style);
+
+	key = storage_opts_get(opts, "s3-key", NULL);
+	secret = storage_opts_get(opts, "s3-key-secret", NULL);
+	if (key == NULL && secret == NULL)
+	{
+		/* A pair comes from one place: never a key from the file and a secret from the environment. */
+		key = storage_opts_get(NULL, NULL, "AWS_ACCESS_KEY_ID");
+		secret = storage_opts_get(NULL, NULL, "AWS_SECRET_ACCESS_KEY");
+		if (key != NULL && secret != NULL)
+		{
+			s->access_key = pv_strdup(key);
+			s->secret_key = pv_strdup(secret);
+			if ((key = storage_opts_get(NULL, NULL, "AWS_SESSION_TOKEN")) != NULL)
+				s->token = pv_strdup(key);
+		}
+		else
+			s3_profile_read(s);
+	}
+	else if (key != NULL && secret != NULL)
+	{
+		s->access_key = pv_strdup(key);
+		s->secret_key = pv_strdup(secret);
+		if ((key = storage_opts_get(opts, "s3-token", NULL)) != NULL)
+			s->token = pv_strdup(key);
+	}
+	if (s->access_key == NULL || s->secret_key == NULL)
+	{
+		pv_error_set(PV_ECONFIG, "no credentials for '%s://%s'", s->type, s->bucket);
+		pv_error_hint("set s3-key and s3-key-secret in the repository's section, or AWS_ACCESS_KEY_ID and "
+					  "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)");
+		return PV_ECONFIG;
+	}
+
+	if ((key = storage_opts_get(opts, "s3-storage-class", NULL)) != NULL)
+		s->storage_class = pv_strdup(key);
+	if ((key = storage_opts_get(opts, "s3-sse", NULL)) != NULL)
+	{
+		if (strcmp(key, "AES256") != 0 && strcmp(key, "aws:kms") != 0)
+			return pv_error_set(PV_ECONFIG, "invalid value '%s' for 's3-sse': expected AES256 or aws:kms", key);
+		s->sse = pv_strdup(key);
+	}
+	if ((rc = http_opt_size(&part, opts, "s3-part-size", 16 * S3_MIB, S3_PART_MIN, S3_PART_MAX)) < 0)
+		return rc;
+	s->part_size = (size_t) part;
+	if ((rc = http_opt_int(&n, opts, "storage-upload-jobs", 4, 1, 64)) < 0)
+		return rc;
+	s->upload_jobs = (int) n;
+	if ((rc = http_opt_int(&n, opts, "storage-list-page-size", 1000, 1, 1000)) < 0)
+		return rc;
+	s->page_size = (int) n;
+	return http_opt_bool(&s->if_none_match, opts, "s3-if-none-match", true);
+}
+
+static int
+s3_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts, bool gs)
+{
+	S3Storage *s = PV_NEW(S3Storage);
+	size_t blen = strcspn(rest, "/");
+	const char *prefix = rest + blen;
+	HttpClientOpts hopts;
+	Buf pre = PV_BUF_INIT;
+	char *resolve = NULL;
+	size_t hlen;
+	int rc;
+
+	s->type = gs ? "gs" : "s3";
+	if (blen == 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "invalid %s URL '%s': no bucket", s->type, url);
+		pv_error_hint("write %s://bucket/prefix", s->type);
+		goto done;
+	}
+	s->bucket = pv_strndup(rest, blen);
+	/* The prefix, tidy: "/a//b/" -> "a/b/". */
+	for (const char *p = prefix; *p != '\0';)
+	{
+		size_t seg;
+
+		while (*p == '/')
+			p++;
+		seg = strcspn(p, "/");
+		if (seg == 0)
+			break;
+		buf_append(&pre, p, seg);
+		buf_append_byte(&pre, '/');
+		p += seg;
+	}
+	s->prefix = buf_detach(&pre);
+	if (s->prefix[0] != '\0')
+	{
+		/* The prefix obeys the key rules, so listing and key checks stay meaningful. */
+		char *check = pv_strndup(s->prefix, strlen(s->prefix) - 1);
+
+		rc = storage_key_check(check);
+		pv_free(check);
+		if (rc < 0)
+		{
+			rc = pv_error_prefix(PV_EUSAGE, "invalid %s URL '%s'", s->type, url);
+			goto done;
+		}
+	}
+	if ((rc = s3_settings(s, opts, gs)) < 0 ||
+		(rc = http_client_opts_read(&hopts, opts, "s3", "AWS_CA_BUNDLE")) < 0)
+		goto done;
+	if (hopts.insecure)
+		pv_log_warn("%s: TLS certificate verification is OFF for '%s' (s3-verify-tls = off): anyone on the "
+					"network path can read and change the repository", s->type, url);
+	/* Names under .localhost mean loopback (RFC 6761), also for virtual-hosted bucket names. */
+	if (s->virtual_host && s3_host_is_localhost(s->host, &hlen))
+	{
+		const char *port = s->host[hlen] == ':' ? s->host + hlen + 1 : (strcmp(s->scheme, "https") ? "80" : "443");
+
+		resolve = pv_asprintf("%s.%.*s:%s:127.0.0.1", s->bucket, (int) hlen, s->host, port);
+		hopts.resolve = resolve;
+	}
+	if ((rc = http_client_new(&s->http, &hopts)) < 0)
+		goto done;
+	*out = storage_new(&s3_ops, s, url);
+	s = NULL;
+
+done:
+	if (s != NULL)
+		s3_free(s);
+	pv_free(resolve);
+	buf_free(&pre);
+	return rc;
+}
+
+int
+storage_s3_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts)
+{
+	return s3_open(out, rest, url, opts, false);
+}
+
+int
+storage_gs_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts)
+{
+	return s3_open(out, rest, url, opts, true);
+}
