@@ -323,7 +323,8 @@ tool_run(Storage *st, const char *verb, int argc, char **argv)
 		ToolList l = {0};
 
 		rc = storage_list(st, argc ? argv[0] : "", tool_list_one, &l);
-		qsort(l.lines, l.n, sizeof(*l.lines), tool_strcmp);
+		if (l.n > 1)
+			qsort(l.lines, l.n, sizeof(*l.lines), tool_strcmp);
 		for (size_t i = 0; i < l.n; i++)
 		{
 			if (rc == 0)

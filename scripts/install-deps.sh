@@ -17,7 +17,16 @@ packages=(
   # end-to-end tests, demo, benchmarks: real servers and tools
   postgresql-15 postgresql-client-15 python3 python3-pytest python3-psycopg
   pgbackrest zstd lz4 util-linux procps
+  # object-store tests (tests/e2e/emulators.py): OpenStack Swift with s3api,
+  # a signature-checking S3; s3rver and azurite come from npm (below)
+  swift swift-proxy swift-account swift-container swift-object memcached openssl
 )
+# node and npm run the npm emulators, which the tests install themselves into
+# tests/e2e/.npm.  A node that is already there (e.g. from NodeSource, whose
+# package includes npm) is kept: Debian's npm package would conflict with it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

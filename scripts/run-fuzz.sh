@@ -10,6 +10,7 @@
 # that many fuzzing processes per target (default 1).
 set -uo pipefail
 build=${1:-build-fuzz}
+build=${build%/}
 seconds=${FUZZ_SECONDS:-30}
 targets=${FUZZ_TARGETS:-"blob pack_header index_file item manifest"}
 jobs=${FUZZ_JOBS:-1}
@@ -24,7 +25,7 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgvault-fuzz-XXXXXX")
 scratch=""
 trap 'rm -rf "$work" ${scratch:+"$scratch"}' EXIT
-artifacts="$root/$build/fuzz-artifacts"
+artifacts="$(cd "$build" && pwd)/fuzz-artifacts"
 mkdir -p "$artifacts"
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -116,7 +117,7 @@ PY
 # ---- fuzz ----
 failed=""
 for t in $targets; do
-  exe="$build/tests/fuzz/fuzz_$t"
+  exe="$(cd "$build" && pwd)/tests/fuzz/fuzz_$t"
   if [ ! -x "$exe" ]; then
     echo "run-fuzz.sh: no target $exe" >&2
     failed="$failed $t"
@@ -124,10 +125,15 @@ for t in $targets; do
   fi
   echo "== fuzz_$t (${seconds}s, $(ls "$work/corpus/$t" | wc -l) seeds)"
   mkdir -p "$work/found/$t"
-  "$exe" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
-    -jobs="$jobs" -workers="$jobs" -artifact_prefix="$artifacts/$t-" \
-    "$work/found/$t" "$work/corpus/$t" >"$work/$t.log" 2>&1
+  parallel=()
+  [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
+  # (with -jobs libFuzzer writes fuzz-N.log into the current directory: $work)
+  (cd "$work" && "$exe" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 \
+    -print_final_stats=1 "${parallel[@]}" -artifact_prefix="$artifacts/$t-" \
+    "$work/found/$t" "$work/corpus/$t") >"$work/$t.log" 2>&1
   rc=$?
+  cat "$work"/fuzz-*.log >>"$work/$t.log" 2>/dev/null
+  rm -f "$work"/fuzz-*.log
   grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)" "$work/$t.log" | tail -3
   if [ $rc -ne 0 ]; then
     echo "fuzz_$t FAILED (exit $rc):" >&2

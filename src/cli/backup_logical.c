@@ -1,6 +1,7 @@
 /*
  * backup_logical.c (cli): "pgvault backup --logical", a logical backup of
- * one database (src/pg/logical).  Reached from cli_backup() when --logical
+ * one database, or with --all of every database plus the globals
+ * (src/pg/logical).  Reached from cli_backup() when --logical
  * is on the command line; parses its own options, spelt as pg_dump spells
  * them.
  */
@@ -20,8 +21,8 @@
 #include <string.h>
 
 static const char help_text[] =
-	"pgvault backup --logical: back up one database, faster than pg_dump\n\n"
-	"Usage:\n  pgvault backup --logical [OPTIONS]\n\n"
+	"pgvault backup --logical: back up one database (or all), faster than pg_dump\n\n"
+	"Usage:\n  pgvault backup --logical [OPTIONS]\n  pgvault backup --logical --all [OPTIONS]\n\n"
 	"One snapshot for everything: the schema (pg_dump --schema-only, custom\n"
 	"format), every table's rows (parallel COPY; big tables are split into page\n"
 	"ranges so one table uses every worker), sequence values and large objects.\n"
@@ -39,7 +40,14 @@ static const char help_text[] =
 	"  -a, --data-only          rows, sequence values and large objects only\n"
 	"  --strict-names           every -t/-n pattern must match something\n"
 	"  --split-size=SIZE        split tables larger than this (default 512MiB)\n"
-	"  --no-progress            no progress line on a terminal\n\n"
+	"  --no-progress            no progress line on a terminal\n"
+	"  --all                    every connectable database (but template0), each\n"
+	"                           with its own snapshot, plus the globals: roles,\n"
+	"                           memberships, role settings, tablespaces\n"
+	"                           (pg_dumpall --globals-only), in one backup\n"
+	"  --exclude-database=PATTERN  with --all: not these databases (repeatable)\n"
+	"  --with-role-passwords    with --all: keep the roles' password hashes (the\n"
+	"                           backup then holds secrets; encrypt the repository)\n\n"
 	"Patterns follow pg_dump: * and ? are wildcards, \"Quoted\" parts are literal,\n"
 	"and schema.table qualifies.  A -t or -n that matches nothing is an error.\n\n"
 	"Output: the backup id on the first line, then a summary; with --json one\n"
@@ -47,7 +55,8 @@ static const char help_text[] =
 	"Examples:\n"
 	"  pgvault backup --logical -d shop --repo /srv/pgvault\n"
 	"  pgvault backup --logical -d shop -j 4 -N audit --exclude-table-data 'log_*'\n"
-	"  pgvault backup --logical --source prod -t 'public.order*' --json\n";
+	"  pgvault backup --logical --source prod -t 'public.order*' --json\n"
+	"  pgvault backup --logical --all --exclude-database 'scratch_*' -h db1\n";
 
 enum
 {
@@ -56,6 +65,9 @@ enum
 	OPT_STRICT,
 	OPT_SPLIT,
 	OPT_NO_PROGRESS,
+	OPT_ALL,
+	OPT_EXCLUDE_DATABASE,
+	OPT_WITH_ROLE_PASSWORDS,
 };
 
 bool
@@ -79,8 +91,9 @@ summary_print(bool json, const PgLogicalBackupResult *r)
 
 	if (json)
 	{
-		json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 							  "id", r->id, "kind", "logical", "database", r->database,
+							  "databases", (json_int_t) r->databases,
 							  "tables", (json_int_t) r->tables, "parts", (json_int_t) r->parts,
 							  "rows", (json_int_t) r->rows, "sequences", (json_int_t) r->sequences,
 							  "large_objects", (json_int_t) r->large_objects,
@@ -96,13 +109,22 @@ summary_print(bool json, const PgLogicalBackupResult *r)
 		return;
 	}
 	printf("%s\n", r->id);
-	printf("backup %s of database '%s': %llu tables (%llu rows, %s), %llu sequences, %llu large objects;"
-		   " size %s, stored %s, new %s, %s\n", r->id, r->database,
-		   (unsigned long long) r->tables, (unsigned long long) r->rows,
-		   pv_size_format(data, sizeof(data), r->data_bytes), (unsigned long long) r->sequences,
-		   (unsigned long long) r->large_objects, pv_size_format(size, sizeof(size), s->logical_bytes),
-		   pv_size_format(stored, sizeof(stored), s->stored_bytes),
-		   pv_size_format(fresh, sizeof(fresh), s->new_bytes), pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
+	if (strcmp(r->database, "*") == 0)
+		printf("backup %s of %llu databases and %llu roles: %llu tables (%llu rows, %s), %llu sequences,"
+			   " %llu large objects; size %s, stored %s, new %s, %s\n", r->id, (unsigned long long) r->databases,
+			   (unsigned long long) r->roles, (unsigned long long) r->tables, (unsigned long long) r->rows,
+			   pv_size_format(data, sizeof(data), r->data_bytes), (unsigned long long) r->sequences,
+			   (unsigned long long) r->large_objects, pv_size_format(size, sizeof(size), s->logical_bytes),
+			   pv_size_format(stored, sizeof(stored), s->stored_bytes),
+			   pv_size_format(fresh, sizeof(fresh), s->new_bytes), pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
+	else
+		printf("backup %s of database '%s': %llu tables (%llu rows, %s), %llu sequences, %llu large objects;"
+			   " size %s, stored %s, new %s, %s\n", r->id, r->database,
+			   (unsigned long long) r->tables, (unsigned long long) r->rows,
+			   pv_size_format(data, sizeof(data), r->data_bytes), (unsigned long long) r->sequences,
+			   (unsigned long long) r->large_objects, pv_size_format(size, sizeof(size), s->logical_bytes),
+			   pv_size_format(stored, sizeof(stored), s->stored_bytes),
+			   pv_size_format(fresh, sizeof(fresh), s->new_bytes), pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
 }
 
 int
@@ -122,6 +144,9 @@ cli_backup_logical(int argc, char **argv)
 		{"strict-names", no_argument, NULL, OPT_STRICT},
 		{"split-size", required_argument, NULL, OPT_SPLIT},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"exclude-database", required_argument, NULL, OPT_EXCLUDE_DATABASE},
+		{"with-role-passwords", no_argument, NULL, OPT_WITH_ROLE_PASSWORDS},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
@@ -176,6 +201,15 @@ cli_backup_logical(int argc, char **argv)
 			case OPT_NO_PROGRESS:
 				o.progress = false;
 				break;
+			case OPT_ALL:
+				o.all = true;
+				break;
+			case OPT_EXCLUDE_DATABASE:
+				pgfilter_patterns_add(&o.exclude_databases, optarg);
+				break;
+			case OPT_WITH_ROLE_PASSWORDS:
+				o.with_role_passwords = true;
+				break;
 			default:
 				status = cli_bad_option("backup", argv, opt);
 				goto done;
@@ -209,6 +243,18 @@ cli_backup_logical(int argc, char **argv)
 		}
 		o.jobs = (int) v;
 	}
+	if (o.all && (o.filter.tables.n || o.filter.schemas.n || o.filter.exclude_tables.n ||
+				  o.filter.exclude_schemas.n || o.filter.exclude_table_data.n))
+	{
+		status = cli_usage_error("backup", "table and schema filters cannot be used with --all");
+		goto done;
+	}
+	if (!o.all && (o.exclude_databases.n > 0 || o.with_role_passwords))
+	{
+		status = cli_usage_error("backup", "%s needs --all",
+								 o.with_role_passwords ? "--with-role-passwords" : "--exclude-database");
+		goto done;
+	}
 	if (split != NULL && (rc = pv_size_parse(&o.split_size, split)) < 0)
 	{
 		status = cli_usage_error("backup", "%s", pv_error_msg());
@@ -239,6 +285,7 @@ cli_backup_logical(int argc, char **argv)
 	status = 0;
 done:
 	pgfilter_clear(&o.filter);
+	pgfilter_patterns_clear(&o.exclude_databases);
 	repo_free(repo);
 	cfg_free(cfg);
 	return status;

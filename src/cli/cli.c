@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pv_build.h"
+#include "repo/repo.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,6 +157,12 @@ cli_common_option(CliCommon *c, int opt, const char *arg)
 		case CLI_OPT_JSON:
 			c->json = true;
 			return true;
+		case CLI_OPT_PASSPHRASE_FILE:
+			c->passphrase_file = arg;
+			return true;
+		case CLI_OPT_PASSPHRASE_COMMAND:
+			c->passphrase_command = arg;
+			return true;
 		case CLI_OPT_HELP:
 			c->help = true;
 			return true;
@@ -246,6 +253,13 @@ cli_setup(const CliCommon *c, PvConfig **out)
 		(rc = cfg_set(cfg, &cfg->global, "repo", c->repo, CFG_ORIGIN_CLI)) < 0)
 		goto done;
 
+	if (c->passphrase_file != NULL &&
+		(rc = cfg_set(cfg, &cfg->global, "passphrase-file", c->passphrase_file, CFG_ORIGIN_CLI)) < 0)
+		goto done;
+	if (c->passphrase_command != NULL &&
+		(rc = cfg_set(cfg, &cfg->global, "passphrase-command", c->passphrase_command, CFG_ORIGIN_CLI)) < 0)
+		goto done;
+
 	if ((rc = pv_log_level_parse(&level, cfg_str(cfg, NULL, "log-level"))) < 0)
 		goto done;
 	pv_log_set_console_level(level);
@@ -286,6 +300,54 @@ cli_conn_opts(PgConnOpts *out, CfgSection **out_source, const CliCommon *c, PvCo
 	return PV_OK;
 }
 
+static const char *
+storage_setting(const char *key, void *payload)
+{
+	const CliStorageSettings *s = payload;
+
+	/* Only keys the [repo:NAME] section knows; the drivers fall back to env. */
+	for (int i = 0; s->sec != NULL && i < s->sec->nvalues; i++)
+		if (strcmp(s->sec->values[i].def->name, key) == 0)
+			return s->sec->values[i].value;
+	return NULL;
+}
+
+void
+cli_storage_settings(CliStorageSettings *out, const PvConfig *cfg, const CfgSection *sec)
+{
+	out->cfg = cfg;
+	out->sec = sec;
+	out->opts.lookup = storage_setting;
+	out->opts.payload = out;
+}
+
+int
+cli_repo_open(Repo **out, PvConfig *cfg, const CliCommon *c)
+{
+	CfgSection *sec = NULL, *source = NULL;
+	RepoPassphraseSource ps = {NULL, NULL};
+	CliStorageSettings settings;
+	const char *url;
+	int rc;
+
+	/*
+	 * The passphrase's file or command: --passphrase-file/-command or
+	 * PGVAULT_PASSPHRASE_FILE/_COMMAND, else the repository's own section,
+	 * else [global] (cfg_str_layered).
+	 */
+	*out = NULL;
+	/* --source names a [source:NAME] for backups of databases; for others it is only a label. */
+	for (int i = 0; c->source != NULL && i < cfg->nsources; i++)
+		if (strcmp(cfg->sources[i].name, c->source) == 0)
+			source = &cfg->sources[i];
+	if ((rc = cfg_repo_resolve(&sec, &url, cfg, source)) < 0)
+		return rc;
+	ps.file = cfg_str_layered(cfg, sec, "passphrase-file");
+	ps.command = cfg_str_layered(cfg, sec, "passphrase-command");
+	cli_storage_settings(&settings, cfg, sec);
+	return repo_open_opts(out, url, &settings.opts, repo_passphrase_default, &ps);
+}
+
 void
 cli_print_help(const char *text, bool connects)
 {
@@ -305,6 +367,9 @@ cli_print_help(const char *text, bool connects)
 		   "  --repo=URL               repository (default $PGVAULT_REPO)\n"
 		   "  --log-level=LEVEL        error, warn, info, detail, debug, trace\n"
 		   "  --log-file=FILE          also log to FILE, with timestamps\n"
+		   "  --passphrase-file=FILE   passphrase of an encrypted repository, first line\n"
+		   "  --passphrase-command=CMD command that prints that passphrase (also\n"
+		   "                           PGVAULT_PASSPHRASE, PGVAULT_PASSPHRASE_FILE/_COMMAND)\n"
 		   "  --json                   machine-readable output on stdout\n"
 		   "  --help                   show this help\n", PV_SYSCONFDIR);
 }

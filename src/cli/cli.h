@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "pg/conn.h"
+#include "storage/storage.h"
 
 typedef struct CliCommand
 {
@@ -45,6 +46,8 @@ typedef struct CliCommon
 	const char *host;
 	const char *port;
 	const char *username;
+	const char *passphrase_file;
+	const char *passphrase_command;
 	bool json;
 	bool help;
 } CliCommon;
@@ -59,6 +62,8 @@ enum
 	CLI_OPT_REPO,
 	CLI_OPT_JSON,
 	CLI_OPT_HELP,
+	CLI_OPT_PASSPHRASE_FILE,
+	CLI_OPT_PASSPHRASE_COMMAND,
 	CLI_OPT_FIRST_COMMAND = 1100,	/* commands number their own from here */
 };
 
@@ -69,6 +74,8 @@ enum
 	{"source", required_argument, NULL, CLI_OPT_SOURCE}, \
 	{"repo", required_argument, NULL, CLI_OPT_REPO}, \
 	{"json", no_argument, NULL, CLI_OPT_JSON}, \
+	{"passphrase-file", required_argument, NULL, CLI_OPT_PASSPHRASE_FILE}, \
+	{"passphrase-command", required_argument, NULL, CLI_OPT_PASSPHRASE_COMMAND}, \
 	{"help", no_argument, NULL, CLI_OPT_HELP}
 
 /* The connection options, spelt as PostgreSQL's own tools spell them. */
@@ -116,9 +123,22 @@ void cli_print_help(const char *text, bool connects);
 /*
  * Open the repository named by --repo / the configuration, with the
  * passphrase (when encrypted) from the environment or the passphrase-file /
- * passphrase-command of its [repo:NAME] section or [global].  (src/cli/repo.c)
+ * passphrase-command of its [repo:NAME] section or [global].
  */
 struct Repo;
 int cli_repo_open(struct Repo **out, PvConfig *cfg, const CliCommon *c);
+
+/*
+ * Storage driver settings (s3-*, azure-*, http-* keys) of a [repo:NAME]
+ * section, for storage_open_opts()/repo_open_opts().  sec may be NULL: the
+ * drivers then read only their environment variables.  out borrows cfg.
+ */
+typedef struct CliStorageSettings
+{
+	StorageOpenOpts opts;
+	const PvConfig *cfg;
+	const CfgSection *sec;
+} CliStorageSettings;
+void cli_storage_settings(CliStorageSettings *out, const PvConfig *cfg, const CfgSection *sec);
 
 #endif

@@ -14,10 +14,15 @@ const CliCommand cli_commands[] = {
 	{"list", "list the backups in a repository", cli_list},
 	{"show", "what a backup holds: tables, rows, sizes, sequences (logical backups)", cli_show},
 	{"restore", "bring a backup back (into a directory, a file or stdout)", cli_restore},
+	{"export", "a logical backup as a plain SQL script (psql loads it)", cli_export},
 	{"verify", "read back and check every byte the backups need", cli_verify},
 	{"repo", "repository maintenance: stats, prune, rebuild-index, unlock", cli_repo},
 	{"archive-push", "archive one WAL file (archive_command)", cli_archive_push},
 	{"archive-get", "fetch one WAL file from the archive (restore_command)", cli_archive_get},
+	{"expire", "apply the retention policies, then remove data no backup needs", cli_expire},
+	{"pin", "keep a backup whatever retention says (legal hold); --list", cli_pin},
+	{"unpin", "release a pin", cli_unpin},
+	{"drill", "test-restore a backup into a scratch cluster: check, time, record", cli_drill},
 };
 
 const int cli_ncommands = (int) (sizeof(cli_commands) / sizeof(cli_commands[0]));

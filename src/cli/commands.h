@@ -13,10 +13,15 @@ int cli_key(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_restore(int argc, char **argv);
+int cli_export(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_repo(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_archive_push(int argc, char **argv);
 int cli_archive_get(int argc, char **argv);
+int cli_expire(int argc, char **argv);
+int cli_pin(int argc, char **argv);
+int cli_unpin(int argc, char **argv);
+int cli_drill(int argc, char **argv);
 
 #endif

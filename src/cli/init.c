@@ -51,18 +51,7 @@ enum
 	OPT_ENCRYPT = CLI_OPT_FIRST_COMMAND,
 	OPT_COMPRESSION,
 	OPT_PACK_SIZE,
-	OPT_PASSPHRASE_FILE,
-	OPT_PASSPHRASE_COMMAND,
 };
-
-/* A setting from the repo's section if it has one, else the global one. */
-static const char *
-section_or_global(PvConfig *cfg, CfgSection *sec, const char *key)
-{
-	const char *v = sec ? cfg_str(cfg, sec, key) : NULL;
-
-	return v ? v : cfg_str(cfg, NULL, key);
-}
 
 static void
 print_result(const Repo *repo, bool json)
@@ -102,13 +91,12 @@ cli_init(int argc, char **argv)
 		{"encrypt", no_argument, NULL, OPT_ENCRYPT},
 		{"compression", required_argument, NULL, OPT_COMPRESSION},
 		{"pack-size", required_argument, NULL, OPT_PACK_SIZE},
-		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-		{"passphrase-command", required_argument, NULL, OPT_PASSPHRASE_COMMAND},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
 	RepoInitOpts opts = {0};
-	const char *compression = NULL, *pack_size = NULL, *pass_file = NULL, *pass_cmd = NULL;
+	CliStorageSettings settings;
+	const char *compression = NULL, *pack_size = NULL;
 	const char *url = NULL;
 	CfgSection *sec = NULL;
 	PvConfig *cfg = NULL;
@@ -132,12 +120,6 @@ cli_init(int argc, char **argv)
 			case OPT_PACK_SIZE:
 				pack_size = optarg;
 				break;
-			case OPT_PASSPHRASE_FILE:
-				pass_file = optarg;
-				break;
-			case OPT_PASSPHRASE_COMMAND:
-				pass_cmd = optarg;
-				break;
 			default:
 				return cli_bad_option("init", argv, opt);
 		}
@@ -149,7 +131,7 @@ cli_init(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
-	if (!opts.encrypt && (pass_file != NULL || pass_cmd != NULL))
+	if (!opts.encrypt && (common.passphrase_file != NULL || common.passphrase_command != NULL))
 		return cli_usage_error("init", "a passphrase is only used with --encrypt");
 	if (pack_size != NULL)
 	{
@@ -178,9 +160,8 @@ cli_init(int argc, char **argv)
 	opts.compression = compression;
 	if (opts.encrypt)
 	{
-		rc = repo_passphrase_get(&pass,
-								 pass_file ? pass_file : section_or_global(cfg, sec, "passphrase-file"),
-								 pass_cmd ? pass_cmd : section_or_global(cfg, sec, "passphrase-command"));
+		rc = repo_passphrase_get(&pass, cfg_str_layered(cfg, sec, "passphrase-file"),
+								 cfg_str_layered(cfg, sec, "passphrase-command"));
 		if (rc == PV_ENOTFOUND)
 		{
 			rc = pv_error_set(PV_EUSAGE, "--encrypt needs a passphrase");
@@ -190,6 +171,8 @@ cli_init(int argc, char **argv)
 			goto fail;
 		opts.passphrase = pass;
 	}
+	cli_storage_settings(&settings, cfg, sec);
+	opts.storage = &settings.opts;
 	if ((rc = repo_init(&repo, url, &opts)) < 0)
 		goto fail;
 	print_result(repo, common.json);

@@ -49,18 +49,8 @@ static const char help_text[] =
 
 enum
 {
-	OPT_PASSPHRASE_FILE = CLI_OPT_FIRST_COMMAND,
-	OPT_PASSPHRASE_COMMAND,
-	OPT_NEW_PASSPHRASE_FILE,
+	OPT_NEW_PASSPHRASE_FILE = CLI_OPT_FIRST_COMMAND,
 };
-
-static const char *
-section_or_global(PvConfig *cfg, CfgSection *sec, const char *key)
-{
-	const char *v = sec ? cfg_str(cfg, sec, key) : NULL;
-
-	return v ? v : cfg_str(cfg, NULL, key);
-}
 
 /* The new passphrase: $PGVAULT_NEW_PASSPHRASE, else the file's first line. */
 static int
@@ -123,16 +113,12 @@ cli_key(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
-		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-		{"passphrase-command", required_argument, NULL, OPT_PASSPHRASE_COMMAND},
 		{"new-passphrase-file", required_argument, NULL, OPT_NEW_PASSPHRASE_FILE},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
-	const char *pass_file = NULL, *pass_cmd = NULL, *new_file = NULL;
-	const char *action = NULL, *key_id = NULL, *url = NULL;
-	RepoPassphraseSource src;
-	CfgSection *sec = NULL;
+	const char *new_file = NULL;
+	const char *action = NULL, *key_id = NULL;
 	PvConfig *cfg = NULL;
 	Repo *repo = NULL;
 	char *newpass = NULL;
@@ -145,12 +131,6 @@ cli_key(int argc, char **argv)
 			continue;
 		switch (opt)
 		{
-			case OPT_PASSPHRASE_FILE:
-				pass_file = optarg;
-				break;
-			case OPT_PASSPHRASE_COMMAND:
-				pass_cmd = optarg;
-				break;
 			case OPT_NEW_PASSPHRASE_FILE:
 				new_file = optarg;
 				break;
@@ -181,14 +161,10 @@ cli_key(int argc, char **argv)
 
 	if ((rc = cli_setup(&common, &cfg)) < 0)
 		return cli_fail(rc);
-	if ((rc = cfg_repo_resolve(&sec, &url, cfg, NULL)) < 0)
-		goto fail;
 	/* Read the new passphrase before spending time on the old one. */
 	if (strcmp(action, "add") == 0 && (rc = new_passphrase_get(&newpass, new_file)) < 0)
 		goto fail;
-	src.file = pass_file ? pass_file : section_or_global(cfg, sec, "passphrase-file");
-	src.command = pass_cmd ? pass_cmd : section_or_global(cfg, sec, "passphrase-command");
-	if ((rc = repo_open(&repo, url, repo_passphrase_default, &src)) < 0)
+	if ((rc = cli_repo_open(&repo, cfg, &common)) < 0)
 		goto fail;
 	if (!repo_is_encrypted(repo))
 	{

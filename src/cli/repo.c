@@ -25,33 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
-cli_repo_open(Repo **out, PvConfig *cfg, const CliCommon *c)
-{
-	CfgSection *sec = NULL, *source = NULL;
-	RepoPassphraseSource ps = {NULL, NULL};
-	const char *url;
-	int rc;
-
-	*out = NULL;
-	/* --source names a [source:NAME] for backups of databases; for others it is only a label. */
-	for (int i = 0; c->source != NULL && i < cfg->nsources; i++)
-		if (strcmp(cfg->sources[i].name, c->source) == 0)
-			source = &cfg->sources[i];
-	if ((rc = cfg_repo_resolve(&sec, &url, cfg, source)) < 0)
-		return rc;
-	if (sec != NULL)
-	{
-		ps.file = cfg_str(cfg, sec, "passphrase-file");
-		ps.command = cfg_str(cfg, sec, "passphrase-command");
-	}
-	if (ps.file == NULL)
-		ps.file = cfg_str(cfg, NULL, "passphrase-file");
-	if (ps.command == NULL)
-		ps.command = cfg_str(cfg, NULL, "passphrase-command");
-	return repo_open(out, url, repo_passphrase_default, &ps);
-}
-
 /* ---- shared by the subcommands ---- */
 
 enum

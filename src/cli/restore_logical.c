@@ -1,7 +1,10 @@
 /*
  * restore_logical.c (cli): "pgvault restore ID --target-db NAME", the
- * restore of a logical backup into a database (src/pg/logical).  Reached
- * from cli_restore() when --target-db (or --logical) is on the command line.
+ * restore of a logical backup into a database, of every database of an
+ * --all backup, of selected tables, or of the globals (src/pg/logical).
+ * Reached from cli_restore() when an option only logical restores have
+ * (--target-db, --logical, --globals-only, --database, --table, --clean,
+ * ...) is on the command line.
  */
 #include "cli/cli.h"
 #include "cli/logical.h"
@@ -21,17 +24,34 @@
 
 static const char help_text[] =
 	"pgvault restore (logical): restore a logical backup into a database\n\n"
-	"Usage:\n  pgvault restore ID --target-db NAME [OPTIONS]\n\n"
+	"Usage:\n  pgvault restore ID --target-db NAME [OPTIONS]\n"
+	"  pgvault restore ID --target-db NAME --table PATTERN [--clean | --data-only]\n"
+	"  pgvault restore ID --logical                (every database of an --all backup)\n"
+	"  pgvault restore ID --globals-only           (roles and tablespaces of one)\n\n"
 	"ID is a backup id, a unique prefix of one, or 'latest'.  A missing target\n"
-	"database is created with the source's encoding, locale and owner; an\n"
-	"existing one must be empty unless --clean.  Order: schema (pre-data), rows\n"
+	"database is created with the source's encoding, locale, owner and settings;\n"
+	"an existing one must be empty unless --clean.  Order: schema (pre-data), rows\n"
 	"in parallel, sequences, large objects, indexes and constraints in parallel\n"
 	"(post-data), materialized views, ANALYZE.  If anything fails the restore\n"
 	"stops and says where; a database it created is dropped again.\n\n"
+	"Before --clean replaces data, pgvault backs up what it replaces into the same\n"
+	"repository (a safety backup; its id is printed) unless --no-safety-backup.\n\n"
 	"Options:\n"
 	"  --target-db=NAME         the database to restore into (default: -d's name,\n"
 	"                           else the backed-up database's name)\n"
-	"  --clean                  drop the backup's objects first (implies IF EXISTS)\n"
+	"  -t, --table=PATTERN      only these tables (pg_dump patterns; repeatable):\n"
+	"                           definitions, rows, indexes, constraints, triggers,\n"
+	"                           owned sequences, comments, grants\n"
+	"  --clean                  drop the backup's objects first (implies IF EXISTS);\n"
+	"                           with --data-only: empty the tables first\n"
+	"  --no-safety-backup       do not back up what --clean replaces\n"
+	"  --disable-triggers       with --data-only: no triggers (nor foreign key\n"
+	"                           checks) while loading\n"
+	"  --database=NAME          of a backup made with --all: only this database\n"
+	"                           (--target-db then renames it)\n"
+	"  --globals-only           of a backup made with --all: create the roles and\n"
+	"                           tablespaces that do not exist (existing ones are\n"
+	"                           left alone, and reported)\n"
 	"  --if-exists              accepted for pg_restore compatibility\n"
 	"  --terminate-connections  end other sessions on the target database\n"
 	"  -O, --no-owner           do not restore ownership\n"
@@ -46,7 +66,11 @@ static const char help_text[] =
 	"Examples:\n"
 	"  pgvault restore latest --target-db shop_copy -h db2\n"
 	"  pgvault restore 20261122T023900Z --target-db shop --clean --terminate-connections\n"
-	"  pgvault restore latest --target-db shop_test -j 4 --no-owner --json\n";
+	"  pgvault restore latest --target-db shop_test -j 4 --no-owner --json\n"
+	"  pgvault restore latest --target-db shop -t public.orders --data-only\n"
+	"  pgvault restore latest --target-db shop -t 'public.order*' --clean\n"
+	"  pgvault restore 20261122T023900Z --globals-only -h newhost\n"
+	"  pgvault restore 20261122T023900Z --logical -h newhost   (every database)\n";
 
 enum
 {
@@ -57,6 +81,10 @@ enum
 	OPT_TERMINATE,
 	OPT_NO_ANALYZE,
 	OPT_NO_PROGRESS,
+	OPT_NO_SAFETY,
+	OPT_DISABLE_TRIGGERS,
+	OPT_DATABASE,
+	OPT_GLOBALS_ONLY,
 };
 
 bool
@@ -66,31 +94,79 @@ cli_restore_logical_wanted(int argc, char **argv)
 	{
 		if (strcmp(argv[i], "--") == 0)
 			break;
-		if (strcmp(argv[i], "--logical") == 0 || strcmp(argv[i], "--target-db") == 0 ||
-			strncmp(argv[i], "--target-db=", 12) == 0)
+		static const char *const opts[] = {"--logical", "--target-db", "--globals-only", "--database", "--table",
+			"--clean", "--data-only", "--schema-only", "--terminate-connections", "--no-safety-backup",
+			"--disable-triggers", "--no-analyze", "--no-owner", "--no-privileges"};
+
+		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+		{
+			size_t l = strlen(opts[k]);
+
+			if (strncmp(argv[i], opts[k], l) == 0 && (argv[i][l] == '\0' || argv[i][l] == '='))
+				return true;
+		}
+		if (strcmp(argv[i], "-t") == 0 || strncmp(argv[i], "-t", 2) == 0)
 			return true;
 	}
 	return false;
+}
+
+static json_t *
+result_json(const PgLogicalRestoreResult *r)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+						  "id", r->id, "database", r->database, "source_database", r->source_database,
+						  "created", r->created,
+						  "safety_backup", r->safety_backup[0] ? json_string(r->safety_backup) : json_null(),
+						  "tables", (json_int_t) r->tables, "parts", (json_int_t) r->parts,
+						  "rows", (json_int_t) r->rows, "sequences", (json_int_t) r->sequences,
+						  "large_objects", (json_int_t) r->large_objects, "bytes", (json_int_t) r->bytes,
+						  "duration_ms", (json_int_t) r->elapsed_ms);
+
+	return j;
 }
 
 static void
 summary_print(bool json, const PgLogicalRestoreResult *r)
 {
 	char size[32], took[32];
+	bool many = strcmp(r->database, "*") == 0;
 
 	if (json)
 	{
-		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-							  "id", r->id, "database", r->database, "created", r->created,
-							  "tables", (json_int_t) r->tables, "parts", (json_int_t) r->parts,
-							  "rows", (json_int_t) r->rows, "sequences", (json_int_t) r->sequences,
-							  "large_objects", (json_int_t) r->large_objects, "bytes", (json_int_t) r->bytes,
-							  "duration_ms", (json_int_t) r->elapsed_ms);
+		json_t *j = result_json(r);
 
+		if (many)
+		{
+			json_t *dbs = json_array();
+
+			for (size_t i = 0; i < r->ndbs; i++)
+				json_array_append_new(dbs, result_json(&r->dbs[i]));
+			json_object_set_new(j, "databases", dbs);
+			json_object_set_new(j, "globals", json_pack("{s:I, s:I, s:I, s:I}",
+														"roles_created", (json_int_t) r->roles_created,
+														"roles_skipped", (json_int_t) r->roles_skipped,
+														"tablespaces_created", (json_int_t) r->tablespaces_created,
+														"tablespaces_skipped", (json_int_t) r->tablespaces_skipped));
+		}
 		pv_json_dump(stdout, j);
 		json_decref(j);
 		return;
 	}
+	if (many)
+	{
+		printf("restored the globals of backup %s: %llu roles created, %llu existed; %llu tablespaces created,"
+			   " %llu existed\n", r->id, (unsigned long long) r->roles_created, (unsigned long long) r->roles_skipped,
+			   (unsigned long long) r->tablespaces_created, (unsigned long long) r->tablespaces_skipped);
+		for (size_t i = 0; i < r->ndbs; i++)
+			summary_print(false, &r->dbs[i]);
+		if (r->ndbs > 0)
+			printf("restored %llu databases in %s\n", (unsigned long long) r->databases,
+				   pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
+		return;
+	}
+	if (r->safety_backup[0])
+		printf("safety backup %s holds database '%s' as it was before this restore\n", r->safety_backup, r->database);
 	printf("restored backup %s into %sdatabase '%s': %llu tables (%llu rows, %s), %llu sequences,"
 		   " %llu large objects in %s\n", r->id, r->created ? "new " : "", r->database,
 		   (unsigned long long) r->tables, (unsigned long long) r->rows,
@@ -115,11 +191,16 @@ cli_restore_logical(int argc, char **argv)
 		{"no-analyze", no_argument, NULL, OPT_NO_ANALYZE},
 		{"jobs", required_argument, NULL, 'j'},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"table", required_argument, NULL, 't'},
+		{"no-safety-backup", no_argument, NULL, OPT_NO_SAFETY},
+		{"disable-triggers", no_argument, NULL, OPT_DISABLE_TRIGGERS},
+		{"database", required_argument, NULL, OPT_DATABASE},
+		{"globals-only", no_argument, NULL, OPT_GLOBALS_ONLY},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
 	PgLogicalRestoreOpts o = {.progress = true};
-	PgLogicalRestoreResult res;
+	PgLogicalRestoreResult res = {0};
 	CfgSection *source = NULL;
 	const char *jobs = NULL;
 	PvConfig *cfg = NULL;
@@ -129,7 +210,7 @@ cli_restore_logical(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":" CLI_CONN_SHORTOPTS "j:Oxsa", longopts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, ":" CLI_CONN_SHORTOPTS "j:Oxsat:", longopts, NULL)) != -1)
 	{
 		if (cli_common_option(&common, opt, optarg))
 			continue;
@@ -170,31 +251,63 @@ cli_restore_logical(int argc, char **argv)
 			case OPT_NO_PROGRESS:
 				o.progress = false;
 				break;
+			case 't':
+				pgfilter_patterns_add(&o.tables, optarg);
+				break;
+			case OPT_NO_SAFETY:
+				o.no_safety_backup = true;
+				break;
+			case OPT_DISABLE_TRIGGERS:
+				o.disable_triggers = true;
+				break;
+			case OPT_DATABASE:
+				o.database = optarg;
+				break;
+			case OPT_GLOBALS_ONLY:
+				o.globals_only = true;
+				break;
 			default:
-				return cli_bad_option("restore", argv, opt);
+				status = cli_bad_option("restore", argv, opt);
+				goto done;
 		}
 	}
 	if (common.help)
 	{
 		cli_print_help(help_text, true);
-		return 0;
+		status = 0;
+		goto done;
 	}
+	status = 2;
 	if (optind >= argc)
-		return cli_usage_error("restore", "which backup? give its id, or 'latest'");
+	{
+		status = cli_usage_error("restore", "which backup? give its id, or 'latest'");
+		goto done;
+	}
 	o.backup = argv[optind++];
 	if (optind < argc)
-		return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
-	if (o.schema_only && o.data_only)
-		return cli_usage_error("restore", "options --schema-only and --data-only cannot be used together");
-	if (o.target_db != NULL && o.target_db[0] == '\0')
-		return cli_usage_error("restore", "--target-db must not be empty");
+		status = cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
+	else if (o.schema_only && o.data_only)
+		status = cli_usage_error("restore", "options --schema-only and --data-only cannot be used together");
+	else if (o.target_db != NULL && o.target_db[0] == '\0')
+		status = cli_usage_error("restore", "--target-db must not be empty");
+	else if (o.disable_triggers && !o.data_only)
+		status = cli_usage_error("restore", "--disable-triggers needs --data-only");
+	else if (o.globals_only && (o.tables.n > 0 || o.database != NULL || o.target_db != NULL || o.clean ||
+								o.schema_only || o.data_only))
+		status = cli_usage_error("restore", "--globals-only restores roles and tablespaces only: no --table,"
+								 " --database, --target-db, --clean, --schema-only or --data-only");
+	if (status != 2)
+		goto done;
 	if (jobs != NULL)
 	{
 		char *end;
 		long v = strtol(jobs, &end, 10);
 
 		if (*jobs == '\0' || *end != '\0' || v < 1 || v > 256)
-			return cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
+		{
+			status = cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
+			goto done;
+		}
 		o.jobs = (int) v;
 	}
 	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_conn_opts(&o.conn, &source, &common, cfg)) < 0 ||
@@ -208,6 +321,7 @@ cli_restore_logical(int argc, char **argv)
 		o.jobs = cfg_int(cfg, NULL, "jobs") > 0 ? (int) cfg_int(cfg, NULL, "jobs") : 2;
 	o.conn.application_name = "pgvault restore";
 	o.bindir = source ? cfg_str(cfg, source, "bindir") : NULL;
+	o.source = source ? source->name : common.source;
 	o.repo = repo;
 	if ((rc = pglogical_restore(&res, &o)) < 0)
 	{
@@ -218,6 +332,8 @@ cli_restore_logical(int argc, char **argv)
 	summary_print(common.json, &res);
 	status = 0;
 done:
+	pglogical_restore_result_clear(&res);
+	pgfilter_patterns_clear(&o.tables);
 	repo_lock_release(lock);
 	repo_free(repo);
 	cfg_free(cfg);

@@ -2,8 +2,10 @@
  * show.c (cli): "pgvault show ID", what a backup holds, for people.  For a
  * logical backup that is what `pg_restore --list` would tell, summarised:
  * the database and its snapshot, schemas, tables with rows and sizes,
- * sequences, materialized views, large objects.  Other kinds show their
- * manifest's summary.  --json prints the same as one object.
+ * sequences, materialized views, large objects; for a backup of every
+ * database (--all), that for each database plus the globals (roles,
+ * tablespaces).  Other kinds show their manifest's summary.  --json prints
+ * the same as one object.
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -13,6 +15,7 @@
 #include "common/mem.h"
 #include "common/timeutil.h"
 #include "common/units.h"
+#include "pg/logical/archive.h"
 #include "pg/logical/logical.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -27,7 +30,8 @@ static const char help_text[] =
 	"ID is a backup id, a unique prefix of one, or 'latest'.  For a logical backup:\n"
 	"the database, the instant of its snapshot, every schema, every table with its\n"
 	"rows, size and fingerprint, sequences with their values, materialized views\n"
-	"and large objects.  For other kinds: the manifest's summary.\n\n"
+	"and large objects (for a backup made with --all: each database's, and the\n"
+	"roles and tablespaces).  For other kinds: the manifest's summary.\n\n"
 	"Examples:\n"
 	"  pgvault show latest --repo /srv/pgvault\n"
 	"  pgvault show 20261122T023900Z-a1b2c3 --json | jq '.tables[] | select(.rows > 1000000)'\n";
@@ -105,29 +109,15 @@ jstr(const json_t *o, const char *k, const char *def)
 	return s ? s : def;
 }
 
+/* The logical part of one database: what the catalog says. */
 static void
-print_text(const RepoManifest *m, const json_t *doc)
+print_database(const json_t *meta, const json_t *doc)
 {
-	const json_t *meta = repo_manifest_metadata(m);
-	const json_t *totals = repo_manifest_totals(m);
 	const json_t *snap = json_object_get(meta, "snapshot");
-	char t[PV_TIME_FORMAT_MAX], a[32], b[32], c[32];
+	char a[32], b[32];
 	size_t i;
 	json_t *v;
 
-	printf("backup     %s (%s)\n", repo_manifest_id(m), repo_manifest_kind(m));
-	if (repo_manifest_source(m)[0])
-		printf("source     %s\n", repo_manifest_source(m));
-	printf("host       %s\n", repo_manifest_host(m));
-	printf("started    %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_start_time(m)));
-	printf("finished   %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_stop_time(m)));
-	printf("size       %s, stored %s, new %s, %llu items\n",
-		   pv_size_format(a, sizeof(a), (uint64_t) jint(totals, "logical_bytes")),
-		   pv_size_format(b, sizeof(b), (uint64_t) jint(totals, "stored_bytes")),
-		   pv_size_format(c, sizeof(c), (uint64_t) jint(totals, "new_bytes")),
-		   (unsigned long long) repo_manifest_item_count(m));
-	if (strcmp(repo_manifest_kind(m), "logical") != 0)
-		return;
 	printf("database   %s (PostgreSQL %s, encoding %s, collate %s, ctype %s, owner %s)\n",
 		   jstr(meta, "database", "?"), jstr(meta, "server_version", "?"), jstr(meta, "encoding", "?"),
 		   jstr(meta, "collate", "?"), jstr(meta, "ctype", "?"), jstr(meta, "owner", "?"));
@@ -137,6 +127,8 @@ print_text(const RepoManifest *m, const json_t *doc)
 		printf("contents   schema only\n");
 	else if (json_is_true(json_object_get(meta, "data_only")))
 		printf("contents   data only\n");
+	if (json_is_string(json_object_get(meta, "note")))
+		printf("note       %s\n", jstr(meta, "note", ""));
 
 	printf("\nschemas (%zu):", json_array_size(json_object_get(doc, "schemas")));
 	json_array_foreach(json_object_get(doc, "schemas"), i, v)
@@ -177,6 +169,102 @@ print_text(const RepoManifest *m, const json_t *doc)
 	}
 }
 
+static void
+print_names(const char *label, const json_t *a)
+{
+	size_t i;
+	json_t *v;
+
+	printf("%s (%zu):", label, json_array_size(a));
+	json_array_foreach(a, i, v)
+		printf("%s %s", i ? "," : "", json_string_value(v));
+	printf("\n");
+}
+
+static void
+print_text(const RepoManifest *m, const json_t *doc)
+{
+	const json_t *meta = repo_manifest_metadata(m);
+	const json_t *totals = repo_manifest_totals(m);
+	char t[PV_TIME_FORMAT_MAX], a[32], b[32], c[32];
+	size_t i;
+	json_t *v;
+
+	printf("backup     %s (%s)\n", repo_manifest_id(m), repo_manifest_kind(m));
+	if (repo_manifest_source(m)[0])
+		printf("source     %s\n", repo_manifest_source(m));
+	printf("host       %s\n", repo_manifest_host(m));
+	printf("started    %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_start_time(m)));
+	printf("finished   %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_stop_time(m)));
+	printf("size       %s, stored %s, new %s, %llu items\n",
+		   pv_size_format(a, sizeof(a), (uint64_t) jint(totals, "logical_bytes")),
+		   pv_size_format(b, sizeof(b), (uint64_t) jint(totals, "stored_bytes")),
+		   pv_size_format(c, sizeof(c), (uint64_t) jint(totals, "new_bytes")),
+		   (unsigned long long) repo_manifest_item_count(m));
+	if (strcmp(repo_manifest_kind(m), "logical") != 0)
+		return;
+	if (!pgarchive_is_all(m))
+	{
+		print_database(meta, doc);
+		return;
+	}
+	{
+		const json_t *g = json_object_get(meta, "globals");
+
+		printf("contents   every database (%zu) and the globals (PostgreSQL %s)\n",
+			   json_array_size(json_object_get(doc, "databases")), jstr(meta, "server_version", "?"));
+		print_names("roles", json_object_get(g, "roles"));
+		print_names("tablespaces", json_object_get(g, "tablespaces"));
+		printf("role passwords: %s\n", json_is_true(json_object_get(g, "with_passwords")) ? "kept" : "not kept");
+	}
+	json_array_foreach(json_object_get(doc, "databases"), i, v)
+	{
+		printf("\n==== database %s ====\n", jstr(v, "database", "?"));
+		print_database(json_object_get(v, "metadata"), v);
+	}
+}
+
+static void
+ctx_init(ShowCtx *c)
+{
+	c->tables = json_array();
+	c->sequences = json_array();
+	c->matviews = json_array();
+	c->schemas = json_array();
+	c->large_objects = json_pack("{s:i, s:i}", "count", 0, "bytes", 0);
+}
+
+static void
+ctx_clear(ShowCtx *c)
+{
+	json_decref(c->tables);
+	json_decref(c->sequences);
+	json_decref(c->matviews);
+	json_decref(c->schemas);
+	json_decref(c->large_objects);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Put what the catalog of one database says into obj. */
+static int
+database_collect(json_t *obj, Repo *repo, const RepoManifest *m, const PgArchiveDb *db)
+{
+	ShowCtx c;
+	int rc;
+
+	ctx_init(&c);
+	if ((rc = pglogical_catalog_foreach_item(repo, m, db->catalog_item, collect, &c)) == PV_OK)
+	{
+		json_object_set(obj, "schemas", c.schemas);
+		json_object_set(obj, "tables", c.tables);
+		json_object_set(obj, "sequences", c.sequences);
+		json_object_set(obj, "matviews", c.matviews);
+		json_object_set(obj, "large_objects", c.large_objects);
+	}
+	ctx_clear(&c);
+	return rc;
+}
+
 int
 cli_show(int argc, char **argv)
 {
@@ -186,7 +274,6 @@ cli_show(int argc, char **argv)
 	Repo *repo = NULL;
 	RepoLock *lock = NULL;
 	RepoManifest *m = NULL;
-	ShowCtx c = {0};
 	json_t *doc = NULL;
 	const char *spec;
 	int opt, rc, status;
@@ -212,17 +299,6 @@ cli_show(int argc, char **argv)
 		status = cli_fail(rc);
 		goto done;
 	}
-	c.tables = json_array();
-	c.sequences = json_array();
-	c.matviews = json_array();
-	c.schemas = json_array();
-	c.large_objects = json_pack("{s:i, s:i}", "count", 0, "bytes", 0);
-	if (strcmp(repo_manifest_kind(m), "logical") == 0 &&
-		(rc = pglogical_catalog_foreach(repo, m, collect, &c)) < 0)
-	{
-		status = cli_fail(rc);
-		goto done;
-	}
 	{
 		char t1[PV_TIME_FORMAT_MAX], t2[PV_TIME_FORMAT_MAX];
 
@@ -243,11 +319,37 @@ cli_show(int argc, char **argv)
 	}
 	if (strcmp(repo_manifest_kind(m), "logical") == 0)
 	{
-		json_object_set(doc, "schemas", c.schemas);
-		json_object_set(doc, "tables", c.tables);
-		json_object_set(doc, "sequences", c.sequences);
-		json_object_set(doc, "matviews", c.matviews);
-		json_object_set(doc, "large_objects", c.large_objects);
+		PgArchiveDb db;
+
+		if (!pgarchive_is_all(m))
+		{
+			if ((rc = pgarchive_db(&db, m, NULL)) < 0 || (rc = database_collect(doc, repo, m, &db)) < 0)
+			{
+				status = cli_fail(rc);
+				goto done;
+			}
+		}
+		else
+		{
+			const json_t *dbs = json_object_get(repo_manifest_metadata(m), "databases");
+			json_t *out = json_array();
+			size_t i;
+			json_t *d;
+
+			json_object_set_new(doc, "databases", out);
+			json_array_foreach(dbs, i, d)
+			{
+				const char *name = json_string_value(json_object_get(d, "database"));
+				json_t *o = json_pack("{s:s, s:O}", "database", name ? name : "", "metadata", d);
+
+				json_array_append_new(out, o);
+				if ((rc = pgarchive_db(&db, m, name)) < 0 || (rc = database_collect(o, repo, m, &db)) < 0)
+				{
+					status = cli_fail(rc);
+					goto done;
+				}
+			}
+		}
 	}
 	if (common.json)
 		pv_json_dump(stdout, doc);
@@ -256,11 +358,6 @@ cli_show(int argc, char **argv)
 	status = 0;
 done:
 	json_decref(doc);
-	json_decref(c.tables);
-	json_decref(c.sequences);
-	json_decref(c.matviews);
-	json_decref(c.schemas);
-	json_decref(c.large_objects);
 	repo_manifest_free(m);
 	repo_lock_release(lock);
 	repo_free(repo);

@@ -33,7 +33,7 @@ void buf_append(Buf *b, const void *data, size_t len);
 void buf_append_str(Buf *b, const char *s);
 void buf_append_byte(Buf *b, unsigned char c);
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_vprintf(Buf *b, const char *fmt, va_list ap);
+void buf_vprintf(Buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Drop the first n bytes, moving the rest to the front. */
 void buf_consume(Buf *b, size_t n);
 /* Take ownership of the data as a C string; the Buf is left empty. */

@@ -548,6 +548,18 @@ cfg_str(const PvConfig *cfg, const CfgSection *sec, const char *key)
 	return cfg_value(cfg, sec, key)->value;
 }
 
+const char *
+cfg_str_layered(const PvConfig *cfg, const CfgSection *sec, const char *key)
+{
+	const CfgValue *g = cfg_value(cfg, NULL, key);
+	const char *v;
+
+	if (sec == NULL || g->origin == CFG_ORIGIN_CLI || g->origin == CFG_ORIGIN_ENV)
+		return g->value;
+	v = cfg_str(cfg, sec, key);
+	return v ? v : g->value;
+}
+
 int64_t
 cfg_int(const PvConfig *cfg, const CfgSection *sec, const char *key)
 {

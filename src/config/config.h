@@ -127,6 +127,14 @@ uint64_t cfg_size(const PvConfig *cfg, const CfgSection *sec, const char *key);
 int64_t cfg_duration(const PvConfig *cfg, const CfgSection *sec, const char *key);	/* seconds */
 
 /*
+ * A key that exists in both [global] and a section (e.g. passphrase-file in
+ * [repo:NAME]): the section's value, unless the global one came from the
+ * command line or the environment, which take precedence over any file.
+ * sec may be NULL (then the global value).
+ */
+const char *cfg_str_layered(const PvConfig *cfg, const CfgSection *sec, const char *key);
+
+/*
  * The source to work on: by name, or (name NULL) the only one configured,
  * or NULL when none is configured.  Errors when the name is unknown or when
  * several exist and none was named.

@@ -305,7 +305,7 @@ repo_init(Repo **out, const char *url, const RepoInitOpts *opts)
 
 	if (out != NULL)
 		*out = NULL;
-	if ((rc = storage_open(&st, url)) < 0)
+	if ((rc = storage_open_opts(&st, url, opts->storage)) < 0)
 		return rc;
 	repo = repo_alloc(st);
 	if ((rc = storage_exists(st, CONFIG_KEY, &exists)) < 0)
@@ -511,6 +511,13 @@ done:
 int
 repo_open(Repo **out, const char *url, RepoPassphraseFn get_passphrase, void *payload)
 {
+	return repo_open_opts(out, url, NULL, get_passphrase, payload);
+}
+
+int
+repo_open_opts(Repo **out, const char *url, const StorageOpenOpts *storage,
+			   RepoPassphraseFn get_passphrase, void *payload)
+{
 	Storage *st = NULL;
 	Repo *repo = NULL;
 	Buf text = PV_BUF_INIT;
@@ -518,7 +525,7 @@ repo_open(Repo **out, const char *url, RepoPassphraseFn get_passphrase, void *pa
 	int rc;
 
 	*out = NULL;
-	if ((rc = storage_open(&st, url)) < 0)
+	if ((rc = storage_open_opts(&st, url, storage)) < 0)
 		return rc;
 	repo = repo_alloc(st);
 	if ((rc = storage_get(st, CONFIG_KEY, &text)) < 0)

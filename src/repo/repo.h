@@ -38,6 +38,7 @@ typedef struct RepoInitOpts
 	const RepoChunkerParams *chunker;	/* NULL = defaults (seed ignored: 0, or the secret one) */
 	uint64_t pack_size;			/* 0 = 16 MiB */
 	const RepoKdfParams *kdf;	/* NULL = default scrypt cost (tests pass a small one) */
+	const StorageOpenOpts *storage;	/* driver settings ([repo:NAME] keys); NULL = environment only */
 } RepoInitOpts;
 
 /*
@@ -72,6 +73,9 @@ int repo_passphrase_default(char **out, void *payload);
  * configured; PV_ECORRUPT for a damaged or tampered config.
  */
 int repo_open(Repo **out, const char *url, RepoPassphraseFn get_passphrase, void *payload);
+/* The same, with the storage driver's settings (NULL = environment only). */
+int repo_open_opts(Repo **out, const char *url, const StorageOpenOpts *storage,
+				   RepoPassphraseFn get_passphrase, void *payload);
 void repo_free(Repo *repo);		/* NULL ok */
 
 /* ---- what the other modules use ---- */

@@ -18,6 +18,8 @@
  *   4. STORAGE_PUT_NO_OVERWRITE sends "If-None-Match: *" on Put Blob or Put
  *      Block List: atomic; the service answers 409 or 412 when the blob
  *      exists.
+ *   5. Every Put Blob and Put Block carries Content-MD5: a body damaged on
+ *      the way is refused (Md5Mismatch) and sent again by http.c.
  */
 #include "storage/azure.h"
 
@@ -101,6 +103,23 @@ az_base64_decode(unsigned char **out, size_t *out_len, const char *text)
 	return 0;
 }
 
+/*
+ * Content-MD5 of a body: the service checks it on arrival (the transport
+ * integrity that SigV4's payload hash gives S3).  base64 of the MD5.
+ */
+static void
+az_content_md5(HttpHeaders *h, const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	Buf b64 = PV_BUF_INIT;
+
+	EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL);
+	az_base64(&b64, md, mdlen);
+	http_headers_add(h, "Content-MD5", "%s", buf_cstr(&b64));
+	buf_free(&b64);
+}
+
 /* ---- signing ---- */
 
 typedef struct AzCall
@@ -169,7 +188,8 @@ az_canonical_query(Buf *out, const char *query)
 		n++;
 		p = end ? end + 1 : NULL;
 	}
-	qsort(ps, n, sizeof(*ps), az_param_cmp);
+	if (n > 1)
+		qsort(ps, n, sizeof(*ps), az_param_cmp);
 	for (size_t i = 0; i < n; i++)
 	{
 		if (i > 0 && strcmp(ps[i].name, ps[i - 1].name) == 0)
@@ -235,7 +255,8 @@ az_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
 	for (size_t i = 0; i < h->n; i++)
 		if (strncasecmp(h->lines[i], "x-ms-", 5) == 0)
 			xms[nxms++] = h->lines[i];
-	qsort(xms, nxms, sizeof(*xms), az_hdr_cmp);
+	if (nxms > 1)
+		qsort(xms, nxms, sizeof(*xms), az_hdr_cmp);
 	for (size_t i = 0; i < nxms; i++)
 	{
 		const char *colon = strchr(xms[i], ':');
@@ -319,13 +340,18 @@ az_ok(const HttpResponse *resp)
 	return resp->status >= 200 && resp->status < 300;
 }
 
+/*
+ * Reads (read = true) in a container that does not exist find nothing, as
+ * in an empty one (the posix driver's missing directory); writes fail with
+ * a hint, since only storage_create makes containers.
+ */
 static int
-az_fail(const AzStorage *az, const HttpResponse *resp, const char *what, const char *key)
+az_fail(const AzStorage *az, const HttpResponse *resp, const char *what, const char *key, bool read)
 {
 	char code[128];
 
 	http_response_error_code(resp, code, sizeof(code));
-	if (resp->status == 404 && strcmp(code, "ContainerNotFound") == 0)
+	if (resp->status == 404 && strcmp(code, "ContainerNotFound") == 0 && !(read && key != NULL))
 	{
 		http_response_error(resp, PV_ECONFIG, what);
 		pv_error_hint("container '%s' does not exist: 'pgvault init' creates it, or check the URL and "
@@ -365,7 +391,7 @@ az_head(AzStorage *az, const char *key, StorageInfo *out)
 		goto done;
 	if (!az_ok(&resp))
 	{
-		rc = az_fail(az, &resp, what, key);
+		rc = az_fail(az, &resp, what, key, true);
 		goto done;
 	}
 	len = http_response_header_dup(&resp, "Content-Length");
@@ -407,13 +433,14 @@ az_put(void *driver, const char *key, const void *data, size_t len, int flags)
 
 	http_response_init(&resp);
 	http_headers_add(&h, "x-ms-blob-type", "BlockBlob");
+	az_content_md5(&h, data, len);
 	if (flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
 	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
 						  .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key);
+		rc = az_fail(az, &resp, what, key, false);
 
 done:
 	http_headers_free(&h);
@@ -430,8 +457,9 @@ typedef struct AzWriter
 	char *okey;
 	int flags;
 	char tag[17];				/* rule 3 */
-	unsigned char *buf;
+	unsigned char *buf;			/* the block being filled: grows up to block_size */
 	size_t len;
+	size_t cap;
 	PvPool *pool;				/* NULL until the first block is sent */
 	int nblocks;
 	bool failed;
@@ -471,6 +499,7 @@ az_block_upload(void *arg)
 	AzWriter *w = b->w;
 	Buf id = PV_BUF_INIT, query = PV_BUF_INIT;
 	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->key, b->number);
+	HttpHeaders h = {0};
 	HttpResponse resp;
 	int rc;
 
@@ -478,13 +507,15 @@ az_block_upload(void *arg)
 	az_block_id(&id, w, b->number);
 	buf_append_str(&query, "comp=block&blockid=");
 	sigv4_uri_encode(&query, (const char *) id.data, id.len, 0);
+	az_content_md5(&h, b->data, b->len);
 	if ((rc = az_send(w->az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = buf_cstr(&query),
-						  .body = b->data, .body_len = b->len, .what = what}, &resp)) < 0)
+						  .headers = &h, .body = b->data, .body_len = b->len, .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
-		rc = az_fail(w->az, &resp, what, NULL);
+		rc = az_fail(w->az, &resp, what, NULL, false);
 
 done:
+	http_headers_free(&h);
 	http_response_free(&resp);
 	buf_free(&id);
 	buf_free(&query);
@@ -509,6 +540,7 @@ az_writer_flush_block(AzWriter *w)
 	b->len = w->len;
 	w->buf = NULL;
 	w->len = 0;
+	w->cap = 0;
 	return pv_pool_submit_owned(w->pool, az_block_upload, b, az_block_free);
 }
 
@@ -550,10 +582,20 @@ az_writer_write(void *writer, const void *data, size_t len)
 				return rc;
 			}
 		}
-		if (w->buf == NULL)
-			w->buf = pv_malloc(w->az->block_size);
 		room = w->az->block_size - w->len;
 		n = len < room ? len : room;
+		if (w->len + n > w->cap)
+		{
+			/* Grow geometrically: a small object never costs a whole block of memory. */
+			size_t cap = w->cap ? w->cap * 2 : 256 * 1024;
+
+			if (cap < w->len + n)
+				cap = w->len + n;
+			if (cap > w->az->block_size)
+				cap = w->az->block_size;
+			w->buf = pv_realloc(w->buf, cap);
+			w->cap = cap;
+		}
 		memcpy(w->buf + w->len, p, n);
 		w->len += n;
 		p += n;
@@ -604,7 +646,7 @@ az_block_list_put(AzWriter *w)
 						  .body = xml.data, .body_len = xml.len, .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, w->key);
+		rc = az_fail(az, &resp, what, w->key, false);
 
 done:
 	buf_free(&xml);
@@ -651,7 +693,7 @@ az_get(void *driver, const char *key, Buf *out)
 	if ((rc = az_send(az, &(AzReq) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key);
+		rc = az_fail(az, &resp, what, key, true);
 
 done:
 	http_response_free(&resp);
@@ -692,7 +734,7 @@ az_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *
 	}
 	if (!az_ok(&resp))
 	{
-		rc = az_fail(az, &resp, what, key);
+		rc = az_fail(az, &resp, what, key, true);
 		goto done;
 	}
 	if (out->len - oldlen != len)
@@ -789,7 +831,12 @@ az_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
 			goto done;
 		if (!az_ok(&resp))
 		{
-			rc = az_fail(az, &resp, what, NULL);
+			char code[128];
+
+			http_response_error_code(&resp, code, sizeof(code));
+			if (resp.status == 404 && strcmp(code, "ContainerNotFound") == 0)
+				goto done;		/* no container: nothing in it (see az_fail) */
+			rc = az_fail(az, &resp, what, NULL, true);
 			goto done;
 		}
 		if ((rc = az_list_page(az, &resp, fn, payload, &marker)) < 0)
@@ -820,7 +867,7 @@ az_delete(void *driver, const char *key)
 	if ((rc = az_send(az, &(AzReq) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key);
+		rc = az_fail(az, &resp, what, key, true);
 
 done:
 	http_response_free(&resp);
@@ -845,7 +892,7 @@ az_create(void *driver)
 	if (resp.status == 201)
 		pv_log_info("azure: created container '%s'", az->container);
 	else if (!(resp.status == 409 && strcmp(code, "ContainerAlreadyExists") == 0))
-		rc = az_fail(az, &resp, what, NULL);
+		rc = az_fail(az, &resp, what, NULL, false);
 
 done:
 	http_response_free(&resp);
@@ -922,9 +969,14 @@ az_settings(AzStorage *az, const StorageOpenOpts *opts)
 	uint64_t bs;
 	int rc = 0;
 
-	if (conn != NULL && az_conn_get(conn, "UseDevelopmentStorage") != NULL)
-		conn = "AccountName=" AZ_DEV_ACCOUNT ";AccountKey=" AZ_DEV_KEY
-			";BlobEndpoint=http://127.0.0.1:10000/" AZ_DEV_ACCOUNT;
+	if (conn != NULL && (cv = az_conn_get(conn, "UseDevelopmentStorage")) != NULL)
+	{
+		if (strcasecmp(cv, "true") == 0)
+			conn = "AccountName=" AZ_DEV_ACCOUNT ";AccountKey=" AZ_DEV_KEY
+				";BlobEndpoint=http://127.0.0.1:10000/" AZ_DEV_ACCOUNT;
+		pv_free(cv);
+		cv = NULL;
+	}
 
 	if ((v = storage_opts_get(opts, "azure-account", "AZURE_STORAGE_ACCOUNT")) != NULL)
 		az->account = pv_strdup(v);

@@ -436,9 +436,28 @@ http_curl_retryable(CURLcode rc)
 }
 
 static bool
-http_status_retryable(long status)
+http_status_retryable(const HttpResponse *resp)
 {
-	return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+	long status = resp->status;
+	char code[64];
+
+	if (status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504)
+		return true;
+	if (status != 400)
+		return false;
+	/* The body was damaged on the way (the service checked its digest): send it again. */
+	http_response_error_code(resp, code, sizeof(code));
+	if (strcmp(code, "Md5Mismatch") == 0 || strcmp(code, "BadDigest") == 0 ||
+		strcmp(code, "XAmzContentSHA256Mismatch") == 0 || strcmp(code, "RequestTimeout") == 0)
+		return true;
+	/* azurite says it as InvalidOperation "Provided contentMD5 doesn't match." */
+	if (strcmp(code, "InvalidOperation") == 0 && resp->body.data != NULL)
+	{
+		const char *body = (const char *) resp->body.data;
+
+		return strcasestr(body, "md5") != NULL && strcasestr(body, "match") != NULL;
+	}
+	return false;
 }
 
 static bool
@@ -684,7 +703,7 @@ http_request(HttpClient *c, const HttpRequest *req, HttpResponse *resp)
 			resp->status = 0;
 			retry = true;
 		}
-		else if (http_status_retryable(resp->status))
+		else if (http_status_retryable(resp))
 		{
 			http_describe(&last, resp);
 			retry = true;

@@ -10,8 +10,10 @@
  *     than 1 byte/s for `timeout_ms` is abandoned) instead of a total
  *     timeout that a big part on a slow link would hit;
  *   - retries, the only ones in pgvault (style.md): transport failures
- *     (refused, reset, timed out, truncated) and HTTP 408, 429, 500, 502,
- *     503 (SlowDown), 504 are retried up to `retries` times with
+ *     (refused, reset, timed out, truncated), HTTP 408, 429, 500, 502,
+ *     503 (SlowDown), 504, and 400 answers saying the body arrived damaged
+ *     (Md5Mismatch, BadDigest, XAmzContentSHA256Mismatch) or too slowly
+ *     (RequestTimeout) are retried up to `retries` times with
  *     exponential backoff and full jitter (honouring Retry-After), a
  *     request body is re-sent from its start, a download target is put back
  *     to its old length, and the driver's sign callback runs again so

@@ -19,9 +19,11 @@
  *      line.
  *   4. STORAGE_PUT_NO_OVERWRITE sends "If-None-Match: *" on the PUT or the
  *      CompleteMultipartUpload (AWS since 2024, MinIO, R2, Ceph): atomic.
- *      Where the store ignores or refuses it, s3-if-none-match=off checks
+ *      Where the store ignores it (s3rver), s3-if-none-match = off checks
  *      with HEAD first instead: NOT atomic (two writers racing can both
- *      succeed); the repository's own locks are then the protection.
+ *      succeed); the repository's own locks are then the protection.  A
+ *      store that refuses it as NotImplemented (Swift's s3api) gets the same
+ *      fallback automatically, with one warning.
  *   5. A retried request whose earlier attempt did succeed is recognised
  *      where S3 would otherwise report a failure: a CompleteMultipartUpload
  *      answered NoSuchUpload whose object exists with the expected size.
@@ -75,7 +77,37 @@ typedef struct S3Storage
 	int upload_jobs;
 	int page_size;
 	bool if_none_match;
+	bool cond_refused;			/* atomic: the store answered a conditional write with 501 */
 } S3Storage;
+
+/* Send If-None-Match on create-only writes? (rule 4) */
+static bool
+s3_cond(const S3Storage *s)
+{
+	return s->if_none_match && !__atomic_load_n(&s->cond_refused, __ATOMIC_RELAXED);
+}
+
+/*
+ * The store refused a conditional write as not implemented (Swift's s3api):
+ * fall back to rule 4's check-first for the life of this Storage, and say so
+ * once.  Returns true when the caller should try again that way.
+ */
+static bool
+s3_cond_refused(S3Storage *s, const HttpResponse *resp)
+{
+	char code[128];
+
+	if (resp->status != 501 || !s3_cond(s))
+		return false;
+	http_response_error_code(resp, code, sizeof(code));
+	if (strcmp(code, "NotImplemented") != 0)
+		return false;
+	if (!__atomic_exchange_n(&s->cond_refused, true, __ATOMIC_RELAXED))
+		pv_log_warn("%s: bucket '%s' does not support conditional writes (If-None-Match): create-only writes "
+					"check first, which is not atomic; set s3-if-none-match = off to silence this",
+					s->type, s->bucket);
+	return true;
+}
 
 /* ---- requests ---- */
 
@@ -187,13 +219,18 @@ s3_okey(const S3Storage *s, const char *key)
 }
 
 /* Turn a final non-2xx answer into the right error code and one clear line. */
+/*
+ * Reads (read = true) in a bucket that does not exist find nothing, as in
+ * an empty one (the posix driver's missing directory); writes fail with a
+ * hint, since only storage_create makes buckets.
+ */
 static int
-s3_fail(const S3Storage *s, const HttpResponse *resp, const char *what, const char *key)
+s3_fail(const S3Storage *s, const HttpResponse *resp, const char *what, const char *key, bool read)
 {
 	char code[128];
 
 	http_response_error_code(resp, code, sizeof(code));
-	if (resp->status == 404 && strcmp(code, "NoSuchBucket") == 0)
+	if (resp->status == 404 && strcmp(code, "NoSuchBucket") == 0 && !(read && key != NULL))
 	{
 		http_response_error(resp, PV_ECONFIG, what);
 		pv_error_hint("bucket '%s' does not exist: 'pgvault init' creates it, or check the URL and s3-endpoint",
@@ -234,7 +271,7 @@ s3_object_headers(const S3Storage *s, HttpHeaders *h, int flags)
 		http_headers_add(h, "x-amz-storage-class", "%s", s->storage_class);
 	if (s->sse != NULL)
 		http_headers_add(h, "x-amz-server-side-encryption", "%s", s->sse);
-	if ((flags & STORAGE_PUT_NO_OVERWRITE) && s->if_none_match)
+	if ((flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond(s))
 		http_headers_add(h, "If-None-Match", "*");
 }
 
@@ -254,7 +291,7 @@ s3_head(S3Storage *s, const char *key, StorageInfo *out)
 		goto done;
 	if (!s3_ok(&resp))
 	{
-		rc = s3_fail(s, &resp, what, key);
+		rc = s3_fail(s, &resp, what, key, true);
 		goto done;
 	}
 	len = http_response_header_dup(&resp, "Content-Length");
@@ -306,7 +343,7 @@ s3_check_absent(S3Storage *s, const char *key, int flags)
 	bool exists = false;
 	int rc;
 
-	if (!(flags & STORAGE_PUT_NO_OVERWRITE) || s->if_none_match)
+	if (!(flags & STORAGE_PUT_NO_OVERWRITE) || s3_cond(s))
 		return 0;
 	if ((rc = s3_exists(s, key, &exists)) < 0)
 		return rc;
@@ -327,14 +364,20 @@ s3_put_single(S3Storage *s, const char *key, const void *data, size_t len, int f
 	int rc;
 
 	http_response_init(&resp);
+again:
 	if ((rc = s3_check_absent(s, key, flags)) < 0)
 		goto done;
 	s3_object_headers(s, &h, flags);
 	if ((rc = s3_send(s, &(S3Req) {.method = "PUT", .okey = okey, .headers = &h, .body = data,
 						  .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
+	if (!s3_ok(&resp) && (flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
+	{
+		http_headers_free(&h);
+		goto again;				/* once: s3_cond() is false from now on */
+	}
 	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key);
+		rc = s3_fail(s, &resp, what, key, false);
 
 done:
 	http_headers_free(&h);
@@ -369,8 +412,9 @@ typedef struct S3Writer
 	char *key;
 	char *okey;
 	int flags;
-	unsigned char *buf;			/* part_size bytes */
+	unsigned char *buf;			/* the part being filled: grows up to part_size */
 	size_t len;
+	size_t cap;
 	uint64_t total;				/* bytes written so far */
 	char *upload_id;			/* NULL until the first part is sent */
 	char *upload_id_enc;		/* %-encoded for queries */
@@ -415,7 +459,7 @@ s3_part_upload(void *arg)
 		goto done;
 	if (!s3_ok(&resp))
 	{
-		rc = s3_fail(w->s, &resp, what, NULL);
+		rc = s3_fail(w->s, &resp, what, NULL, false);
 		goto done;
 	}
 	if ((etag = http_response_header_dup(&resp, "ETag")) == NULL)
@@ -456,7 +500,7 @@ s3_multipart_begin(S3Writer *w)
 		goto done;
 	if (!s3_ok(&resp))
 	{
-		rc = s3_fail(s, &resp, what, NULL);
+		rc = s3_fail(s, &resp, what, NULL, false);
 		goto done;
 	}
 	pos = (const char *) resp.body.data;
@@ -500,6 +544,7 @@ s3_writer_flush_part(S3Writer *w)
 	p->len = w->len;
 	w->buf = NULL;
 	w->len = 0;
+	w->cap = 0;
 	pthread_mutex_lock(&w->lock);
 	w->etags = pv_realloc(w->etags, (size_t) w->nparts * sizeof(*w->etags));
 	w->etags[w->nparts - 1] = NULL;
@@ -544,10 +589,20 @@ s3_writer_write(void *writer, const void *data, size_t len)
 				return rc;
 			}
 		}
-		if (w->buf == NULL)
-			w->buf = pv_malloc(w->s->part_size);
 		room = w->s->part_size - w->len;
 		n = len < room ? len : room;
+		if (w->len + n > w->cap)
+		{
+			/* Grow geometrically: a small object never costs a whole part of memory. */
+			size_t cap = w->cap ? w->cap * 2 : 256 * 1024;
+
+			if (cap < w->len + n)
+				cap = w->len + n;
+			if (cap > w->s->part_size)
+				cap = w->s->part_size;
+			w->buf = pv_realloc(w->buf, cap);
+			w->cap = cap;
+		}
 		memcpy(w->buf + w->len, p, n);
 		w->len += n;
 		w->total += n;
@@ -641,13 +696,21 @@ s3_multipart_complete(S3Writer *w)
 		buf_append_str(&xml, "</ETag></Part>");
 	}
 	buf_append_str(&xml, "</CompleteMultipartUpload>");
-	if ((w->flags & STORAGE_PUT_NO_OVERWRITE) && s->if_none_match)
+again:
+	if ((w->flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond(s))
 		http_headers_add(&h, "If-None-Match", "*");
 	http_headers_add(&h, "Content-Type", "application/xml");
 	rc = s3_send(s, &(S3Req) {.method = "POST", .okey = w->okey, .query = query, .headers = &h,
 				 .body = xml.data, .body_len = xml.len, .check = s3_complete_check, .what = what}, &resp);
 	if (rc < 0)
 		goto done;
+	if (!s3_ok(&resp) && (w->flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
+	{
+		http_headers_free(&h);
+		if ((rc = s3_check_absent(s, w->key, w->flags)) < 0)
+			goto done;
+		goto again;
+	}
 	if (!s3_ok(&resp))
 	{
 		StorageInfo info;
@@ -661,7 +724,7 @@ s3_multipart_complete(S3Writer *w)
 			rc = 0;
 			goto done;
 		}
-		rc = s3_fail(s, &resp, what, w->key);
+		rc = s3_fail(s, &resp, what, w->key, false);
 	}
 
 done:
@@ -746,7 +809,7 @@ s3_get(void *driver, const char *key, Buf *out)
 	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
 		goto done;
 	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key);
+		rc = s3_fail(s, &resp, what, key, true);
 
 done:
 	http_response_free(&resp);
@@ -788,7 +851,7 @@ s3_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *
 	}
 	if (!s3_ok(&resp))
 	{
-		rc = s3_fail(s, &resp, what, key);
+		rc = s3_fail(s, &resp, what, key, true);
 		goto done;
 	}
 	if (resp.status == 200)
@@ -906,7 +969,12 @@ s3_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
 			goto done;
 		if (!s3_ok(&resp))
 		{
-			rc = s3_fail(s, &resp, what, NULL);
+			char code[128];
+
+			http_response_error_code(&resp, code, sizeof(code));
+			if (resp.status == 404 && strcmp(code, "NoSuchBucket") == 0)
+				goto done;		/* no bucket: nothing in it (see s3_fail) */
+			rc = s3_fail(s, &resp, what, NULL, true);
 			goto done;
 		}
 		if ((rc = s3_list_page(s, &resp, fn, payload, &more, &token)) < 0)
@@ -941,7 +1009,7 @@ s3_delete(void *driver, const char *key)
 	if ((rc = s3_send(s, &(S3Req) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
 		goto done;
 	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key);
+		rc = s3_fail(s, &resp, what, key, true);
 
 done:
 	http_response_free(&resp);
@@ -970,7 +1038,7 @@ s3_create(void *driver)
 	http_response_error_code(&resp, code, sizeof(code));
 	if (resp.status != 404 || strcmp(code, "NoSuchBucket") != 0)
 	{
-		rc = s3_fail(s, &resp, what, NULL);
+		rc = s3_fail(s, &resp, what, NULL, false);
 		goto done;
 	}
 	pv_free(what);
@@ -984,7 +1052,7 @@ s3_create(void *driver)
 	http_response_error_code(&resp, code, sizeof(code));
 	if (!s3_ok(&resp) && strcmp(code, "BucketAlreadyOwnedByYou") != 0)
 	{
-		rc = s3_fail(s, &resp, what, NULL);
+		rc = s3_fail(s, &resp, what, NULL, false);
 		goto done;
 	}
 	pv_log_info("%s: created bucket '%s'", s->type, s->bucket);

@@ -138,9 +138,12 @@ def npm_bin(name):
     """Path of an installed npm executable; installs the pinned packages
     first if needed; pytest.skip when node or npm is not installed."""
     path = os.path.join(NPM_DIR, "node_modules", ".bin", name)
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (scripts/install-deps.sh installs "
+                    "it): no S3/Azure emulators")
     if os.access(path, os.X_OK):
         return path
-    if shutil.which("node") is None or shutil.which("npm") is None:
+    if shutil.which("npm") is None:
         pytest.skip("node and npm are not installed (scripts/install-deps.sh "
                     "installs them): no S3/Azure emulators")
     os.makedirs(NPM_DIR, exist_ok=True)
@@ -238,7 +241,7 @@ class Azurite(Server):
         argv = [npm_bin("azurite-blob"), "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port), "--cert", self.tls.cert,
                 "--key", self.tls.key, "-l", os.path.join(self.dir, "data"),
-                "--silent", "--disableTelemetry", "--skipApiVersionCheck"]
+                "--silent", "--disableTelemetry"]
         os.makedirs(os.path.join(self.dir, "data"))
         self.proc = start(argv, self.log)
         wait_port(self.port, self.proc, 30, self.log)
@@ -462,26 +465,48 @@ class StorageTool:
 
 # ---- fixtures ----
 
-@pytest.fixture(scope="session")
-def emu_workdir():
-    d = tempfile.mkdtemp(prefix="pgvault-emu-")
-    yield d
-    if not os.environ.get("PGVAULT_TEST_KEEP"):
+_shared = {}
+
+
+def _cleanup_workdir():
+    for srv in list(_servers.values()):
+        srv.stop()
+    d = _shared.get("workdir")
+    if d and not os.environ.get("PGVAULT_TEST_KEEP"):
         shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
+def emu_workdir():
+    if "workdir" not in _shared:
+        _shared["workdir"] = tempfile.mkdtemp(prefix="pgvault-emu-")
+        atexit.register(_cleanup_workdir)
+    return _shared["workdir"]
+
+
+@pytest.fixture(scope="session")
 def emu_tls(emu_workdir):
-    return Tls(emu_workdir)
+    if "tls" not in _shared:
+        _shared["tls"] = Tls(emu_workdir)
+    return _shared["tls"]
+
+
+_servers = {}
 
 
 def _server_fixture(cls, tls, workdir):
+    """One server of a kind per test session, shared by every module that
+    imports the fixtures (pytest would otherwise start one per module)."""
+    srv = _servers.get(cls)
+    if srv is not None and srv.proc is not None and srv.proc.poll() is None:
+        return srv
     srv = cls(tls, workdir)
     try:
         srv.start()
     except Exception:
         srv.stop()
         raise
+    _servers[cls] = srv
     return srv
 
 

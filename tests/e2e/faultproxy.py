@@ -15,9 +15,11 @@ Faults are planned per request, first matching rule wins:
     proxy.plan("cut", count=1, method="GET")     forward, then send half the
                                                  response body and reset
     proxy.plan("slow", count=1, delay=3)         wait, then forward
+    proxy.plan("corrupt", count=1, method="PUT") flip one byte of the body,
+                                                 then forward
     proxy.plan("500", count=None)                every matching request
 
-Only "cut" lets a request reach the emulator: every other fault stops it
+Only "cut" and "corrupt" let a request reach the emulator: every other fault stops it
 before it is forwarded, so a retried write is the first one the emulator
 sees (no false "already exists").  proxy.seen counts requests per method
 and proxy.faults the faults injected.  The proxy runs in a thread of the
@@ -77,7 +79,7 @@ class FaultProxy:
         self.thread.start()
 
     def plan(self, kind, count=1, method=None, path=None, delay=0.0):
-        assert kind in ("500", "503", "drop", "cut", "slow"), kind
+        assert kind in ("500", "503", "drop", "cut", "slow", "corrupt"), kind
         with self.lock:
             self.rules.append(_Rule(kind, count, method, path, delay))
 
@@ -149,6 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule is not None and rule.kind == "slow":
             time.sleep(rule.delay)
+        if rule is not None and rule.kind == "corrupt" and body:
+            i = len(body) // 2
+            body = body[:i] + bytes([body[i] ^ 0x5A]) + body[i + 1:]
         conn = http.client.HTTPSConnection("127.0.0.1", self.owner.upstream_port,
                                            context=self.owner.upstream_ctx,
                                            timeout=60)

@@ -146,3 +146,25 @@ def test_faults_retried_or_clear(az, proxy):
     r = t.put("small", b"x" * 1000)
     assert r.returncode == 1 and "PV_ERETRY: cannot write object 'small'" in err(r), err(r)
     assert sorted(direct.listing()) == ["big"]
+
+
+def test_damaged_upload_is_refused_and_resent(az, proxy):
+    """Content-MD5 on every upload: a body damaged on the way is refused by
+    the service (400 Md5Mismatch) and sent again; persistent damage fails
+    clearly and leaves no blob."""
+    t = via_proxy(az, proxy, "md5", http_retries="2")
+    direct = under(az, "md5")
+    data = random_bytes(2 * MIB + 9, 6)
+    proxy.plan("corrupt", count=1, method="PUT", path="comp=block&")
+    proxy.plan("corrupt", count=1, method="PUT", path="/small")
+    assert t.run("put", "big", input=data).returncode == 0
+    assert t.put("small", b"0123456789").returncode == 0
+    assert proxy.faults == 2
+    assert direct.get("big") == data and direct.get("small") == b"0123456789"
+    proxy.plan("corrupt", count=None, method="PUT")
+    r = t.put("bad", b"0123456789")
+    assert r.returncode == 1, err(r)
+    # (azurite words it InvalidOperation "Provided contentMD5 doesn't match", Azure Md5Mismatch)
+    assert re.search(r"PV_ERETRY: cannot write object 'bad': HTTP 400 (Md5Mismatch|InvalidOperation): .*(MD5|md5).*"
+                     r"gave up after 3 attempts", err(r)), err(r)
+    assert "bad" not in direct.listing()

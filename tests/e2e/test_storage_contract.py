@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from pgvault_cli import run_pgvault
+
 from emulators import (StorageTool, azurite, emu_tls, emu_workdir,  # noqa: F401
                        random_bytes, s3rver, swift)
 
@@ -29,24 +31,32 @@ BACKENDS = ["posix", "s3rver", "swift", "azurite"]
 
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
-    """A StorageTool on a fresh, empty location of the backend."""
+    """A StorageTool on a fresh, empty location of the backend; its .pgenv
+    is the environment that points pgvault itself at the same location
+    (the cloud CLIs' variables: pgvault needs no configuration file)."""
     name = request.param
     prefix = "t%d-%d" % (os.getpid(), next(_counter))
     if name == "posix":
         t = StorageTool(str(tmp_path / "repo"))
         t.run("create", check=True)
+        t.pgenv = {}
         return t
     srv = request.getfixturevalue(name)
     if srv.scheme == "s3":
         opts = dict(srv.opts, **{"s3-part-size": "5MiB"})
-        url = "s3://pgv/%s" % prefix
+        bucket = "pgvault" if name == "swift" else "pgv"
+        t = StorageTool("s3://%s/%s" % (bucket, prefix), opts, srv.env)
         if name == "swift":
-            url = "s3://pgvault/%s" % prefix
-            StorageTool(url, opts, srv.env).run("create", check=True)
-        return StorageTool(url, opts, srv.env)
+            t.run("create", check=True)
+        t.pgenv = dict(srv.env, AWS_ENDPOINT_URL=srv.endpoint, AWS_CA_BUNDLE=srv.tls.cert,
+                       AWS_REGION="us-east-1")
+        return t
     opts = dict(srv.opts, **{"azure-block-size": "1MiB"})
     t = StorageTool("azure://pgv/%s" % prefix, opts, srv.env)
     t.run("create", check=True)
+    t.pgenv = {"AZURE_STORAGE_CONNECTION_STRING": "AccountName=%s;AccountKey=%s;BlobEndpoint=%s" % (
+        srv.env["AZURE_STORAGE_ACCOUNT"], srv.env["AZURE_STORAGE_KEY"], srv.endpoint),
+        "SSL_CERT_FILE": srv.tls.cert}
     return t
 
 
@@ -171,3 +181,37 @@ def test_bad_keys_refused_before_any_request(store):
         r = store.run("put", key, input=b"x")
         assert r.returncode == 2, err(r)
         assert re.search(r"PV_EUSAGE: invalid object key", err(r)), err(r)
+
+
+def test_repository_on_the_store(store, tmp_path, pgvault_bin):
+    """pgvault init, backup, verify, restore and list on the location, with
+    nothing but the environment pointing pgvault at it."""
+    url = store.url if "://" in store.url else store.url + "/r"
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {"small.conf": random_bytes(1000, 1), "big.bin": random_bytes(BIG, 2), "empty": b""}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    env = store.pgenv
+    r = run_pgvault("init", "--repo", url, env=env)
+    assert r.rc == 0, r.err
+    args = ["backup", "--repo", url]
+    for name in sorted(files):
+        args += ["--file", str(src / name)]
+    r = run_pgvault(*args, env=env)
+    assert r.rc == 0, r.err
+    backup_id = r.out.split()[0]
+    r = run_pgvault("backup", "--repo", url, "--file", str(src / "big.bin"), env=env)
+    assert r.rc == 0, r.err
+    r = run_pgvault("verify", "--repo", url, env=env)
+    assert r.rc == 0 and "no damage found" in r.out, r.out + r.err
+    out = tmp_path / "out"
+    r = run_pgvault("restore", "--repo", url, backup_id, "--target-dir", str(out), env=env)
+    assert r.rc == 0, r.err
+    for name, data in files.items():
+        assert (out / str(src / name).lstrip("/")).read_bytes() == data
+    r = run_pgvault("list", "--repo", url, env=env)
+    assert r.rc == 0 and backup_id in r.out, r.err
+    # init refuses a location that holds a repository
+    r = run_pgvault("init", "--repo", url, env=env)
+    assert r.rc != 0

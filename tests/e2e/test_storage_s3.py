@@ -229,3 +229,50 @@ def test_slow_answers_time_out_and_retry(s3rver, proxy):
     assert r.returncode == 1, err(r)
     assert re.search(r"PV_ERETRY: cannot read object 'k': Operation (too slow|timed out).*gave up after 2 "
                      r"attempts", err(r)), err(r)
+
+
+def test_conditional_writes_fall_back_where_refused(swift):
+    """Swift's s3api answers If-None-Match with 501 NotImplemented: the
+    driver falls back to checking first, says so once, and keeps the
+    create-only contract for single and multipart writes."""
+    t = s3tool(swift, "cond", s3_if_none_match="on", s3_part_size="5MiB")
+    assert t.run("create").returncode == 0
+    r = t.put("k", b"1", "--no-overwrite")
+    assert r.returncode == 0, err(r)
+    assert err(r).count("does not support conditional writes (If-None-Match)") == 1, err(r)
+    r = t.put("k", b"2", "--no-overwrite")
+    assert r.returncode == 5 and "PV_EEXISTS: object 'k' already exists" in err(r), err(r)
+    big = random_bytes(PART + 10, 8)
+    r = t.run("put", "big", "--no-overwrite", input=big)
+    assert r.returncode == 0, err(r)
+    r = t.run("put", "big", "--no-overwrite", input=big)
+    assert r.returncode == 5, err(r)
+    assert t.get("k") == b"1" and t.get("big") == big
+
+
+def test_damaged_upload_is_refused_and_resent(swift, emu_tls):
+    """The signed payload hash (x-amz-content-sha256) lets a verifying store
+    refuse a body damaged on the way; the driver sends it again, and fails
+    clearly when the damage persists, leaving no object."""
+    p = FaultProxy(swift.port, emu_tls)
+    try:
+        direct = s3tool(swift, "dmg")
+        assert direct.run("create").returncode == 0
+        t = s3tool(swift, "dmg", http_retries="2", s3_part_size="5MiB")
+        t.opts["s3-endpoint"] = "https://127.0.0.1:%d" % p.port
+        p.plan("corrupt", count=1, method="PUT", path="/small")
+        p.plan("corrupt", count=1, method="PUT", path="partNumber=2")
+        assert t.put("small", b"0123456789").returncode == 0
+        big = random_bytes(PART + 3, 12)
+        r = t.run("put", "big", input=big)
+        assert r.returncode == 0, err(r)
+        assert p.faults == 2
+        assert direct.get("small") == b"0123456789" and direct.get("big") == big
+        p.plan("corrupt", count=None, method="PUT")
+        r = t.put("bad", b"0123456789")
+        assert r.returncode == 1, err(r)
+        assert re.search(r"PV_ERETRY: cannot write object 'bad': HTTP 400 (XAmzContentSHA256Mismatch|BadDigest)"
+                         r".*gave up after 3 attempts", err(r)), err(r)
+        assert "bad" not in direct.listing()
+    finally:
+        p.stop()

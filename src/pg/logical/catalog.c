@@ -1,6 +1,6 @@
 /*
- * catalog.c: reading the "catalog" item of a logical backup (logical.h),
- * for restore, show and drills.  The catalog is small (one line per
+ * catalog.c: reading the catalog item of a logical backup (logical.h),
+ * for restore, export, show and drills.  The catalog is small (one line per
  * table, sequence and materialized view), so it is read whole.
  */
 #include "pg/logical/logical.h"
@@ -45,6 +45,19 @@ done:
 int
 pglogical_catalog_foreach(Repo *repo, const RepoManifest *m, PgLogicalCatalogFn fn, void *payload)
 {
+	const json_t *meta = repo_manifest_metadata(m);
+	const char *item = json_string_value(json_object_get(meta, "catalog_item"));
+
+	if (json_is_true(json_object_get(meta, "all")))
+		return pv_error_set(PV_EUSAGE, "backup '%s' holds several databases: read one database's catalog",
+							repo_manifest_id(m));
+	return pglogical_catalog_foreach_item(repo, m, item ? item : "catalog", fn, payload);
+}
+
+int
+pglogical_catalog_foreach_item(Repo *repo, const RepoManifest *m, const char *item, PgLogicalCatalogFn fn,
+							   void *payload)
+{
 	Buf b = PV_BUF_INIT;
 	size_t pos = 0;
 	int rc;
@@ -52,7 +65,7 @@ pglogical_catalog_foreach(Repo *repo, const RepoManifest *m, PgLogicalCatalogFn 
 	if (strcmp(repo_manifest_kind(m), "logical") != 0)
 		return pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup, not a logical one",
 							repo_manifest_id(m), repo_manifest_kind(m));
-	if ((rc = pglogical_item_read_all(repo, m, "catalog", &b)) < 0)
+	if ((rc = pglogical_item_read_all(repo, m, item, &b)) < 0)
 		goto done;
 	while (pos < b.len)
 	{

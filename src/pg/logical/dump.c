@@ -57,6 +57,9 @@ typedef struct DumpRel
 	uint32_t oid, nspoid;
 	char relkind;
 	char *schema, *name, *qname, *cols;
+	char *owner;
+	json_t *indexes;			/* index names (array) */
+	json_t *referenced_by;		/* foreign keys of other tables pointing here (array) */
 	uint64_t size;
 	bool populated;
 	bool data;					/* its data is in the backup */
@@ -67,15 +70,30 @@ typedef struct DumpRel
 typedef struct DumpSeq
 {
 	char *schema, *name;
+	char *owned_by;				/* the owning table's name (same schema), or NULL */
 	char *last_value;
 	bool is_called;
 } DumpSeq;
 
+/* What the whole backup shares (one database, or every one with --all). */
+typedef struct Backup
+{
+	const PgLogicalBackupOpts *o;
+	PgLogicalBackupResult *out;
+	RepoWriter *w;				/* made once the first database is ready */
+	PgTool pg_dump;				/* found on first use */
+	int jobs;
+} Backup;
+
+/* One database being backed up. */
 typedef struct Dump
 {
 	const PgLogicalBackupOpts *o;
+	Backup *b;
+	RepoWriter *w;				/* b->w, once made */
+	const char *prefix;			/* item names start with it: "" or db/"name"/ */
+	PgConnOpts conn;			/* the coordinator's connection */
 	PGconn *coord;
-	RepoWriter *w;
 	char *conninfo;				/* with password: worker connections */
 	char *conninfo_nopw;		/* for pg_dump's argv */
 	char *password;				/* PQpass of the coordinator, or NULL */
@@ -89,8 +107,7 @@ typedef struct Dump
 	size_t nseqs;
 	bool want_lo;
 	uint64_t lo_count, lo_bytes;
-	PgTool pg_dump;
-	json_t *meta;				/* manifest metadata being built */
+	json_t *meta;				/* this database's metadata being built */
 	pthread_mutex_t mu;
 	PGconn **idle;
 	int nidle;
@@ -123,7 +140,7 @@ conn_get(Dump *d, PGconn **out)
 		return PV_OK;
 	}
 	if ((rc = pgconn_connect(&c, &(PgConnOpts) {.conninfo = d->conninfo,
-												.application_name = "pgvault backup"})) < 0)
+												.application_name = "pgvault backup worker"})) < 0)
 		return pv_error_prefix(rc, "worker connection");
 	buf_printf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
 			   d->snapshot);
@@ -155,6 +172,55 @@ conn_put(Dump *d, PGconn *c, bool ok)
 
 /* ---- tasks ---- */
 
+/*
+ * Run argv (pg_dump, pg_dumpall) and store its standard output as the
+ * stream item name; bytes (may be NULL) counts what was read.
+ */
+static int
+item_from_command(RepoWriter *w, const char *name, const json_t *meta, char *const argv[], const char *password,
+				  atomic_uint_fast64_t *bytes)
+{
+	PgChild child = {.pid = 0, .out_fd = -1, .err_fd = -1};
+	RepoWriterItem *it = NULL;
+	unsigned char *buf = NULL;
+	int rc;
+
+	if ((rc = repo_writer_item_begin(&it, w, &(RepoItemSpec) {.name = name, .type = "stream", .meta = meta})) < 0)
+		goto done;
+	if ((rc = pglogical_child_start(&child, argv, password, true)) < 0)
+		goto done;
+	buf = pv_malloc(256 * 1024);
+	for (;;)
+	{
+		ssize_t n = read(child.out_fd, buf, 256 * 1024);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+		{
+			rc = pv_error_errno(PV_EIO, errno, "reading the output of '%s'", argv[0]);
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if (bytes != NULL)
+			atomic_fetch_add(bytes, (uint64_t) n);
+		if ((rc = repo_writer_item_write(it, buf, (size_t) n)) < 0)
+			goto done;
+	}
+	if ((rc = pglogical_child_wait(&child)) < 0)
+		goto done;
+	rc = repo_writer_item_end(it, NULL);
+	it = NULL;
+done:
+	if (child.pid > 0)
+		pglogical_child_kill(&child);
+	if (it != NULL)
+		repo_writer_item_cancel(it);
+	pv_free(buf);
+	return rc;
+}
+
 static int
 task_schema(void *arg)
 {
@@ -162,14 +228,12 @@ task_schema(void *arg)
 	const PgLogicalBackupOpts *o = d->o;
 	char **argv = NULL;
 	int argc = 0;
-	PgChild child = {.pid = 0, .out_fd = -1, .err_fd = -1};
-	RepoWriterItem *it = NULL;
 	json_t *meta = NULL;
-	unsigned char *buf = NULL;
+	char *name = NULL;
 	int rc;
 
 #define ARG(s) (argv = pv_realloc(argv, sizeof(char *) * (size_t) (argc + 2)), argv[argc++] = (s))
-	ARG(pv_strdup(d->pg_dump.path));
+	ARG(pv_strdup(d->b->pg_dump.path));
 	ARG(pv_asprintf("--dbname=%s", d->conninfo_nopw));
 	ARG(pv_strdup("--schema-only"));
 	ARG(pv_strdup("--format=custom"));
@@ -191,47 +255,17 @@ task_schema(void *arg)
 #undef ARG
 
 	meta = json_pack("{s:s, s:s, s:s}", "kind", "schema", "format", "custom", "tool",
-					 d->pg_dump.version_text ? d->pg_dump.version_text : "");
-	if ((rc = repo_writer_item_begin(&it, d->w, &(RepoItemSpec) {.name = "schema", .type = "stream",
-																  .meta = meta})) < 0)
-		goto done;
-	if ((rc = pglogical_child_start(&child, argv, d->password, true)) < 0)
-		goto done;
-	buf = pv_malloc(256 * 1024);
-	for (;;)
-	{
-		ssize_t n = read(child.out_fd, buf, 256 * 1024);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			rc = pv_error_errno(PV_EIO, errno, "reading pg_dump's output");
-			goto done;
-		}
-		if (n == 0)
-			break;
-		atomic_fetch_add(&d->prog.bytes, (uint64_t) n);
-		if ((rc = repo_writer_item_write(it, buf, (size_t) n)) < 0)
-			goto done;
-	}
-	rc = pglogical_child_wait(&child);
-	if (rc < 0)
-		goto done;
-	rc = repo_writer_item_end(it, NULL);
-	it = NULL;
-	atomic_fetch_add(&d->prog.items_done, 1);
-done:
-	if (child.pid > 0)
-		pglogical_child_kill(&child);
-	if (it != NULL)
-		repo_writer_item_cancel(it);
-	if (rc < 0)
+					 d->b->pg_dump.version_text ? d->b->pg_dump.version_text : "");
+	name = pv_asprintf("%sschema", d->prefix);
+	rc = item_from_command(d->w, name, meta, argv, d->password, &d->prog.bytes);
+	if (rc == PV_OK)
+		atomic_fetch_add(&d->prog.items_done, 1);
+	else
 		pv_error_prefix(rc, "schema (pg_dump --schema-only)");
 	for (int i = 0; i < argc; i++)
 		pv_free(argv[i]);
 	pv_free(argv);
-	pv_free(buf);
+	pv_free(name);
 	json_decref(meta);
 	return rc;
 }
@@ -371,6 +405,7 @@ task_large_objects(void *arg)
 	RepoWriterItem *it = NULL;
 	json_t *meta = json_pack("{s:s}", "kind", "large-objects");
 	char *buf = pv_malloc(256 * 1024);
+	char *name = pv_asprintf("%slarge-objects", d->prefix);
 	bool conn_ok = false;
 	int rc;
 
@@ -392,7 +427,7 @@ task_large_objects(void *arg)
 		conn_ok = true;
 		goto done;
 	}
-	if ((rc = repo_writer_item_begin(&it, d->w, &(RepoItemSpec) {.name = "large-objects", .type = "stream",
+	if ((rc = repo_writer_item_begin(&it, d->w, &(RepoItemSpec) {.name = name, .type = "stream",
 																  .meta = meta})) < 0)
 		goto done;
 	for (int i = 0; i < PQntuples(r); i++)
@@ -453,10 +488,75 @@ done:
 	atomic_fetch_add(&d->prog.items_done, 1);
 	json_decref(meta);
 	pv_free(buf);
+	pv_free(name);
 	return rc;
 }
 
 /* ---- the coordinator's steps ---- */
+
+/*
+ * What `pg_dump --create` would add and a schema-only dump leaves out: the
+ * database's settings (ALTER DATABASE / ALTER ROLE ... IN DATABASE ... SET),
+ * grants, comment and connection limit; restore applies them to a database
+ * it creates.
+ */
+static int
+database_properties(Dump *d)
+{
+	PGresult *r = NULL;
+	json_t *props = NULL, *acl = NULL, *settings = NULL;
+	int rc;
+
+	if ((rc = pgconn_query(&r, d->coord, 4,
+						   "SELECT d.datconnlimit::text, pg_catalog.shobj_description(d.oid, 'pg_database'),"
+						   " CASE WHEN d.datacl IS NULL THEN NULL ELSE (SELECT pg_catalog.json_agg("
+						   "   pg_catalog.json_build_object('grantee', CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0"
+						   "   THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,"
+						   "   'privilege', a.privilege_type, 'grantable', a.is_grantable))"
+						   "   FROM pg_catalog.aclexplode(d.datacl) a)::text END,"
+						   " (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('role',"
+						   "   CASE WHEN s.setrole OPERATOR(pg_catalog.=) 0 THEN NULL"
+						   "   ELSE pg_catalog.pg_get_userbyid(s.setrole) END, 'config', s.setconfig) ORDER BY s.setrole)"
+						   "   FROM pg_catalog.pg_db_role_setting s WHERE s.setdatabase OPERATOR(pg_catalog.=) d.oid)::text"
+						   " FROM pg_catalog.pg_database d"
+						   " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()", 0, NULL)) < 0)
+		return pv_error_prefix(rc, "reading the database's properties");
+	if (PQntuples(r) != 1)
+	{
+		PQclear(r);
+		return pv_error_set(PV_EPG, "reading the database's properties: database not found in pg_database");
+	}
+	if (!PQgetisnull(r, 0, 2) &&
+		(rc = pv_json_parse(&acl, PQgetvalue(r, 0, 2), strlen(PQgetvalue(r, 0, 2)), "database grants")) < 0)
+		goto done;
+	if (!PQgetisnull(r, 0, 3) &&
+		(rc = pv_json_parse(&settings, PQgetvalue(r, 0, 3), strlen(PQgetvalue(r, 0, 3)), "database settings")) < 0)
+		goto done;
+	props = json_pack("{s:I, s:o, s:o, s:o}", "connlimit", (json_int_t) strtoll(PQgetvalue(r, 0, 0), NULL, 10),
+					  "comment", PQgetisnull(r, 0, 1) ? json_null() : json_string(PQgetvalue(r, 0, 1)),
+					  "acl", acl ? acl : json_null(), "settings", settings ? settings : json_array());
+	acl = settings = NULL;
+	if (props == NULL)
+	{
+		rc = pv_error_set(PV_ERROR, "cannot build the database's properties");
+		goto done;
+	}
+	json_object_set_new(d->meta, "properties", props);
+	PQclear(r);
+	r = NULL;
+	/* the default search_path's schemas: what an unqualified --table pattern means at restore */
+	if ((rc = pgconn_query(&r, d->coord, 1, "SELECT pg_catalog.array_to_json(pg_catalog.current_schemas(false))::text",
+						   0, NULL)) < 0)
+		goto done;
+	if (PQntuples(r) == 1)
+		json_object_set_new(d->meta, "search_path", json_loads(PQgetvalue(r, 0, 0), 0, NULL));
+	rc = PV_OK;
+done:
+	json_decref(acl);
+	json_decref(settings);
+	PQclear(r);
+	return rc;
+}
 
 static int
 snapshot_begin(Dump *d)
@@ -522,6 +622,8 @@ snapshot_begin(Dump *d)
 	PQclear(r);
 	if (d->meta == NULL)
 		return pv_error_set(PV_ERROR, "cannot build the backup's metadata");
+	if ((rc = database_properties(d)) < 0)
+		return rc;
 	return pglogical_session_setup(d->coord, d->encoding);
 }
 
@@ -532,6 +634,9 @@ rel_free(DumpRel *r)
 	pv_free(r->name);
 	pv_free(r->qname);
 	pv_free(r->cols);
+	pv_free(r->owner);
+	json_decref(r->indexes);
+	json_decref(r->referenced_by);
 	for (int i = 0; i < r->nparts; i++)
 		pv_free(r->parts[i].item);
 	pv_free(r->parts);
@@ -563,7 +668,7 @@ rel_plan_parts(Dump *d, DumpRel *rel)
 	{
 		uint64_t per = (pages + n - 1) / n;
 
-		rel->parts[i].item = pv_asprintf("data/%s/%llu", rel->qname, (unsigned long long) i);
+		rel->parts[i].item = pv_asprintf("%sdata/%s/%llu", d->prefix, rel->qname, (unsigned long long) i);
 		rel->parts[i].from = n > 1 ? i * per : 0;
 		rel->parts[i].to = (n > 1 && i + 1 < n) ? (i + 1) * per : 0;
 	}
@@ -595,7 +700,7 @@ relations_load(Dump *d)
 		goto done;
 	have_sel = true;
 	d->want_lo = sel.everything && !o->schema_only;
-	if ((rc = pgconn_query(&r, d->coord, 10,
+	if ((rc = pgconn_query(&r, d->coord, 14,
 						   "SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind::text,"
 						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','m']::\"char\"[])"
 						   "  THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
@@ -612,7 +717,25 @@ relations_load(Dump *d)
 						   "   AND d.refobjsubid OPERATOR(pg_catalog.>) 0 LIMIT 1),"
 						   " EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
 						   "   WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
-						   "   AND e.objid OPERATOR(pg_catalog.=) c.oid AND e.deptype OPERATOR(pg_catalog.=) 'e')::text"
+						   "   AND e.objid OPERATOR(pg_catalog.=) c.oid AND e.deptype OPERATOR(pg_catalog.=) 'e')::text,"
+						   " pg_catalog.pg_get_userbyid(c.relowner),"
+						   " (SELECT pg_catalog.json_agg(ci.relname::text ORDER BY ci.relname) FROM pg_catalog.pg_index i"
+						   "   JOIN pg_catalog.pg_class ci ON ci.oid OPERATOR(pg_catalog.=) i.indexrelid"
+						   "   WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid)::text,"
+						   " (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('schema', n2.nspname, 'table', c2.relname,"
+						   "   'name', co.conname, 'owner', pg_catalog.pg_get_userbyid(c2.relowner))"
+						   "   ORDER BY n2.nspname, c2.relname, co.conname)"
+						   "   FROM pg_catalog.pg_constraint co JOIN pg_catalog.pg_class c2 ON c2.oid OPERATOR(pg_catalog.=) co.conrelid"
+						   "   JOIN pg_catalog.pg_namespace n2 ON n2.oid OPERATOR(pg_catalog.=) c2.relnamespace"
+						   "   WHERE co.contype OPERATOR(pg_catalog.=) 'f' AND co.confrelid OPERATOR(pg_catalog.=) c.oid"
+						   "   AND co.conrelid OPERATOR(pg_catalog.<>) c.oid AND co.conparentid OPERATOR(pg_catalog.=) 0)::text,"
+						   " (SELECT o.relname FROM pg_catalog.pg_depend d2 JOIN pg_catalog.pg_class o"
+						   "   ON o.oid OPERATOR(pg_catalog.=) d2.refobjid"
+						   "   WHERE d2.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+						   "   AND d2.objid OPERATOR(pg_catalog.=) c.oid"
+						   "   AND d2.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+						   "   AND d2.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a','i']::\"char\"[])"
+						   "   AND d2.refobjsubid OPERATOR(pg_catalog.>) 0 LIMIT 1)"
 						   " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
 						   "   ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 						   " WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','p','S','m']::\"char\"[])"
@@ -653,7 +776,9 @@ relations_load(Dump *d)
 			{
 				d->seqs = pv_realloc(d->seqs, sizeof(DumpSeq) * (d->nseqs + 1));
 				d->seqs[d->nseqs++] = (DumpSeq) {.schema = pv_strdup(PQgetvalue(r, i, 2)),
-												 .name = pv_strdup(PQgetvalue(r, i, 3))};
+												 .name = pv_strdup(PQgetvalue(r, i, 3)),
+												 .owned_by = PQgetisnull(r, i, 13) ? NULL
+												 : pv_strdup(PQgetvalue(r, i, 13))};
 			}
 			continue;
 		}
@@ -667,6 +792,9 @@ relations_load(Dump *d)
 			rel->name = pv_strdup(PQgetvalue(r, i, 3));
 			rel->qname = pglogical_qualify(rel->schema, rel->name);
 			rel->cols = pv_strdup(PQgetvalue(r, i, 7));
+			rel->owner = pv_strdup(PQgetvalue(r, i, 10));
+			rel->indexes = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
+			rel->referenced_by = PQgetisnull(r, i, 12) ? NULL : json_loads(PQgetvalue(r, i, 12), 0, NULL);
 			rel->size = strtoull(PQgetvalue(r, i, 5), NULL, 10);
 			rel->populated = strcmp(PQgetvalue(r, i, 6), "true") == 0;
 			rel->data = data && !o->schema_only && kind == 'r';
@@ -747,6 +875,7 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 	RepoWriterItem *it = NULL;
 	json_t *meta = json_pack("{s:s}", "kind", "catalog");
 	Buf b = PV_BUF_INIT;
+	char *name = NULL;
 	int rc;
 
 	for (size_t i = 0; i < d->nrels; i++)
@@ -786,6 +915,11 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 			e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o}", "kind", "table", "schema", rel->schema,
 						  "name", rel->name, "relkind", rk, "columns", rel->cols, "size", (json_int_t) rel->size,
 						  "data", rel->data && rel->relkind == 'r', "parts", parts);
+			/* what a table-level restore needs to find the table's entries in the schema archive */
+			json_object_set_new(e, "owner", json_string(rel->owner));
+			json_object_set_new(e, "indexes", rel->indexes ? json_incref(rel->indexes) : json_array());
+			if (rel->referenced_by != NULL)
+				json_object_set_new(e, "referenced_by", json_incref(rel->referenced_by));
 			if (rel->data && rel->relkind == 'r')
 			{
 				json_object_set_new(e, "rows", json_integer((json_int_t) rows));
@@ -807,6 +941,9 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 							  "name", d->seqs[i].name, "last_value",
 							  d->seqs[i].last_value ? d->seqs[i].last_value : "1", "is_called", d->seqs[i].is_called);
 
+		if (d->seqs[i].owned_by != NULL)
+			json_object_set_new(e, "owned_by", json_string(d->seqs[i].owned_by));
+
 		pv_json_to_buf(&b, e, false);
 		buf_append_byte(&b, '\n');
 		json_decref(e);
@@ -814,15 +951,18 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 	res->sequences = d->nseqs;
 	if (d->lo_count > 0)
 	{
-		json_t *e = json_pack("{s:s, s:I, s:I, s:s}", "kind", "large_objects", "count", (json_int_t) d->lo_count,
-							  "bytes", (json_int_t) d->lo_bytes, "item", "large-objects");
+		json_t *e = json_pack("{s:s, s:I, s:I}", "kind", "large_objects", "count", (json_int_t) d->lo_count,
+							  "bytes", (json_int_t) d->lo_bytes);
+
+		json_object_set_new(e, "item", json_sprintf("%slarge-objects", d->prefix));
 
 		pv_json_to_buf(&b, e, false);
 		buf_append_byte(&b, '\n');
 		json_decref(e);
 	}
 	res->large_objects = d->lo_count;
-	if ((rc = repo_writer_item_begin(&it, d->w, &(RepoItemSpec) {.name = "catalog", .type = "stream",
+	name = pv_asprintf("%scatalog", d->prefix);
+	if ((rc = repo_writer_item_begin(&it, d->w, &(RepoItemSpec) {.name = name, .type = "stream",
 																  .meta = meta})) < 0)
 		goto done;
 	if ((rc = repo_writer_item_write(it, b.data, b.len)) < 0)
@@ -834,6 +974,7 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 done:
 	json_decref(meta);
 	buf_free(&b);
+	pv_free(name);
 	return rc;
 }
 
@@ -885,42 +1026,110 @@ tasks_run(Dump *d, PvPool *pool, PartTask **out_tasks)
 	return pv_pool_wait(pool);
 }
 
-int
-pglogical_backup(PgLogicalBackupResult *out, const PgLogicalBackupOpts *o)
+/* Made when the first database is ready: nothing exists to abort before. */
+static int
+backup_writer(Backup *b, const char *what)
 {
-	Dump d = {.o = o};
-	PvPool *pool = NULL;
-	PartTask *tasks = NULL;
-	int64_t t0 = pglogical_now_ms();
-	int jobs = o->jobs > 0 ? o->jobs : 2;
+	const PgLogicalBackupOpts *o = b->o;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
+	if (b->w != NULL)
+		return PV_OK;
+	if ((rc = repo_writer_new(&b->w, o->repo, &(RepoWriterOpts) {.kind = "logical", .source = o->source,
+																 .jobs = b->jobs, .compression = o->compression,
+																 .command = "backup"})) < 0)
+		return rc;
+	snprintf(b->out->id, sizeof(b->out->id), "%s", repo_writer_id(b->w));
+	pv_log_info("backup %s of %s started (%d jobs)", b->out->id, what, b->jobs);
+	return PV_OK;
+}
+
+static void
+dump_clear(Dump *d)
+{
+	for (int i = 0; i < d->nidle; i++)
+		PQfinish(d->idle[i]);
+	pv_free(d->idle);
+	if (d->coord != NULL)
+		PQfinish(d->coord);
+	for (size_t i = 0; i < d->nrels; i++)
+		rel_free(&d->rels[i]);
+	pv_free(d->rels);
+	for (size_t i = 0; i < d->nseqs; i++)
+	{
+		pv_free(d->seqs[i].schema);
+		pv_free(d->seqs[i].name);
+		pv_free(d->seqs[i].owned_by);
+		pv_free(d->seqs[i].last_value);
+	}
+	pv_free(d->seqs);
+	json_decref(d->meta);
+	if (d->conninfo)
+		pv_free_secret_str(d->conninfo);
+	pv_free(d->conninfo_nopw);
+	if (d->password)
+		pv_free_secret_str(d->password);
+	pv_free(d->snapshot);
+	pv_free(d->encoding);
+	pthread_mutex_destroy(&d->mu);
+	memset(d, 0, sizeof(*d));
+}
+
+static void
+result_add(PgLogicalBackupResult *acc, const PgLogicalBackupResult *r)
+{
+	acc->tables += r->tables;
+	acc->parts += r->parts;
+	acc->rows += r->rows;
+	acc->sequences += r->sequences;
+	acc->large_objects += r->large_objects;
+	acc->data_bytes += r->data_bytes;
+}
+
+/*
+ * Back up the database conn leads to, with its own snapshot, into b's
+ * writer (made here when it does not exist yet), its items' names starting
+ * with prefix.  *out_meta gets its metadata; the counts are added to b->out.
+ */
+static int
+dump_database(Backup *b, const char *prefix, const PgConnOpts *conn, json_t **out_meta)
+{
+	const PgLogicalBackupOpts *o = b->o;
+	Dump d = {.o = o, .b = b, .prefix = prefix, .conn = *conn};
+	PgLogicalBackupResult res;
+	PvPool *pool = NULL;
+	PartTask *tasks = NULL;
+	char dbname[256] = "";
+	int rc;
+
+	memset(&res, 0, sizeof(res));
 	pthread_mutex_init(&d.mu, NULL);
-	if (o->schema_only && o->data_only)
-		return pv_error_set(PV_EUSAGE, "options --schema-only and --data-only cannot be used together");
-	if ((rc = pgconn_connect(&d.coord, &o->conn)) < 0)
+	if ((rc = pgconn_connect(&d.coord, &d.conn)) < 0)
 		goto done;
-	snprintf(out->database, sizeof(out->database), "%s", PQdb(d.coord));
+	snprintf(dbname, sizeof(dbname), "%s", PQdb(d.coord));
 	d.conninfo = pglogical_conninfo(d.coord, NULL, true);
 	d.conninfo_nopw = pglogical_conninfo(d.coord, NULL, false);
 	if (PQconnectionUsedPassword(d.coord) && PQpass(d.coord) != NULL)
 		d.password = pv_strdup(PQpass(d.coord));
-	if (!o->data_only &&
-		(rc = pgtools_find(&d.pg_dump, "pg_dump", o->bindir, PQserverVersion(d.coord) / 10000)) < 0)
+	if (!o->data_only && b->pg_dump.path == NULL &&
+		(rc = pgtools_find(&b->pg_dump, "pg_dump", o->bindir, PQserverVersion(d.coord) / 10000)) < 0)
 		goto done;
 	if ((rc = snapshot_begin(&d)) < 0 || (rc = relations_load(&d)) < 0 || (rc = sequences_read(&d)) < 0)
 		goto done;
+	{
+		char *what = pv_asprintf("database '%s'", dbname);
 
-	if ((rc = repo_writer_new(&d.w, o->repo, &(RepoWriterOpts) {.kind = "logical", .source = o->source,
-																 .jobs = jobs, .compression = o->compression,
-																 .command = "backup"})) < 0)
-		goto done;
-	snprintf(out->id, sizeof(out->id), "%s", repo_writer_id(d.w));
-	pv_log_info("backup %s of database '%s' started (%d jobs)", out->id, out->database, jobs);
+		rc = backup_writer(b, what);
+		pv_free(what);
+		if (rc < 0)
+			goto done;
+	}
+	d.w = b->w;
+	if (prefix[0])
+		pv_log_info("database '%s': %zu relations", dbname, d.nrels);
 
 	pglogical_progress_start(&d.prog, "backup", o->progress);
-	pool = pv_pool_new(jobs, 0);
+	pool = pv_pool_new(b->jobs, 0);
 	rc = tasks_run(&d, pool, &tasks);
 	if (rc == PV_OK)
 		rc = pv_pool_wait(pool);
@@ -930,7 +1139,7 @@ pglogical_backup(PgLogicalBackupResult *out, const PgLogicalBackupOpts *o)
 	if (rc < 0)
 		goto done;
 
-	if ((rc = catalog_write(&d, out)) < 0)
+	if ((rc = catalog_write(&d, &res)) < 0)
 		goto done;
 	json_object_set_new(d.meta, "schema_only", json_boolean(o->schema_only));
 	json_object_set_new(d.meta, "data_only", json_boolean(o->data_only));
@@ -942,18 +1151,22 @@ pglogical_backup(PgLogicalBackupResult *out, const PgLogicalBackupOpts *o)
 								  "exclude_schemas", patterns_json(&o->filter.exclude_schemas),
 								  "exclude_table_data", patterns_json(&o->filter.exclude_table_data),
 								  "strict_names", o->filter.strict_names));
-	json_object_set_new(d.meta, "pg_dump", d.pg_dump.version_text ? json_string(d.pg_dump.version_text) : json_null());
-	json_object_set_new(d.meta, "tables", json_integer((json_int_t) out->tables));
-	json_object_set_new(d.meta, "rows", json_integer((json_int_t) out->rows));
-	json_object_set_new(d.meta, "sequences", json_integer((json_int_t) out->sequences));
-	json_object_set_new(d.meta, "large_objects", json_integer((json_int_t) out->large_objects));
-	json_object_set_new(d.meta, "data_bytes", json_integer((json_int_t) out->data_bytes));
-	json_object_set_new(d.meta, "catalog_item", json_string("catalog"));
-	if ((rc = repo_writer_commit(d.w, d.meta)) < 0)
-		goto done;
-	repo_writer_stats(d.w, &out->stats);
-	/* The snapshot could end now; ending it only after the commit keeps it simple. */
+	json_object_set_new(d.meta, "pg_dump", b->pg_dump.version_text ? json_string(b->pg_dump.version_text) : json_null());
+	json_object_set_new(d.meta, "tables", json_integer((json_int_t) res.tables));
+	json_object_set_new(d.meta, "rows", json_integer((json_int_t) res.rows));
+	json_object_set_new(d.meta, "sequences", json_integer((json_int_t) res.sequences));
+	json_object_set_new(d.meta, "large_objects", json_integer((json_int_t) res.large_objects));
+	json_object_set_new(d.meta, "data_bytes", json_integer((json_int_t) res.data_bytes));
+	json_object_set_new(d.meta, "catalog_item", json_sprintf("%scatalog", prefix));
+	if (o->note != NULL)
+		json_object_set_new(d.meta, "note", json_string(o->note));
+	if (!o->data_only)
+		json_object_set_new(d.meta, "schema_item", json_sprintf("%sschema", prefix));
+	/* Every row is read: the snapshot can end. */
 	(void) pgconn_exec(d.coord, "COMMIT");
+	result_add(b->out, &res);
+	*out_meta = d.meta;
+	d.meta = NULL;
 	rc = PV_OK;
 done:
 	{
@@ -961,38 +1174,253 @@ done:
 
 		pv_error_save(&e);
 		pv_pool_free(pool);
-		if (d.w != NULL)
+		dump_clear(&d);
+		pv_free(tasks);
+		pv_error_restore(&e);
+	}
+	if (rc < 0 && prefix[0])
+		pv_error_prefix(rc, "database '%s'", dbname[0] ? dbname : "?");
+	return rc;
+}
+
+/* ---- --all: every database plus the globals ---- */
+
+/* The databases to back up: connectable ones but template0, minus --exclude-database. */
+static int
+databases_list(PGconn *maint, const PgPatterns *exclude, char ***out, size_t *out_n)
+{
+	PGresult *r = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*out_n = 0;
+	if ((rc = pgconn_query(&r, maint, 1,
+						   "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn"
+						   " AND datname OPERATOR(pg_catalog.<>) 'template0' ORDER BY datname", 0, NULL)) < 0)
+		return pv_error_prefix(rc, "listing the databases");
+	names = pv_calloc((size_t) PQntuples(r) + 1, sizeof(char *));
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		const char *name = PQgetvalue(r, i, 0);
+		bool skip = false;
+
+		for (int k = 0; k < exclude->n && !skip; k++)
+		{
+			char *db = NULL, *sch = NULL, *nm = NULL, *res = NULL;
+			const char *params[2] = {name, NULL};
+
+			if ((rc = pgfilter_pattern_regex(&db, &sch, &nm, exclude->v[k], 0)) < 0)
+				goto fail;
+			params[1] = db ? db : ".*";
+			rc = pgconn_query_value(&res, maint, "SELECT ($1 OPERATOR(pg_catalog.~) $2)::text", 2, params);
+			skip = rc == PV_OK && res != NULL && strcmp(res, "true") == 0;
+			pv_free(db);
+			pv_free(sch);
+			pv_free(nm);
+			pv_free(res);
+			if (rc < 0)
+				goto fail;
+		}
+		if (!skip)
+			names[n++] = pv_strdup(name);
+	}
+	PQclear(r);
+	*out = names;
+	*out_n = n;
+	return PV_OK;
+fail:
+	PQclear(r);
+	for (size_t i = 0; i < n; i++)
+		pv_free(names[i]);
+	pv_free(names);
+	return rc;
+}
+
+static json_t *
+names_query(PGconn *c, const char *sql)
+{
+	PGresult *r = NULL;
+	json_t *a = json_array();
+
+	if (pgconn_query(&r, c, 1, sql, 0, NULL) == PV_OK)
+		for (int i = 0; i < PQntuples(r); i++)
+			json_array_append_new(a, json_string(PQgetvalue(r, i, 0)));
+	PQclear(r);
+	pv_error_clear();
+	return a;
+}
+
+/* pg_dumpall --globals-only into the item "globals"; *out_meta describes it. */
+static int
+globals_dump(Backup *b, PGconn *maint, json_t **out_meta)
+{
+	const PgLogicalBackupOpts *o = b->o;
+	PgTool dumpall = {0};
+	char *ci = pglogical_conninfo(maint, NULL, false);
+	char *password = PQconnectionUsedPassword(maint) && PQpass(maint) ? pv_strdup(PQpass(maint)) : NULL;
+	char *argv[6];
+	int argc = 0;
+	json_t *meta = NULL;
+	int rc;
+
+	if ((rc = pgtools_find(&dumpall, "pg_dumpall", o->bindir, PQserverVersion(maint) / 10000)) < 0)
+		goto done;
+	argv[argc++] = dumpall.path;
+	argv[argc++] = "--globals-only";
+	if (!o->with_role_passwords)
+		argv[argc++] = "--no-role-passwords";
+	argv[argc++] = pv_asprintf("--dbname=%s", ci);
+	argv[argc] = NULL;
+	if (o->with_role_passwords)
+		pv_log_warn("the backup holds the roles' password hashes: whoever can read the repository can try to"
+					" crack them%s", repo_is_encrypted(o->repo) ? "" : " (the repository is not encrypted)");
+	meta = json_pack("{s:s, s:s, s:s, s:b}", "kind", "globals", "format", "sql",
+					 "tool", dumpall.version_text ? dumpall.version_text : "", "with_passwords", o->with_role_passwords);
+	rc = item_from_command(b->w, "globals", meta, argv, password, NULL);
+	pv_free(argv[argc - 1]);
+	if (rc < 0)
+		goto done;
+	*out_meta = json_pack("{s:s, s:b, s:o, s:o, s:s}", "item", "globals", "with_passwords", o->with_role_passwords,
+						  "roles", names_query(maint, "SELECT rolname FROM pg_catalog.pg_roles"
+											   " WHERE rolname OPERATOR(pg_catalog.!~) '^pg_' ORDER BY 1"),
+						  "tablespaces", names_query(maint, "SELECT spcname FROM pg_catalog.pg_tablespace"
+													 " WHERE spcname OPERATOR(pg_catalog.!~) '^pg_' ORDER BY 1"),
+						  "pg_dumpall", dumpall.version_text ? dumpall.version_text : "");
+	b->out->roles = json_array_size(json_object_get(*out_meta, "roles"));
+done:
+	if (rc < 0)
+		pv_error_prefix(rc, "globals (pg_dumpall --globals-only)");
+	json_decref(meta);
+	pgtools_clear(&dumpall);
+	pv_free(ci);
+	if (password)
+		pv_free_secret_str(password);
+	return rc;
+}
+
+static int
+backup_all(Backup *b)
+{
+	const PgLogicalBackupOpts *o = b->o;
+	PgConnOpts mc = o->conn;
+	PGconn *maint = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	json_t *dbs = json_array(), *globals = NULL, *top = NULL;
+	int rc;
+
+	if (mc.dbname == NULL)
+		mc.dbname = "postgres";
+	if ((rc = pgconn_connect(&maint, &mc)) < 0)
+	{
+		if (o->conn.dbname != NULL)
+			goto done;
+		mc.dbname = "template1";
+		if ((rc = pgconn_connect(&maint, &mc)) < 0)
+			goto done;
+	}
+	if ((rc = databases_list(maint, &o->exclude_databases, &names, &n)) < 0)
+		goto done;
+	if ((rc = backup_writer(b, "all databases")) < 0 || (rc = globals_dump(b, maint, &globals)) < 0)
+		goto done;
+	for (size_t i = 0; i < n; i++)
+	{
+		char *q = pglogical_quote_ident(names[i]);
+		char *prefix = pv_asprintf("db/%s/", q);
+		char *ci = pglogical_conninfo(maint, names[i], true);
+		json_t *meta = NULL;
+
+		rc = dump_database(b, prefix, &(PgConnOpts) {.conninfo = ci, .application_name = "pgvault backup"}, &meta);
+		if (rc == PV_OK)
+		{
+			json_object_set_new(meta, "prefix", json_string(prefix));
+			json_array_append_new(dbs, meta);
+			b->out->databases++;
+		}
+		pv_free_secret_str(ci);
+		pv_free(prefix);
+		pv_free(q);
+		if (rc < 0)
+			goto done;
+	}
+	top = json_pack("{s:s, s:i, s:b, s:s, s:o, s:O, s:s, s:i, s:b, s:b, s:o}",
+					"format", "pgvault-logical", "version", 1, "all", true, "database", "*",
+					"databases", dbs, "globals", globals,
+					"server_version", PQparameterStatus(maint, "server_version") ? PQparameterStatus(maint, "server_version") : "",
+					"server_version_num", PQserverVersion(maint),
+					"schema_only", o->schema_only, "data_only", o->data_only,
+					"exclude_databases", patterns_json(&o->exclude_databases));
+	dbs = NULL;
+	if (top == NULL)
+	{
+		rc = pv_error_set(PV_ERROR, "cannot build the backup's metadata");
+		goto done;
+	}
+	json_object_set_new(top, "tables", json_integer((json_int_t) b->out->tables));
+	json_object_set_new(top, "rows", json_integer((json_int_t) b->out->rows));
+	json_object_set_new(top, "sequences", json_integer((json_int_t) b->out->sequences));
+	json_object_set_new(top, "large_objects", json_integer((json_int_t) b->out->large_objects));
+	json_object_set_new(top, "data_bytes", json_integer((json_int_t) b->out->data_bytes));
+	rc = repo_writer_commit(b->w, top);
+done:
+	json_decref(dbs);
+	json_decref(globals);
+	json_decref(top);
+	for (size_t i = 0; i < n; i++)
+		pv_free(names[i]);
+	pv_free(names);
+	if (maint != NULL)
+		PQfinish(maint);
+	return rc;
+}
+
+int
+pglogical_backup(PgLogicalBackupResult *out, const PgLogicalBackupOpts *o)
+{
+	Backup b = {.o = o, .out = out, .jobs = o->jobs > 0 ? o->jobs : 2};
+	int64_t t0 = pglogical_now_ms();
+	json_t *meta = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (o->schema_only && o->data_only)
+		return pv_error_set(PV_EUSAGE, "options --schema-only and --data-only cannot be used together");
+	if (o->all && (o->filter.tables.n || o->filter.schemas.n || o->filter.exclude_tables.n ||
+				   o->filter.exclude_schemas.n || o->filter.exclude_table_data.n))
+		return pv_error_set(PV_EUSAGE, "table and schema filters cannot be used with --all");
+	if (!o->all && o->exclude_databases.n > 0)
+		return pv_error_set(PV_EUSAGE, "--exclude-database needs --all");
+	if (o->all)
+	{
+		snprintf(out->database, sizeof(out->database), "*");
+		rc = backup_all(&b);
+	}
+	else
+	{
+		if ((rc = dump_database(&b, "", &o->conn, &meta)) < 0)
+			goto done;
+		json_object_set_new(meta, "prefix", json_string(""));
+		snprintf(out->database, sizeof(out->database), "%s", json_string_value(json_object_get(meta, "database")));
+		out->databases = 1;
+		rc = repo_writer_commit(b.w, meta);
+	}
+	if (rc == PV_OK)
+		repo_writer_stats(b.w, &out->stats);
+done:
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		if (b.w != NULL)
 		{
 			if (rc < 0)
-				repo_writer_abort(d.w);
-			repo_writer_free(d.w);
+				repo_writer_abort(b.w);
+			repo_writer_free(b.w);
 		}
-		for (int i = 0; i < d.nidle; i++)
-			PQfinish(d.idle[i]);
-		pv_free(d.idle);
-		if (d.coord != NULL)
-			PQfinish(d.coord);
-		for (size_t i = 0; i < d.nrels; i++)
-			rel_free(&d.rels[i]);
-		pv_free(d.rels);
-		for (size_t i = 0; i < d.nseqs; i++)
-		{
-			pv_free(d.seqs[i].schema);
-			pv_free(d.seqs[i].name);
-			pv_free(d.seqs[i].last_value);
-		}
-		pv_free(d.seqs);
-		pv_free(tasks);
-		json_decref(d.meta);
-		pgtools_clear(&d.pg_dump);
-		if (d.conninfo)
-			pv_free_secret_str(d.conninfo);
-		pv_free(d.conninfo_nopw);
-		if (d.password)
-			pv_free_secret_str(d.password);
-		pv_free(d.snapshot);
-		pv_free(d.encoding);
-		pthread_mutex_destroy(&d.mu);
+		json_decref(meta);
+		pgtools_clear(&b.pg_dump);
 		pv_error_restore(&e);
 	}
 	out->elapsed_ms = pglogical_now_ms() - t0;

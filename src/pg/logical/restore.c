@@ -1,19 +1,35 @@
 /*
- * restore.c: `pgvault restore` of a logical backup (see logical.h).
+ * restore.c: `pgvault restore` of a logical backup (see logical.h): a whole
+ * database, one database of an --all backup (renamed or not), every
+ * database of one, selected tables, or the globals only.
  *
- * Steps, in order; the name of the step that failed prefixes the error:
+ * Steps for one database, in order; the name of the step that failed
+ * prefixes the error:
  *   target    pick the database; refuse one in use (unless
- *             --terminate-connections) or not empty (unless --clean);
- *             create it (source's encoding, locale, owner) when missing
+ *             --terminate-connections); create it (source's encoding,
+ *             locale, owner) when missing
+ *   check     a database that is not empty needs --clean (whole database);
+ *             selected tables that exist need --clean (or --data-only)
+ *   safety backup  before --clean replaces data: a logical backup of what
+ *             is about to be replaced (the tables, or the whole database),
+ *             into the same repository, unless --no-safety-backup
  *   clean     with --clean: the DROP part of `pg_restore --clean --if-exists`
+ *             (for --data-only: TRUNCATE of the tables to load)
  *   pre-data  pg_restore --section=pre-data from the schema item (a temp file)
  *   data      COPY FROM STDIN of every data item in parallel (largest first),
  *             each part's row count checked against the backup's
- *   sequences setval of every sequence
+ *   sequences setval of every sequence (a data-only restore never moves one
+ *             backwards: rows added since the backup keep their keys free)
  *   large objects
  *   post-data pg_restore --section=post-data -j N
  *   matviews  REFRESH of the materialized views that were populated
  *   analyze   ANALYZE of every table, in parallel (unless --no-analyze)
+ *   properties  the database's settings, grants, comment, connection limit
+ *             (a database this restore created, or any with --all)
+ * With --table every step keeps to the selected tables: a pg_restore -L
+ * list (toc.h) names their entries, and the foreign keys of other tables
+ * that point at them are dropped and made again around --clean.
+ *
  * A database created by this restore is dropped again on failure; an
  * existing one is left as the failed step left it, and the error says so.
  */
@@ -25,6 +41,8 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/pool.h"
+#include "pg/logical/archive.h"
+#include "pg/logical/globals.h"
 #include "pg/logical/util.h"
 #include "pg/tools.h"
 #include "repo/reader.h"
@@ -60,7 +78,9 @@ typedef struct Rst
 	const PgLogicalRestoreOpts *o;
 	PgLogicalRestoreResult *res;
 	RepoManifest *m;
-	const json_t *meta;
+	PgArchiveDb db;				/* which database of the backup */
+	const char *target;			/* the target's name when decided by the caller, or NULL */
+	bool all;					/* one database of an --all restore */
 	const char *encoding;
 	PGconn *maint;
 	PGconn *coord;
@@ -69,81 +89,74 @@ typedef struct Rst
 	char *ci_nopw;
 	char *password;
 	char *schema_file;
+	char *list_file;			/* pg_restore -L list (--table), or NULL */
 	PgTool pg_restore;
+	PgCatalog cat;
+	bool *sel;					/* --table: the selected catalog tables, else NULL */
 	RPart *parts;
 	size_t nparts;
 	RSeq *seqs;
 	size_t nseqs;
 	char **matviews;			/* populated ones, qualified */
 	size_t nmatviews;
-	char **tables;				/* every table, for ANALYZE */
+	char **tables;				/* every (selected) table, for ANALYZE */
 	size_t ntables;
-	bool has_lo;
+	char **loaded;				/* the tables rows go into (TRUNCATE, triggers) */
+	size_t nloaded;
+	char *lo_item;				/* the large-objects item, or NULL */
+	char **existing;			/* --table: selected tables that exist in the target (qualified) */
+	size_t nexisting;
+	bool triggers_disabled;
 	pthread_mutex_t mu;
 	PGconn **idle;
 	int nidle;
 	PgProgress prog;
 } Rst;
 
+static void
+strv_add(char ***v, size_t *n, char *s)
+{
+	*v = pv_realloc(*v, sizeof(char *) * (*n + 1));
+	(*v)[(*n)++] = s;
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pv_free(v[i]);
+	pv_free(v);
+}
+
 /* ---- catalog ---- */
 
+/* What this restore does with the catalog: data parts, sequences, matviews, tables. */
 static int
-catalog_entry(const json_t *e, void *payload)
+catalog_plan(Rst *s)
 {
-	Rst *s = payload;
-	const char *kind = "", *schema = "", *name = "";
-	int rc;
+	size_t i;
+	json_t *e;
 
-	if ((rc = pv_json_get_str(&kind, e, "kind")) < 0)
-		return rc;
-	if (strcmp(kind, "large_objects") == 0)
+	json_array_foreach(s->cat.tables, i, e)
 	{
-		s->has_lo = true;
-		return PV_OK;
-	}
-	if ((rc = pv_json_get_str(&schema, e, "schema")) < 0 || (rc = pv_json_get_str(&name, e, "name")) < 0)
-		return rc;
-	if (strcmp(kind, "sequence") == 0)
-	{
-		const char *lv;
-		bool called;
-
-		if ((rc = pv_json_get_str(&lv, e, "last_value")) < 0 || (rc = pv_json_get_bool(&called, e, "is_called")) < 0)
-			return rc;
-		s->seqs = pv_realloc(s->seqs, sizeof(RSeq) * (s->nseqs + 1));
-		s->seqs[s->nseqs++] = (RSeq) {.qname = pglogical_qualify(schema, name), .last_value = pv_strdup(lv),
-									  .is_called = called};
-	}
-	else if (strcmp(kind, "matview") == 0)
-	{
-		bool populated = false, data = false;
-
-		(void) pv_json_opt_bool(&populated, e, "populated", false);
-		(void) pv_json_opt_bool(&data, e, "data", false);
-		if (populated && data)
-		{
-			s->matviews = pv_realloc(s->matviews, sizeof(char *) * (s->nmatviews + 1));
-			s->matviews[s->nmatviews++] = pglogical_qualify(schema, name);
-		}
-	}
-	else if (strcmp(kind, "table") == 0)
-	{
-		const json_t *parts;
-		const char *cols = "";
-		bool data = false;
-		size_t i;
+		const char *schema = json_string_value(json_object_get(e, "schema"));
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *cols = json_string_value(json_object_get(e, "columns"));
+		const json_t *parts = json_object_get(e, "parts");
+		size_t k;
 		json_t *p;
+		int rc;
 
-		(void) pv_json_opt_bool(&data, e, "data", false);
-		(void) pv_json_opt_str(&cols, e, "columns", "");
-		s->tables = pv_realloc(s->tables, sizeof(char *) * (s->ntables + 1));
-		s->tables[s->ntables++] = pglogical_qualify(schema, name);
-		if (!data)
-			return PV_OK;
-		if ((rc = pv_json_get_array(&parts, e, "parts")) < 0)
-			return rc;
+		if (schema == NULL || name == NULL)
+			return pv_error_set(PV_ECORRUPT, "catalog entry of a table without a name");
+		if (s->sel != NULL && !s->sel[i])
+			continue;
+		strv_add(&s->tables, &s->ntables, pglogical_qualify(schema, name));
+		if (!json_is_true(json_object_get(e, "data")))
+			continue;
+		strv_add(&s->loaded, &s->nloaded, pglogical_qualify(schema, name));
 		s->res->tables++;
-		json_array_foreach(parts, i, p)
+		json_array_foreach(parts, k, p)
 		{
 			const char *item;
 			uint64_t rows = 0, bytes = 0;
@@ -153,8 +166,39 @@ catalog_entry(const json_t *e, void *payload)
 			(void) pv_json_get_uint(&bytes, p, "bytes");
 			s->parts = pv_realloc(s->parts, sizeof(RPart) * (s->nparts + 1));
 			s->parts[s->nparts++] = (RPart) {.item = pv_strdup(item), .qname = pglogical_qualify(schema, name),
-											 .cols = pv_strdup(cols), .rows = rows, .bytes = bytes};
+											 .cols = pv_strdup(cols ? cols : ""), .rows = rows, .bytes = bytes};
 		}
+	}
+	json_array_foreach(s->cat.sequences, i, e)
+	{
+		const char *schema, *name, *lv;
+		bool called;
+		int rc;
+
+		if (s->sel != NULL && !pgcatalog_seq_selected(&s->cat, s->sel, e))
+			continue;
+		if ((rc = pv_json_get_str(&schema, e, "schema")) < 0 || (rc = pv_json_get_str(&name, e, "name")) < 0 ||
+			(rc = pv_json_get_str(&lv, e, "last_value")) < 0 || (rc = pv_json_get_bool(&called, e, "is_called")) < 0)
+			return rc;
+		s->seqs = pv_realloc(s->seqs, sizeof(RSeq) * (s->nseqs + 1));
+		s->seqs[s->nseqs++] = (RSeq) {.qname = pglogical_qualify(schema, name), .last_value = pv_strdup(lv),
+									  .is_called = called};
+	}
+	if (s->sel != NULL)
+		return PV_OK;			/* selected tables: no materialized views, no large objects */
+	json_array_foreach(s->cat.matviews, i, e)
+	{
+		const char *schema = json_string_value(json_object_get(e, "schema"));
+		const char *name = json_string_value(json_object_get(e, "name"));
+
+		if (schema && name && json_is_true(json_object_get(e, "populated")) && json_is_true(json_object_get(e, "data")))
+			strv_add(&s->matviews, &s->nmatviews, pglogical_qualify(schema, name));
+	}
+	if (s->cat.large_objects != NULL)
+	{
+		const char *item = json_string_value(json_object_get(s->cat.large_objects, "item"));
+
+		s->lo_item = pv_strdup(item ? item : "large-objects");
 	}
 	return PV_OK;
 }
@@ -173,7 +217,6 @@ part_cmp_size(const void *a, const void *b)
 	return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
 }
 
-/* One pass over the item list: attach each data part's RepoItem. */
 static int
 parts_attach(Rst *s, Repo *repo)
 {
@@ -457,12 +500,12 @@ database_create(Rst *s)
 	char *lit;
 	int rc;
 
-	(void) pv_json_opt_str(&enc, s->meta, "encoding", "UTF8");
-	(void) pv_json_opt_str(&coll, s->meta, "collate", NULL);
-	(void) pv_json_opt_str(&ctype, s->meta, "ctype", NULL);
-	(void) pv_json_opt_str(&prov, s->meta, "locale_provider", "c");
-	(void) pv_json_opt_str(&icu, s->meta, "icu_locale", NULL);
-	(void) pv_json_opt_str(&owner, s->meta, "owner", NULL);
+	(void) pv_json_opt_str(&enc, s->db.meta, "encoding", "UTF8");
+	(void) pv_json_opt_str(&coll, s->db.meta, "collate", NULL);
+	(void) pv_json_opt_str(&ctype, s->db.meta, "ctype", NULL);
+	(void) pv_json_opt_str(&prov, s->db.meta, "locale_provider", "c");
+	(void) pv_json_opt_str(&icu, s->db.meta, "icu_locale", NULL);
+	(void) pv_json_opt_str(&owner, s->db.meta, "owner", NULL);
 	buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0", q);
 #define LIT(kw, v) do { lit = PQescapeLiteral(s->maint, (v), strlen(v)); \
 		buf_printf(&sql, " " kw " %s", lit ? lit : "''"); PQfreemem(lit); } while (0)
@@ -530,96 +573,28 @@ database_check_empty(Rst *s)
 	return rc;
 }
 
-static int
-schema_fetch(Rst *s)
-{
-	const char *tmp = getenv("TMPDIR");
-	RepoItem *item = NULL;
-	RepoReader *rd = NULL;
-	char *buf = pv_malloc(256 * 1024);
-	int fd = -1;
-	int rc;
-
-	s->schema_file = pv_asprintf("%s/pgvault-schema-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	if ((fd = mkstemp(s->schema_file)) < 0)
-	{
-		rc = pv_error_errno(PV_EIO, errno, "cannot create a temporary file in '%s'", tmp && tmp[0] ? tmp : "/tmp");
-		pv_free(s->schema_file);
-		s->schema_file = NULL;
-		goto done;
-	}
-	if ((rc = repo_manifest_find_item(&item, s->o->repo, s->m, "schema")) < 0 ||
-		(rc = repo_reader_open(&rd, s->o->repo, s->m, item, NULL)) < 0)
-		goto done;
-	for (;;)
-	{
-		size_t n;
-
-		if ((rc = repo_reader_read(rd, buf, 256 * 1024, &n)) < 0)
-			goto done;
-		if (n == 0)
-			break;
-		for (size_t off = 0; off < n;)
-		{
-			ssize_t w = write(fd, buf + off, n - off);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-			{
-				rc = pv_error_errno(PV_EIO, errno, "writing '%s'", s->schema_file);
-				goto done;
-			}
-			off += (size_t) w;
-		}
-	}
-	rc = PV_OK;
-done:
-	if (fd >= 0)
-		close(fd);
-	repo_reader_free(rd);
-	repo_item_free(item);
-	pv_free(buf);
-	return rc;
-}
-
+/* pg_restore on the schema archive, with -L, --no-owner and --no-privileges as asked. */
 static int
 run_pg_restore(Rst *s, const char *const *extra, Buf *capture)
 {
-	char *argv[32];
-	int argc = 0;
-	PgChild ch;
-	int rc;
+	const char *args[32];
+	char *list = s->list_file ? pv_asprintf("--use-list=%s", s->list_file) : NULL;
+	int n = 0, rc;
 
-	argv[argc++] = s->pg_restore.path;
-	for (int i = 0; extra[i] != NULL && argc < 24; i++)
-		argv[argc++] = (char *) extra[i];
+	for (int i = 0; extra[i] != NULL && n < 24; i++)
+		args[n++] = extra[i];
+	if (list != NULL)
+		args[n++] = list;
 	if (s->o->no_owner)
-		argv[argc++] = "--no-owner";
+		args[n++] = "--no-owner";
 	if (s->o->no_privileges)
-		argv[argc++] = "--no-privileges";
-	argv[argc++] = s->schema_file;
-	argv[argc] = NULL;
-	if ((rc = pglogical_child_start(&ch, argv, s->password, capture != NULL)) < 0)
-		return rc;
-	if (capture != NULL)
-	{
-		char buf[65536];
-		ssize_t n;
-
-		while ((n = read(ch.out_fd, buf, sizeof(buf))) != 0)
-		{
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				break;
-			buf_append(capture, buf, (size_t) n);
-		}
-	}
-	return pglogical_child_wait(&ch);
+		args[n++] = "--no-privileges";
+	args[n] = NULL;
+	rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, s->password, capture);
+	pv_free(list);
+	return rc;
 }
 
-/* --clean: the DROP statements pg_restore --clean --if-exists would run. */
 static int
 step_clean(Rst *s)
 {
@@ -653,6 +628,43 @@ done:
 	return rc;
 }
 
+/* --clean with --data-only: empty the tables the rows go into. */
+static int
+step_truncate(Rst *s)
+{
+	Buf sql = PV_BUF_INIT;
+	int rc;
+
+	if (s->nloaded == 0)
+		return PV_OK;
+	buf_append_str(&sql, "TRUNCATE ONLY ");
+	for (size_t i = 0; i < s->nloaded; i++)
+		buf_printf(&sql, "%s%s", i ? ", " : "", s->loaded[i]);
+	rc = pgconn_exec(s->coord, buf_cstr(&sql));
+	if (rc < 0)
+		pv_error_hint("a table other tables' foreign keys point at cannot be emptied alone: restore those"
+					  " tables too (--table), or empty them yourself first");
+	buf_free(&sql);
+	return rc;
+}
+
+/* --disable-triggers (data only): ALTER TABLE ... DISABLE/ENABLE TRIGGER ALL, as pg_restore does. */
+static int
+triggers_set(Rst *s, bool enable)
+{
+	for (size_t i = 0; i < s->nloaded; i++)
+	{
+		char *sql = pv_asprintf("ALTER TABLE %s %s TRIGGER ALL", s->loaded[i], enable ? "ENABLE" : "DISABLE");
+		int rc = pgconn_exec(s->coord, sql);
+
+		pv_free(sql);
+		if (rc < 0)
+			return pv_error_prefix(rc, "%s", s->loaded[i]);
+	}
+	s->triggers_disabled = !enable;
+	return PV_OK;
+}
+
 static int
 step_sequences(Rst *s)
 {
@@ -660,18 +672,32 @@ step_sequences(Rst *s)
 	{
 		const char *p[3] = {s->seqs[i].qname, s->seqs[i].last_value, s->seqs[i].is_called ? "true" : "false"};
 		PGresult *r = NULL;
+		char *sql;
 		int rc;
 
-		if ((rc = pgconn_query(&r, s->coord, 1,
-							   "SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::bigint, $3::boolean)", 3, p)) < 0)
+		if (s->o->data_only)
+			/* only forward: the next value stays past every key rows got since the backup */
+			sql = pv_asprintf("SELECT CASE WHEN (CASE WHEN s.is_called THEN s.last_value::numeric OPERATOR(pg_catalog.+) q.seqincrement"
+							  " ELSE s.last_value::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement)"
+							  " OPERATOR(pg_catalog.>=) (CASE WHEN $3::boolean THEN $2::numeric OPERATOR(pg_catalog.+) q.seqincrement"
+							  " ELSE $2::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement)"
+							  " THEN NULL ELSE pg_catalog.setval($1::pg_catalog.regclass, $2::bigint, $3::boolean) END"
+							  " FROM %s s, pg_catalog.pg_sequence q WHERE q.seqrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  s->seqs[i].qname);
+		else
+			sql = pv_strdup("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::bigint, $3::boolean)");
+		rc = pgconn_query(&r, s->coord, 1, sql, 3, p);
+		pv_free(sql);
+		if (rc < 0)
 			return pv_error_prefix(rc, "sequence %s", s->seqs[i].qname);
+		if (PQntuples(r) == 1 && PQgetisnull(r, 0, 0))
+			pv_log_detail("sequence %s is already past the backup's value: left as it is", s->seqs[i].qname);
 		PQclear(r);
 		s->res->sequences++;
 	}
 	return PV_OK;
 }
 
-/* Read exactly n bytes (or fewer at the end) from a reader. */
 static int
 reader_fill(RepoReader *rd, char *buf, size_t n, size_t *got)
 {
@@ -690,67 +716,6 @@ reader_fill(RepoReader *rd, char *buf, size_t n, size_t *got)
 	return PV_OK;
 }
 
-/* Owner, comment and grants of a large object (what pg_dump's BLOB entry would restore). */
-static int
-lo_meta_apply(Rst *s, unsigned long oid, const char *json)
-{
-	json_t *m = NULL;
-	const char *owner = NULL, *comment = NULL;
-	const json_t *acl;
-	Buf sql = PV_BUF_INIT;
-	int rc;
-
-	if ((rc = pv_json_parse(&m, json, strlen(json), "large object metadata")) < 0)
-		return rc;
-	(void) pv_json_opt_str(&owner, m, "owner", NULL);
-	(void) pv_json_opt_str(&comment, m, "comment", NULL);
-	acl = json_object_get(m, "acl");
-	if (owner != NULL && !s->o->no_owner)
-	{
-		char *q = pglogical_quote_ident(owner);
-
-		buf_printf(&sql, "ALTER LARGE OBJECT %lu OWNER TO %s;", oid, q);
-		pv_free(q);
-	}
-	if (comment != NULL)
-	{
-		char *lit = PQescapeLiteral(s->coord, comment, strlen(comment));
-
-		buf_printf(&sql, "COMMENT ON LARGE OBJECT %lu IS %s;", oid, lit ? lit : "NULL");
-		PQfreemem(lit);
-	}
-	if (json_is_array(acl) && !s->o->no_privileges)
-	{
-		size_t i;
-		json_t *a;
-
-		buf_printf(&sql, "REVOKE ALL ON LARGE OBJECT %lu FROM PUBLIC;", oid);
-		if (owner != NULL && !s->o->no_owner)
-		{
-			char *q = pglogical_quote_ident(owner);
-
-			buf_printf(&sql, "REVOKE ALL ON LARGE OBJECT %lu FROM %s;", oid, q);
-			pv_free(q);
-		}
-		json_array_foreach(acl, i, a)
-		{
-			const char *grantee = json_string_value(json_object_get(a, "grantee"));
-			const char *priv = json_string_value(json_object_get(a, "privilege"));
-
-			/* grantee is already quoted (or PUBLIC); privileges are SELECT or UPDATE */
-			if (grantee == NULL || priv == NULL || (strcmp(priv, "SELECT") != 0 && strcmp(priv, "UPDATE") != 0))
-				continue;
-			buf_printf(&sql, "GRANT %s ON LARGE OBJECT %lu TO %s%s;", priv, oid, grantee,
-					   json_is_true(json_object_get(a, "grantable")) ? " WITH GRANT OPTION" : "");
-		}
-	}
-	if (sql.len > 0)
-		rc = pgconn_exec(s->coord, buf_cstr(&sql));
-	buf_free(&sql);
-	json_decref(m);
-	return rc;
-}
-
 static int
 step_large_objects(Rst *s)
 {
@@ -760,7 +725,7 @@ step_large_objects(Rst *s)
 	PGconn *c = s->coord;
 	int rc;
 
-	if ((rc = repo_manifest_find_item(&item, s->o->repo, s->m, "large-objects")) < 0 ||
+	if ((rc = repo_manifest_find_item(&item, s->o->repo, s->m, s->lo_item)) < 0 ||
 		(rc = repo_reader_open(&rd, s->o->repo, s->m, item, NULL)) < 0)
 		goto done;
 	for (;;)
@@ -792,8 +757,8 @@ step_large_objects(Rst *s)
 		}
 		if (sscanf(buf_cstr(&hdr), "%lu %lld %n", &oid, &len, &pos) != 2 || len < 0)
 		{
-			rc = pv_error_set(PV_ECORRUPT, "item 'large-objects' of backup '%s' is malformed near '%.60s'",
-							  repo_manifest_id(s->m), buf_cstr(&hdr));
+			rc = pv_error_set(PV_ECORRUPT, "item '%s' of backup '%s' is malformed near '%.60s'",
+							  s->lo_item, repo_manifest_id(s->m), buf_cstr(&hdr));
 			buf_free(&hdr);
 			goto done;
 		}
@@ -822,7 +787,8 @@ step_large_objects(Rst *s)
 				goto lo_fail;
 			if (got != want)
 			{
-				rc = pv_error_set(PV_ECORRUPT, "item 'large-objects' of backup '%s' is truncated", repo_manifest_id(s->m));
+				rc = pv_error_set(PV_ECORRUPT, "item '%s' of backup '%s' is truncated", s->lo_item,
+								  repo_manifest_id(s->m));
 				goto lo_fail;
 			}
 			if (lo_write(c, fd, buf, got) != (int) got)
@@ -834,8 +800,17 @@ step_large_objects(Rst *s)
 			atomic_fetch_add(&s->prog.bytes, got);
 		}
 		lo_close(c, fd);
-		if (pos > 0 && (size_t) pos < hdr.len && (rc = lo_meta_apply(s, oid, buf_cstr(&hdr) + pos)) < 0)
-			goto lo_fail;
+		if (pos > 0 && (size_t) pos < hdr.len)
+		{
+			Buf sql = PV_BUF_INIT;
+
+			rc = pgarchive_lo_meta_sql(&sql, oid, buf_cstr(&hdr) + pos, s->o->no_owner, s->o->no_privileges);
+			if (rc == PV_OK && sql.len > 0)
+				rc = pgconn_exec(c, buf_cstr(&sql));
+			buf_free(&sql);
+			if (rc < 0)
+				goto lo_fail;
+		}
 		if ((rc = pgconn_exec(c, "COMMIT")) < 0)
 			goto lo_fail;
 		buf_free(&hdr);
@@ -921,8 +896,10 @@ target_pick(Rst *s)
 	const char *src = NULL;
 	int rc;
 
-	(void) pv_json_opt_str(&src, s->meta, "database", NULL);
-	if (o->target_db != NULL)
+	(void) pv_json_opt_str(&src, s->db.meta, "database", NULL);
+	if (s->target != NULL)
+		s->dbname = pv_strdup(s->target);
+	else if (o->target_db != NULL)
 		s->dbname = pv_strdup(o->target_db);
 	else if (d != NULL && !d_is_conninfo)
 		s->dbname = pv_strdup(d);
@@ -941,6 +918,216 @@ target_pick(Rst *s)
 	return rc;
 }
 
+/* --table: which selected tables exist in the target, and do they hold rows? */
+static int
+tables_existing(Rst *s, bool *out_rows)
+{
+	*out_rows = false;
+	for (size_t i = 0; i < s->ntables; i++)
+	{
+		const char *p[1] = {s->tables[i]};
+		char *v = NULL;
+		int rc;
+
+		if ((rc = pgconn_query_value(&v, s->coord, "SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text", 1, p)) < 0)
+			return rc;
+		if (v != NULL && strcmp(v, "true") == 0)
+		{
+			char *sql = pv_asprintf("SELECT EXISTS (SELECT 1 FROM %s)::text", s->tables[i]);
+			char *rows = NULL;
+
+			strv_add(&s->existing, &s->nexisting, pv_strdup(s->tables[i]));
+			rc = pgconn_query_value(&rows, s->coord, sql, 0, NULL);
+			pv_free(sql);
+			if (rc == PV_OK && rows != NULL && strcmp(rows, "true") == 0)
+				*out_rows = true;
+			pv_free(rows);
+		}
+		pv_free(v);
+		if (rc < 0)
+			return rc;
+	}
+	return PV_OK;
+}
+
+static int
+database_has_relations(Rst *s, bool *out)
+{
+	char *n = NULL;
+	int rc = pgconn_query_value(&n, s->coord,
+								"SELECT count(*)::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns"
+								" ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace"
+								" WHERE ns.nspname OPERATOR(pg_catalog.!~) '^pg_' AND ns.nspname OPERATOR(pg_catalog.<>) 'information_schema'",
+								0, NULL);
+
+	*out = rc == PV_OK && n != NULL && strcmp(n, "0") != 0;
+	pv_free(n);
+	return rc;
+}
+
+/*
+ * Before --clean replaces data: a logical backup of what it replaces (the
+ * selected tables that exist, or the whole database) into the same
+ * repository.  Its id goes into the result.
+ */
+static int
+safety_backup(Rst *s)
+{
+	const PgLogicalRestoreOpts *o = s->o;
+	PgLogicalBackupOpts b = {.conn = {.conninfo = s->ci, .application_name = "pgvault safety backup"},
+							 .bindir = o->bindir, .repo = o->repo, .source = o->source, .jobs = o->jobs,
+							 .progress = o->progress};
+	PgLogicalBackupResult r;
+	char *note;
+	int rc;
+
+	for (size_t i = 0; i < s->nexisting; i++)
+		pgfilter_patterns_add(&b.filter.tables, s->existing[i]);	/* "s"."t": a literal pattern */
+	b.filter.strict_names = true;
+	note = pv_asprintf("safety backup of database '%s' taken before restoring backup %s into it",
+					   s->dbname, repo_manifest_id(s->m));
+	b.note = note;
+	pv_log_info("taking a safety backup of %s of database '%s' before --clean replaces %s",
+				s->sel ? "the tables" : "everything", s->dbname, s->sel ? "them" : "it");
+	rc = pglogical_backup(&r, &b);
+	pgfilter_clear(&b.filter);
+	pv_free(note);
+	if (rc < 0)
+	{
+		pv_error_hint("--no-safety-backup restores without one");
+		return rc;
+	}
+	snprintf(s->res->safety_backup, sizeof(s->res->safety_backup), "%s", r.id);
+	pv_log_info("safety backup %s holds database '%s' as it was before this restore (%llu tables, %llu rows)",
+				r.id, s->dbname, (unsigned long long) r.tables, (unsigned long long) r.rows);
+	return PV_OK;
+}
+
+static bool
+role_exists(PGconn *c, const char *role)
+{
+	const char *p[1] = {role};
+	char *v = NULL;
+	bool ok = pgconn_query_value(&v, c, "SELECT count(*)::text FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
+								 1, p) == PV_OK && v != NULL && strcmp(v, "1") == 0;
+
+	pv_free(v);
+	pv_error_clear();
+	return ok;
+}
+
+/* Run one property statement; a failure is a warning (the data is restored already). */
+static void
+property_exec(Rst *s, const char *sql)
+{
+	if (pgconn_exec(s->maint, sql) < 0)
+	{
+		pv_log_warn("database '%s': %s: %s", s->dbname, sql, pv_error_msg());
+		pv_error_clear();
+	}
+}
+
+/* The database's settings, owner (--all), comment, connection limit and grants. */
+static int
+step_properties(Rst *s)
+{
+	const json_t *p = json_object_get(s->db.meta, "properties");
+	const char *owner = json_string_value(json_object_get(s->db.meta, "owner"));
+	const char *comment = json_string_value(json_object_get(p, "comment"));
+	const json_t *acl = json_object_get(p, "acl");
+	json_int_t limit = json_integer_value(json_object_get(p, "connlimit"));
+	char *q = pglogical_quote_ident(s->dbname);
+	Buf sql = PV_BUF_INIT;
+	size_t i, k;
+	json_t *e, *c;
+
+	if (s->all && !s->res->created && owner != NULL && !s->o->no_owner && role_exists(s->maint, owner))
+	{
+		char *qo = pglogical_quote_ident(owner);
+
+		buf_printf(&sql, "ALTER DATABASE %s OWNER TO %s", q, qo);
+		property_exec(s, buf_cstr(&sql));
+		pv_free(qo);
+	}
+	json_array_foreach(json_object_get(p, "settings"), i, e)
+	{
+		const char *role = json_string_value(json_object_get(e, "role"));
+
+		if (role != NULL && !role_exists(s->maint, role))
+		{
+			pv_log_warn("database '%s': role '%s' does not exist: its settings in this database are not restored",
+						s->dbname, role);
+			continue;
+		}
+		json_array_foreach(json_object_get(e, "config"), k, c)
+		{
+			if (!json_is_string(c))
+				continue;
+			buf_reset(&sql);
+			if (role != NULL)
+			{
+				char *qr = pglogical_quote_ident(role);
+
+				buf_printf(&sql, "ALTER ROLE %s IN DATABASE %s ", qr, q);
+				pv_free(qr);
+			}
+			else
+				buf_printf(&sql, "ALTER DATABASE %s ", q);
+			pgglobals_set_clause(&sql, json_string_value(c));
+			property_exec(s, buf_cstr(&sql));
+		}
+	}
+	if (comment != NULL)
+	{
+		buf_reset(&sql);
+		buf_printf(&sql, "COMMENT ON DATABASE %s IS ", q);
+		pgarchive_literal(&sql, comment);
+		property_exec(s, buf_cstr(&sql));
+	}
+	if (json_is_integer(json_object_get(p, "connlimit")) && limit != -1)
+	{
+		buf_reset(&sql);
+		buf_printf(&sql, "ALTER DATABASE %s CONNECTION LIMIT %lld", q, (long long) limit);
+		property_exec(s, buf_cstr(&sql));
+	}
+	if (json_is_array(acl) && !s->o->no_privileges)
+	{
+		buf_reset(&sql);
+		buf_printf(&sql, "REVOKE ALL ON DATABASE %s FROM PUBLIC", q);
+		property_exec(s, buf_cstr(&sql));
+		json_array_foreach(acl, i, e)
+		{
+			const char *grantee = json_string_value(json_object_get(e, "grantee"));
+			const char *priv = json_string_value(json_object_get(e, "privilege"));
+
+			/* grantee is quoted already (or PUBLIC); the privileges of a database are words */
+			if (grantee == NULL || priv == NULL || strspn(priv, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(priv))
+				continue;
+			buf_reset(&sql);
+			buf_printf(&sql, "GRANT %s ON DATABASE %s TO %s%s", priv, q, grantee,
+					   json_is_true(json_object_get(e, "grantable")) ? " WITH GRANT OPTION" : "");
+			property_exec(s, buf_cstr(&sql));
+		}
+	}
+	buf_free(&sql);
+	pv_free(q);
+	return PV_OK;
+}
+
+/* Load the catalog, select tables, and decide the plan. */
+static int
+plan_load(Rst *s)
+{
+	const PgLogicalRestoreOpts *o = s->o;
+	int rc;
+
+	if ((rc = pgcatalog_load(&s->cat, o->repo, s->m, &s->db)) < 0)
+		return rc;
+	if (o->tables.n > 0 && (rc = pgcatalog_select(&s->sel, &s->cat, &s->db, &o->tables)) < 0)
+		return rc;
+	return catalog_plan(s);
+}
+
 static int
 restore_run(Rst *s)
 {
@@ -951,27 +1138,22 @@ restore_run(Rst *s)
 	char jobs_arg[32];
 	PvPool *pool = NULL;
 	PartTask *tasks = NULL;
-	bool schema = !o->data_only;
+	bool schema = !o->data_only && s->db.schema_item[0] != '\0';
 	bool data = !o->schema_only;
-	bool has_schema_item;
-	const char *step = "target";
+	bool has_data = false;
+	const char *step = "reading the catalog";
+	int64_t t = pglogical_now_ms();
 	int rc;
 
-	{
-		bool schema_only_backup = false, data_only_backup = false;
-
-		(void) pv_json_opt_bool(&schema_only_backup, s->meta, "schema_only", false);
-		(void) pv_json_opt_bool(&data_only_backup, s->meta, "data_only", false);
-		has_schema_item = !data_only_backup;
-		if (!has_schema_item)
-			schema = false;
-	}
-	if ((rc = pglogical_catalog_foreach(o->repo, s->m, catalog_entry, s)) < 0)
+#define STEP(name) do { pv_log_detail("%s: %lld ms", step, (long long) (pglogical_now_ms() - t)); \
+		t = pglogical_now_ms(); step = (name); } while (0)
+	if ((rc = plan_load(s)) < 0)
 		goto done;
 	if (data && (rc = parts_attach(s, o->repo)) < 0)
 		goto done;
 	if (schema && (rc = pgtools_find(&s->pg_restore, "pg_restore", o->bindir, 0)) < 0)
 		goto done;
+	STEP("target");
 	if ((rc = target_pick(s)) < 0)
 		goto done;
 	snprintf(s->res->database, sizeof(s->res->database), "%s", s->dbname);
@@ -994,37 +1176,80 @@ restore_run(Rst *s)
 	s->ci_nopw = pglogical_conninfo(s->coord, NULL, false);
 	if (PQconnectionUsedPassword(s->coord) && PQpass(s->coord) != NULL)
 		s->password = pv_strdup(PQpass(s->coord));
-	if (!s->res->created && !o->clean && schema && (rc = database_check_empty(s)) < 0)
-		goto done;
+
+	STEP("check");
+	if (s->sel != NULL)
+	{
+		if ((rc = tables_existing(s, &has_data)) < 0)
+			goto done;
+		if (schema && !o->clean && s->nexisting > 0)
+		{
+			rc = pv_error_set(PV_EREFUSED, "table %s%s already exist%s in database '%s'", s->existing[0],
+							  s->nexisting > 1 ? " (and others)" : "", s->nexisting > 1 ? "" : "s", s->dbname);
+			pv_error_hint("add --clean to replace %s, or --data-only to load the rows into %s",
+						  s->nexisting > 1 ? "them" : "it", s->nexisting > 1 ? "them" : "it");
+			goto done;
+		}
+	}
+	else if (!s->res->created)
+	{
+		if (schema && !o->clean && (rc = database_check_empty(s)) < 0)
+			goto done;
+		if ((rc = database_has_relations(s, &has_data)) < 0)
+			goto done;
+	}
+	if (o->clean && has_data && !s->res->created)
+	{
+		STEP("safety backup");
+		if (!o->no_safety_backup && (rc = safety_backup(s)) < 0)
+			goto done;
+		if (o->no_safety_backup)
+			pv_log_warn("no safety backup (--no-safety-backup): what --clean replaces in database '%s' is gone for good",
+						s->dbname);
+	}
 
 	if (schema)
 	{
 		char *dbarg = pv_asprintf("--dbname=%s", s->ci_nopw);
 		const char *pre[] = {"--section=pre-data", "--exit-on-error", dbarg, NULL};
 
-		step = "reading the schema";
-		if ((rc = schema_fetch(s)) < 0)
+		STEP("reading the schema");
+		if ((rc = pgarchive_item_to_file(&s->schema_file, o->repo, s->m, s->db.schema_item)) < 0 ||
+			(s->sel != NULL &&
+			 (rc = pgarchive_toc_list(&s->list_file, NULL, &s->pg_restore, s->schema_file, &s->cat, s->sel, true)) < 0))
 		{
 			pv_free(dbarg);
 			goto done;
 		}
-		step = "clean";
+		STEP("clean");
 		if (o->clean && !s->res->created && (rc = step_clean(s)) < 0)
 		{
 			pv_free(dbarg);
 			goto done;
 		}
-		step = "pre-data";
+		STEP("pre-data");
 		rc = run_pg_restore(s, pre, NULL);
 		pv_free(dbarg);
 		if (rc < 0)
+			goto done;
+	}
+	else if (o->clean && data)
+	{
+		STEP("clean");
+		if ((rc = step_truncate(s)) < 0)
 			goto done;
 	}
 
 	pool = pv_pool_new(jobs, 0);
 	if (data)
 	{
-		step = "data";
+		if (o->data_only && o->disable_triggers)
+		{
+			STEP("disabling triggers");
+			if ((rc = triggers_set(s, false)) < 0)
+				goto done;
+		}
+		STEP("data");
 		tasks = pv_calloc(s->nparts + s->ntables + 1, sizeof(PartTask));
 		s->prog.items_total = s->nparts;
 		for (size_t i = 0; i < s->nparts; i++)
@@ -1040,12 +1265,18 @@ restore_run(Rst *s)
 		s->res->parts = s->nparts;
 		s->res->rows = atomic_load(&s->prog.rows);
 		s->res->bytes = atomic_load(&s->prog.bytes);
-		step = "sequences";
+		STEP("sequences");
 		if ((rc = step_sequences(s)) < 0)
 			goto done;
-		step = "large objects";
-		if (s->has_lo && (rc = step_large_objects(s)) < 0)
+		STEP("large objects");
+		if (s->lo_item != NULL && (rc = step_large_objects(s)) < 0)
 			goto done;
+		if (s->triggers_disabled)
+		{
+			STEP("enabling triggers");
+			if ((rc = triggers_set(s, true)) < 0)
+				goto done;
+		}
 	}
 	if (schema)
 	{
@@ -1053,7 +1284,7 @@ restore_run(Rst *s)
 		const char *post[] = {"--section=post-data", "--exit-on-error", jobs_arg, dbarg, NULL};
 
 		snprintf(jobs_arg, sizeof(jobs_arg), "--jobs=%d", jobs);
-		step = "post-data";
+		STEP("post-data");
 		rc = run_pg_restore(s, post, NULL);
 		pv_free(dbarg);
 		if (rc < 0)
@@ -1061,7 +1292,7 @@ restore_run(Rst *s)
 	}
 	if (data)
 	{
-		step = "materialized views";
+		STEP("materialized views");
 		if ((rc = step_matviews(s)) < 0)
 			goto done;
 		if (!o->no_analyze)
@@ -1069,7 +1300,7 @@ restore_run(Rst *s)
 			PartTask *at = pv_calloc(s->ntables + 1, sizeof(PartTask));
 			RPart *ap = pv_calloc(s->ntables + 1, sizeof(RPart));
 
-			step = "analyze";
+			STEP("analyze");
 			for (size_t i = 0; i < s->ntables; i++)
 			{
 				ap[i].qname = s->tables[i];
@@ -1082,41 +1313,93 @@ restore_run(Rst *s)
 				goto done;
 		}
 	}
+	if (s->sel == NULL && !o->data_only && (s->res->created || s->all))
+	{
+		STEP("properties");
+		if ((rc = step_properties(s)) < 0)
+			goto done;
+	}
+	STEP("done");
 	rc = PV_OK;
 done:
+#undef STEP
 	pv_pool_free(pool);
 	pv_free(tasks);
 	pv_free(exists);
+	if (rc < 0 && s->triggers_disabled)
+	{
+		PvErrorSave e;
+
+		pv_error_save(&e);
+		(void) triggers_set(s, true);
+		pv_error_restore(&e);
+	}
 	if (rc < 0)
 		pv_error_prefix(rc, "%s", step);
 	return rc;
 }
 
-int
-pglogical_restore(PgLogicalRestoreResult *out, const PgLogicalRestoreOpts *o)
+static void
+rst_clear(Rst *s)
 {
-	Rst s = {.o = o, .res = out};
+	conns_close(s);
+	if (s->maint != NULL)
+		PQfinish(s->maint);
+	if (s->schema_file != NULL)
+	{
+		unlink(s->schema_file);
+		pv_free(s->schema_file);
+	}
+	if (s->list_file != NULL)
+	{
+		unlink(s->list_file);
+		pv_free(s->list_file);
+	}
+	for (size_t i = 0; i < s->nparts; i++)
+	{
+		pv_free(s->parts[i].item);
+		pv_free(s->parts[i].qname);
+		pv_free(s->parts[i].cols);
+		repo_item_free(s->parts[i].ri);
+	}
+	pv_free(s->parts);
+	for (size_t i = 0; i < s->nseqs; i++)
+	{
+		pv_free(s->seqs[i].qname);
+		pv_free(s->seqs[i].last_value);
+	}
+	pv_free(s->seqs);
+	strv_free(s->matviews, s->nmatviews);
+	strv_free(s->tables, s->ntables);
+	strv_free(s->loaded, s->nloaded);
+	strv_free(s->existing, s->nexisting);
+	pv_free(s->lo_item);
+	pv_free(s->sel);
+	pgcatalog_clear(&s->cat);
+	pv_free(s->idle);
+	pgtools_clear(&s->pg_restore);
+	if (s->ci)
+		pv_free_secret_str(s->ci);
+	pv_free(s->ci_nopw);
+	if (s->password)
+		pv_free_secret_str(s->password);
+	pv_free(s->dbname);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* Restore one database of the backup into target (NULL: decided by the options). */
+static int
+restore_one(const PgLogicalRestoreOpts *o, RepoManifest *m, const PgArchiveDb *db, const char *target, bool all,
+			PgLogicalRestoreResult *out)
+{
+	Rst s = {.o = o, .res = out, .m = m, .db = *db, .target = target, .all = all};
 	int64_t t0 = pglogical_now_ms();
 	int rc;
 
-	memset(out, 0, sizeof(*out));
 	pthread_mutex_init(&s.mu, NULL);
-	if (o->schema_only && o->data_only)
-	{
-		rc = pv_error_set(PV_EUSAGE, "options --schema-only and --data-only cannot be used together");
-		goto done;
-	}
-	if ((rc = repo_manifest_load(&s.m, o->repo, o->backup)) < 0)
-		goto done;
-	snprintf(out->id, sizeof(out->id), "%s", repo_manifest_id(s.m));
-	if (strcmp(repo_manifest_kind(s.m), "logical") != 0)
-	{
-		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup, not a logical one", out->id,
-						  repo_manifest_kind(s.m));
-		goto done;
-	}
-	s.meta = repo_manifest_metadata(s.m);
-	if ((rc = pv_json_opt_str(&s.encoding, s.meta, "encoding", "UTF8")) < 0)
+	snprintf(out->id, sizeof(out->id), "%s", repo_manifest_id(m));
+	snprintf(out->source_database, sizeof(out->source_database), "%s", db->name);
+	if ((rc = pv_json_opt_str(&s.encoding, db->meta, "encoding", "UTF8")) < 0)
 		goto done;
 	rc = restore_run(&s);
 	if (rc < 0 && s.maint != NULL && s.dbname != NULL)
@@ -1145,6 +1428,9 @@ pglogical_restore(PgLogicalRestoreResult *out, const PgLogicalRestoreOpts *o)
 		else
 			snprintf(e.msg + strlen(e.msg), sizeof(e.msg) - strlen(e.msg),
 					 "; database '%s' is left as the failed step left it", s.dbname);
+		if (out->safety_backup[0])
+			snprintf(e.msg + strlen(e.msg), sizeof(e.msg) - strlen(e.msg),
+					 " (safety backup %s holds it as it was before)", out->safety_backup);
 		pv_error_restore(&e);
 	}
 done:
@@ -1152,46 +1438,230 @@ done:
 		PvErrorSave e;
 
 		pv_error_save(&e);
-		conns_close(&s);
-		if (s.maint != NULL)
-			PQfinish(s.maint);
-		if (s.schema_file != NULL)
-		{
-			unlink(s.schema_file);
-			pv_free(s.schema_file);
-		}
-		for (size_t i = 0; i < s.nparts; i++)
-		{
-			pv_free(s.parts[i].item);
-			pv_free(s.parts[i].qname);
-			pv_free(s.parts[i].cols);
-			repo_item_free(s.parts[i].ri);
-		}
-		pv_free(s.parts);
-		for (size_t i = 0; i < s.nseqs; i++)
-		{
-			pv_free(s.seqs[i].qname);
-			pv_free(s.seqs[i].last_value);
-		}
-		pv_free(s.seqs);
-		for (size_t i = 0; i < s.nmatviews; i++)
-			pv_free(s.matviews[i]);
-		pv_free(s.matviews);
-		for (size_t i = 0; i < s.ntables; i++)
-			pv_free(s.tables[i]);
-		pv_free(s.tables);
-		pv_free(s.idle);
-		pgtools_clear(&s.pg_restore);
-		if (s.ci)
-			pv_free_secret_str(s.ci);
-		pv_free(s.ci_nopw);
-		if (s.password)
-			pv_free_secret_str(s.password);
-		pv_free(s.dbname);
-		repo_manifest_free(s.m);
-		pthread_mutex_destroy(&s.mu);
+		rst_clear(&s);
 		pv_error_restore(&e);
 	}
 	out->elapsed_ms = pglogical_now_ms() - t0;
 	return rc;
+}
+
+/* ---- globals ---- */
+
+static bool
+strv_has(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static int
+names_load(PGconn *c, const char *sql, char ***v, size_t *n)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	if ((rc = pgconn_query(&r, c, 1, sql, 0, NULL)) < 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+		strv_add(v, n, pv_strdup(PQgetvalue(r, i, 0)));
+	PQclear(r);
+	return PV_OK;
+}
+
+/*
+ * The globals of an --all backup: roles and tablespaces that do not exist
+ * are created (with their settings, comments, memberships, grants); those
+ * that exist are left alone, and the log says so.
+ */
+static int
+globals_restore(const PgLogicalRestoreOpts *o, RepoManifest *m, PgLogicalRestoreResult *out)
+{
+	const json_t *g = json_object_get(repo_manifest_metadata(m), "globals");
+	const char *item = json_string_value(json_object_get(g, "item"));
+	const char *d = o->conn.dbname;
+	bool d_is_conninfo = d != NULL && (strchr(d, '=') != NULL || strstr(d, "://") != NULL);
+	PgConnOpts mc = o->conn;
+	Buf script = PV_BUF_INIT;
+	PgGlobalStmt *st = NULL;
+	size_t n = 0, nroles = 0, nspc = 0;
+	char **roles = NULL, **spcs = NULL;
+	PGconn *c = NULL;
+	int rc;
+
+	if (item == NULL)
+		return pv_error_set(PV_ECORRUPT, "backup '%s' names no globals item", repo_manifest_id(m));
+	if ((rc = pglogical_item_read_all(o->repo, m, item, &script)) < 0)
+		goto done;
+	pgglobals_parse(&st, &n, (const char *) script.data, script.len);
+	if (!d_is_conninfo)
+		mc.dbname = "postgres";
+	if ((rc = pgconn_connect(&c, &mc)) < 0 && !d_is_conninfo)
+	{
+		mc.dbname = "template1";
+		rc = pgconn_connect(&c, &mc);
+	}
+	if (rc < 0 ||
+		(rc = names_load(c, "SELECT rolname FROM pg_catalog.pg_roles", &roles, &nroles)) < 0 ||
+		(rc = names_load(c, "SELECT spcname FROM pg_catalog.pg_tablespace", &spcs, &nspc)) < 0)
+		goto done;
+	for (size_t i = 0; i < n; i++)
+	{
+		PgGlobalStmt *x = &st[i];
+		bool pre = false;
+
+		if (x->kind == PGG_ROLE || x->kind == PGG_TABLESPACE)
+		{
+			bool role = x->kind == PGG_ROLE;
+
+			pre = role ? strv_has(roles, nroles, x->object) : strv_has(spcs, nspc, x->object);
+			if (pre)
+			{
+				if (x->create)
+				{
+					pv_log_info("%s '%s' exists: skipped", role ? "role" : "tablespace", x->object);
+					if (role)
+						out->roles_skipped++;
+					else
+						out->tablespaces_skipped++;
+				}
+				continue;
+			}
+		}
+		else if (x->kind == PGG_MEMBERSHIP && strv_has(roles, nroles, x->object) &&
+				 strv_has(roles, nroles, x->member))
+			continue;			/* between roles that existed: left alone too */
+		if ((rc = pgconn_exec(c, x->sql)) < 0)
+		{
+			pv_error_prefix(rc, "globals: %.100s%s", x->sql, strlen(x->sql) > 100 ? "..." : "");
+			goto done;
+		}
+		if (x->create)
+		{
+			pv_log_info("created %s '%s'", x->kind == PGG_ROLE ? "role" : "tablespace", x->object);
+			if (x->kind == PGG_ROLE)
+				out->roles_created++;
+			else
+				out->tablespaces_created++;
+		}
+	}
+	rc = PV_OK;
+done:
+	if (c != NULL)
+		PQfinish(c);
+	pgglobals_free(st, n);
+	strv_free(roles, nroles);
+	strv_free(spcs, nspc);
+	buf_free(&script);
+	return rc;
+}
+
+/* ---- the entry point ---- */
+
+static void
+result_add(PgLogicalRestoreResult *acc, const PgLogicalRestoreResult *r)
+{
+	acc->tables += r->tables;
+	acc->parts += r->parts;
+	acc->rows += r->rows;
+	acc->sequences += r->sequences;
+	acc->large_objects += r->large_objects;
+	acc->bytes += r->bytes;
+}
+
+static int
+restore_all(const PgLogicalRestoreOpts *o, RepoManifest *m, PgLogicalRestoreResult *out)
+{
+	const json_t *dbs = json_object_get(repo_manifest_metadata(m), "databases");
+	size_t n = json_array_size(dbs);
+	int rc;
+
+	snprintf(out->database, sizeof(out->database), "*");
+	if (!o->data_only && (rc = globals_restore(o, m, out)) < 0)
+		return rc;
+	out->dbs = pv_calloc(n + 1, sizeof(PgLogicalRestoreResult));
+	for (size_t i = 0; i < n; i++)
+	{
+		PgArchiveDb db;
+		const char *name = json_string_value(json_object_get(json_array_get(dbs, i), "database"));
+
+		if (name == NULL)
+			return pv_error_set(PV_ECORRUPT, "backup '%s' lists a database without a name", repo_manifest_id(m));
+		if ((rc = pgarchive_db(&db, m, name)) < 0)
+			return rc;
+		pv_log_info("restoring database '%s'", name);
+		rc = restore_one(o, m, &db, name, true, &out->dbs[i]);
+		out->ndbs = i + 1;
+		result_add(out, &out->dbs[i]);
+		if (rc < 0)
+			return pv_error_prefix(rc, "database '%s'", name);
+		out->databases++;
+	}
+	return PV_OK;
+}
+
+int
+pglogical_restore(PgLogicalRestoreResult *out, const PgLogicalRestoreOpts *o)
+{
+	RepoManifest *m = NULL;
+	int64_t t0 = pglogical_now_ms();
+	bool all;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (o->schema_only && o->data_only)
+		return pv_error_set(PV_EUSAGE, "options --schema-only and --data-only cannot be used together");
+	if (o->disable_triggers && !o->data_only)
+		return pv_error_set(PV_EUSAGE, "--disable-triggers needs --data-only");
+	if ((rc = repo_manifest_load(&m, o->repo, o->backup)) < 0)
+		goto done;
+	snprintf(out->id, sizeof(out->id), "%s", repo_manifest_id(m));
+	if (strcmp(repo_manifest_kind(m), "logical") != 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup, not a logical one", out->id, repo_manifest_kind(m));
+		goto done;
+	}
+	all = pgarchive_is_all(m);
+	if (o->globals_only)
+	{
+		if (!all)
+		{
+			rc = pv_error_set(PV_EUSAGE, "backup '%s' holds no globals: it is a backup of one database", out->id);
+			pv_error_hint("globals (roles, tablespaces) are in backups made with 'pgvault backup --logical --all'");
+			goto done;
+		}
+		snprintf(out->database, sizeof(out->database), "*");
+		rc = globals_restore(o, m, out);
+	}
+	else if (all && o->database == NULL)
+	{
+		if (o->target_db != NULL)
+			rc = pv_error_set(PV_EUSAGE, "--target-db renames one database: pick it with --database");
+		else if (o->tables.n > 0)
+			rc = pv_error_set(PV_EUSAGE, "--table needs --database with a backup of several databases");
+		else
+			rc = restore_all(o, m, out);
+	}
+	else
+	{
+		PgArchiveDb db;
+
+		if ((rc = pgarchive_db(&db, m, o->database)) < 0)
+			goto done;
+		out->databases = 1;
+		rc = restore_one(o, m, &db, all ? (o->target_db ? o->target_db : db.name) : NULL, false, out);
+	}
+done:
+	repo_manifest_free(m);
+	out->elapsed_ms = pglogical_now_ms() - t0;
+	return rc;
+}
+
+void
+pglogical_restore_result_clear(PgLogicalRestoreResult *r)
+{
+	pv_free(r->dbs);
+	r->dbs = NULL;
+	r->ndbs = 0;
 }

@@ -1,0 +1,1581 @@
+/*
+ * drill.c: restore drills (see drill.h for what a drill does and promises).
+ *
+ * Layout of this file: running programs (initdb, pg_ctl, pg_restore, as
+ * another user when root), the scratch cluster (create, start, destroy),
+ * picking the backup and reading its catalog, the checks, and drill_run
+ * tying them together.
+ *
+ * Invariant: once scratch_create has made a directory, scratch_destroy
+ * runs on every path out of drill_run (one "done:" label), so no server
+ * and no directory outlive a drill that ended normally.
+ */
+#include "ops/drill.h"
+
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/timeutil.h"
+#include "common/units.h"
+#include "ops/catalog.h"
+#include "pg/conn.h"
+#include "pg/logical/fingerprint.h"
+#include "pg/logical/logical.h"
+#include "pg/logical/util.h"
+#include "pg/tools.h"
+#include "pv_build.h"
+#include "repo/repo.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DETAILS_MAX 20			/* problems listed per check; the count is always exact */
+
+/* ---- running programs ---- */
+
+/*
+ * Run argv[0] (an absolute path) with argv, as user run_as (NULL: as we
+ * are) through runuser, in cwd, with stdin from /dev/null and stdout and
+ * stderr appended to log, and PG* variables removed from the environment
+ * (they are the caller's, not the scratch cluster's).  Error: "NAME failed
+ * (exit N): <last lines of the log>".
+ */
+static int
+spawn_wait(char *const argv[], const char *run_as, const char *cwd, const char *log)
+{
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	char **env = NULL, **args = NULL;
+	size_t nenv = 0, nargs = 0, k = 0;
+	int logfd = -1, status = 0, rc = PV_OK;
+	off_t start;
+	pid_t pid;
+
+	for (char **e = environ; *e; e++)
+		nenv++;
+	env = pv_calloc(nenv + 2, sizeof(char *));
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "PG", 2) != 0)
+			env[k++] = *e;
+	while (argv[nargs])
+		nargs++;
+	args = pv_calloc(nargs + 5, sizeof(char *));
+	k = 0;
+	if (run_as != NULL)
+	{
+		args[k++] = access("/usr/sbin/runuser", X_OK) == 0 ? (char *) "/usr/sbin/runuser" :
+			access("/sbin/runuser", X_OK) == 0 ? (char *) "/sbin/runuser" : (char *) "runuser";
+		args[k++] = (char *) "-u";
+		args[k++] = (char *) run_as;
+		args[k++] = (char *) "--";
+	}
+	for (size_t i = 0; i < nargs; i++)
+		args[k++] = argv[i];
+	if ((logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot open '%s'", log);
+		goto done;
+	}
+	start = lseek(logfd, 0, SEEK_END);
+	pid = fork();
+	if (pid < 0)
+	{
+		rc = pv_error_errno(PV_ERROR, errno, "cannot start '%s'", name);
+		goto done;
+	}
+	if (pid == 0)
+	{
+		int devnull = open("/dev/null", O_RDONLY);
+
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		if (cwd != NULL && chdir(cwd) != 0)
+			_exit(126);
+		execve(args[0], args, env);
+		if (strchr(args[0], '/') == NULL)
+		{
+			environ = env;
+			execvp(args[0], args);
+		}
+		dprintf(2, "cannot execute '%s': %s\n", args[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+		{
+			rc = pv_error_errno(PV_ERROR, errno, "cannot wait for '%s'", name);
+			goto done;
+		}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	{
+		char tail[601] = "";
+		off_t end = lseek(logfd, 0, SEEK_END);
+		off_t from = end - start > 600 ? end - 600 : start;
+		int rfd = open(log, O_RDONLY | O_CLOEXEC);
+		ssize_t n = rfd >= 0 ? pread(rfd, tail, (size_t) (end - from), from) : -1;
+
+		if (rfd >= 0)
+			close(rfd);
+		tail[n > 0 ? n : 0] = '\0';
+		for (char *p = tail; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		rc = pv_error_set(PV_ERROR, "%s failed (%s %d): %s", name,
+						  WIFEXITED(status) ? "exit" : "signal",
+						  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+	}
+done:
+	if (logfd >= 0)
+		close(logfd);
+	pv_free(env);
+	pv_free(args);
+	return rc;
+}
+
+/* ---- the scratch cluster ---- */
+
+typedef struct Scratch
+{
+	char *dir;					/* the drill's directory (mkdtemp) */
+	char *datadir, *sockdir, *serverlog, *cmdlog;
+	char port[16];
+	const char *run_as;			/* NULL unless root */
+	char *bindir;
+	char *initdb, *pg_ctl;
+	int version_num;
+	bool started;
+} Scratch;
+
+/* The postmaster to stop if a signal ends pgvault mid-drill. */
+static volatile sig_atomic_t scratch_pid;
+
+static void
+scratch_on_signal(int sig)
+{
+	if (scratch_pid > 0)
+		kill((pid_t) scratch_pid, SIGQUIT);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+scratch_signals(bool on)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? scratch_on_signal : SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < PV_ARRAY_LEN(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* A TCP port nobody listens on: the number also names the socket and keys shared memory. */
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0 &&
+		getsockname(fd, (struct sockaddr *) &a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port > 0 ? port : 54329;
+}
+
+static int
+chown_to(const char *path, const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+
+	if (user == NULL)
+		return PV_OK;
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+	{
+		pv_error_set(PV_ECONFIG, "user '%s' (drill-user) does not exist", user);
+		pv_error_hint("PostgreSQL refuses to run as root: set drill-user to an unprivileged user");
+		return PV_ECONFIG;
+	}
+	if (chown(path, pw.pw_uid, pw.pw_gid) != 0)
+		return pv_error_errno(PV_EIO, errno, "cannot hand '%s' to user '%s'", path, user);
+	return PV_OK;
+}
+
+static int
+scratch_conf_write(Scratch *s, int jobs)
+{
+	char *path = pv_fs_path_join(s->datadir, "postgresql.conf");
+	Buf conf = PV_BUF_INIT;
+	int fd, rc = PV_OK;
+
+	/* Speed over durability: the cluster is thrown away after the drill. */
+	buf_printf(&conf,
+			   "\n# pgvault drill\n"
+			   "listen_addresses = ''\n"
+			   "port = %s\n"
+			   "unix_socket_directories = '%s'\n"
+			   "unix_socket_permissions = 0700\n"
+			   "max_connections = %d\n"
+			   "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+			   "wal_level = minimal\nmax_wal_senders = 0\narchive_mode = off\n"
+			   "autovacuum = off\nmaintenance_work_mem = '256MB'\n"
+			   "max_wal_size = '4GB'\ncheckpoint_timeout = '30min'\n"
+			   "logging_collector = off\nlc_messages = 'C'\n",
+			   s->port, s->sockdir, 2 * jobs + 20);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+		rc = pv_error_errno(PV_EIO, errno, "cannot open '%s'", path);
+	else
+	{
+		if ((rc = pv_fs_write_all(fd, conf.data, conf.len)) < 0)
+			rc = pv_error_prefix(rc, "cannot write '%s'", path);
+		close(fd);
+	}
+	buf_free(&conf);
+	pv_free(path);
+	return rc;
+}
+
+static int
+read_postmaster_pid(const char *datadir)
+{
+	char *path = pv_fs_path_join(datadir, "postmaster.pid");
+	Buf b = PV_BUF_INIT;
+	int pid = 0;
+
+	if (pv_fs_read_file(path, &b) == 0)
+		pid = atoi(buf_cstr(&b));
+	pv_error_clear();
+	buf_free(&b);
+	pv_free(path);
+	return pid;
+}
+
+/* Make the directory, initdb, configure and start.  Everything made is in s for scratch_destroy. */
+static int
+scratch_create(Scratch *s, const DrillOpts *o, int server_major)
+{
+	const char *base = o->work_dir ? o->work_dir : getenv("TMPDIR");
+	PgTool initdb = {0}, pg_ctl = {0};
+	char *tmpl = NULL;
+	int rc;
+
+	if (base == NULL || base[0] == '\0')
+		base = "/tmp";
+	s->run_as = geteuid() == 0 ? (o->run_as ? o->run_as : "postgres") : NULL;
+	if ((rc = pgtools_find(&initdb, "initdb", o->bindir, server_major)) < 0)
+	{
+		pv_error_hint("a drill starts a scratch server: install the PostgreSQL %d server package (e.g. "
+					  "postgresql-%d) or set bindir", server_major, server_major);
+		goto done;
+	}
+	s->bindir = pv_fs_path_dirname(initdb.path);
+	s->version_num = initdb.version_num;
+	s->initdb = pv_strdup(initdb.path);
+	if ((rc = pgtools_find(&pg_ctl, "pg_ctl", s->bindir, server_major)) < 0)
+		goto done;
+	s->pg_ctl = pv_strdup(pg_ctl.path);
+
+	tmpl = pv_fs_path_join(base, "pgvault-drill-XXXXXX");
+	if (strlen(tmpl) > 80)
+	{
+		rc = pv_error_set(PV_ECONFIG, "drill-dir '%s' is too long for a Unix socket path", base);
+		goto done;
+	}
+	if (mkdtemp(tmpl) == NULL)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create a scratch directory under '%s'", base);
+		goto done;
+	}
+	s->dir = tmpl;
+	tmpl = NULL;
+	s->datadir = pv_fs_path_join(s->dir, "data");
+	s->sockdir = pv_fs_path_join(s->dir, "s");
+	s->serverlog = pv_fs_path_join(s->dir, "server.log");
+	s->cmdlog = pv_fs_path_join(s->dir, "commands.log");
+	snprintf(s->port, sizeof(s->port), "%d", free_port());
+	if (mkdir(s->sockdir, 0700) != 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create '%s'", s->sockdir);
+		goto done;
+	}
+	if ((rc = chown_to(s->dir, s->run_as)) < 0 || (rc = chown_to(s->sockdir, s->run_as)) < 0)
+		goto done;
+	{
+		char *argv[] = {s->initdb, (char *) "-D", s->datadir, (char *) "-U", (char *) "postgres",
+			(char *) "-A", (char *) "trust", (char *) "-E", (char *) "UTF8", (char *) "--locale=C",
+			(char *) "-N", NULL};
+
+		if ((rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog)) < 0)
+			goto done;
+	}
+	if ((rc = scratch_conf_write(s, o->jobs)) < 0)
+		goto done;
+	{
+		char *argv[] = {s->pg_ctl, (char *) "-D", s->datadir, (char *) "-l", s->serverlog, (char *) "-w",
+			(char *) "-t", (char *) "120", (char *) "start", NULL};
+
+		scratch_signals(true);
+		s->started = true;		/* from here on, destroy stops it (also after a failed start) */
+		rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog);
+		scratch_pid = read_postmaster_pid(s->datadir);
+		if (rc < 0)
+		{
+			Buf log = PV_BUF_INIT;
+
+			if (pv_fs_read_file(s->serverlog, &log) == 0 && log.len > 0)
+				pv_log_warn("scratch server log:\n%s", buf_cstr(&log));
+			buf_free(&log);
+			rc = pv_error_prefix(PV_ERROR, "the scratch server did not start");
+			goto done;
+		}
+	}
+	pv_log_detail("drill: scratch server PostgreSQL %d.%d in '%s' (socket %s, port %s)",
+				  s->version_num / 10000, s->version_num % 10000, s->dir, s->sockdir, s->port);
+done:
+	pgtools_clear(&initdb);
+	pgtools_clear(&pg_ctl);
+	pv_free(tmpl);
+	return rc;
+}
+
+/* Stop the server (immediate: nothing in it is worth a checkpoint), remove the directory. */
+static void
+scratch_destroy(Scratch *s)
+{
+	if (s->started)
+	{
+		char *argv[] = {s->pg_ctl, (char *) "-D", s->datadir, (char *) "-m", (char *) "immediate",
+			(char *) "-w", (char *) "-t", (char *) "30", (char *) "stop", NULL};
+		int pid = read_postmaster_pid(s->datadir);
+
+		if (pid > 0 && spawn_wait(argv, s->run_as, s->dir, s->cmdlog) < 0)
+		{
+			pv_log_warn("drill: stopping the scratch server: %s", pv_error_msg());
+			pv_error_clear();
+			if (kill(pid, 0) == 0)
+			{
+				kill(pid, SIGKILL);
+				usleep(200 * 1000);
+			}
+		}
+		scratch_pid = 0;
+		scratch_signals(false);
+	}
+	if (s->dir != NULL && pv_fs_remove_tree(s->dir) < 0)
+	{
+		pv_log_warn("drill: cannot remove '%s': %s", s->dir, pv_error_msg());
+		pv_error_clear();
+	}
+	pv_free(s->dir);
+	pv_free(s->datadir);
+	pv_free(s->sockdir);
+	pv_free(s->serverlog);
+	pv_free(s->cmdlog);
+	pv_free(s->bindir);
+	pv_free(s->initdb);
+	pv_free(s->pg_ctl);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+scratch_conn(const Scratch *s, PgConnOpts *out, const char *dbname)
+{
+	memset(out, 0, sizeof(*out));
+	out->host = s->sockdir;
+	out->port = s->port;
+	out->username = "postgres";
+	out->dbname = dbname;
+	out->application_name = "pgvault drill";
+}
+
+/* ---- the backup and its catalog ---- */
+
+typedef struct DrillTable
+{
+	char *schema, *name, *qname, *cols;
+	uint64_t rows;
+	uint64_t fp;
+	json_t *indexes;			/* names, or NULL */
+	uint64_t got_rows, got_fp;
+	char *error;				/* why it could not be read back */
+} DrillTable;
+
+typedef struct DrillSeq
+{
+	char *schema, *name, *last_value;
+	bool is_called;
+} DrillSeq;
+
+typedef struct DrillCatalog
+{
+	DrillTable *tables;
+	size_t ntables, tcap;
+	DrillSeq *seqs;
+	size_t nseqs, scap;
+	json_t *matviews;			/* [{"schema","name","populated"}] */
+	int64_t large_objects;		/* -1: none recorded */
+	char *error;				/* the first malformed entry */
+} DrillCatalog;
+
+static int
+catalog_entry(const json_t *e, void *payload)
+{
+	DrillCatalog *c = payload;
+	const char *kind = json_string_value(json_object_get(e, "kind"));
+	const char *schema = json_string_value(json_object_get(e, "schema"));
+	const char *name = json_string_value(json_object_get(e, "name"));
+
+	if (kind == NULL)
+		return 0;
+	if (strcmp(kind, "large_objects") == 0)
+	{
+		c->large_objects = json_integer_value(json_object_get(e, "count"));
+		return 0;
+	}
+	if (schema == NULL || name == NULL)
+		return 0;
+	if (strcmp(kind, "table") == 0 && json_is_true(json_object_get(e, "data")))
+	{
+		DrillTable *t;
+		const char *fp = json_string_value(json_object_get(e, "fingerprint"));
+		const char *cols = json_string_value(json_object_get(e, "columns"));
+		const json_t *rows = json_object_get(e, "rows");
+
+		if (c->ntables == c->tcap)
+		{
+			c->tcap = c->tcap ? 2 * c->tcap : 32;
+			c->tables = pv_realloc(c->tables, c->tcap * sizeof(DrillTable));
+		}
+		t = &c->tables[c->ntables++];
+		memset(t, 0, sizeof(*t));
+		t->schema = pv_strdup(schema);
+		t->name = pv_strdup(name);
+		t->qname = pglogical_qualify(schema, name);
+		t->cols = pv_strdup(cols ? cols : "");
+		if (!json_is_integer(rows) || fp == NULL || pgfp_parse(&t->fp, fp) < 0)
+		{
+			if (c->error == NULL)
+				c->error = pv_asprintf("the catalog entry of table %s has no usable row count or fingerprint",
+									   t->qname);
+			pv_error_clear();
+		}
+		t->rows = (uint64_t) json_integer_value(rows);
+		if (json_is_array(json_object_get(e, "indexes")))
+			t->indexes = json_incref(json_object_get(e, "indexes"));
+	}
+	else if (strcmp(kind, "sequence") == 0)
+	{
+		DrillSeq *s;
+		const char *lv = json_string_value(json_object_get(e, "last_value"));
+
+		if (c->nseqs == c->scap)
+		{
+			c->scap = c->scap ? 2 * c->scap : 16;
+			c->seqs = pv_realloc(c->seqs, c->scap * sizeof(DrillSeq));
+		}
+		s = &c->seqs[c->nseqs++];
+		s->schema = pv_strdup(schema);
+		s->name = pv_strdup(name);
+		s->last_value = pv_strdup(lv ? lv : "");
+		s->is_called = json_is_true(json_object_get(e, "is_called"));
+	}
+	else if (strcmp(kind, "matview") == 0)
+		json_array_append_new(c->matviews, json_pack("{s:s, s:s, s:b}", "schema", schema, "name", name,
+													 "populated", json_is_true(json_object_get(e, "populated"))));
+	return 0;
+}
+
+static void
+catalog_free(DrillCatalog *c)
+{
+	for (size_t i = 0; i < c->ntables; i++)
+	{
+		DrillTable *t = &c->tables[i];
+
+		pv_free(t->schema);
+		pv_free(t->name);
+		pv_free(t->qname);
+		pv_free(t->cols);
+		pv_free(t->error);
+		json_decref(t->indexes);
+	}
+	for (size_t i = 0; i < c->nseqs; i++)
+	{
+		pv_free(c->seqs[i].schema);
+		pv_free(c->seqs[i].name);
+		pv_free(c->seqs[i].last_value);
+	}
+	pv_free(c->tables);
+	pv_free(c->seqs);
+	json_decref(c->matviews);
+	pv_free(c->error);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+drill_backup_pick(const DrillOpts *o, char out[REPO_BACKUP_ID_LEN + 1])
+{
+	char **ids = NULL;
+	size_t n = 0, ncand = 0;
+	size_t *cand = NULL;
+	PvTime since = o->random_days > 0 ? pv_time_now() - o->random_days * 86400 * PV_USEC_PER_SEC : 0;
+	int rc;
+
+	if (!o->random)
+		return repo_manifest_resolve(o->repo, o->backup ? o->backup : "latest", "logical", o->source, out);
+	if ((rc = repo_manifest_ids(o->repo, &ids, &n)) < 0)
+		return rc;
+	cand = pv_calloc(n ? n : 1, sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+	{
+		RepoManifest *m = NULL;
+
+		if (repo_manifest_load(&m, o->repo, ids[i]) < 0)
+		{
+			pv_error_clear();	/* verify reports damaged manifests; a drill picks among good ones */
+			continue;
+		}
+		if (strcmp(repo_manifest_kind(m), "logical") == 0 && repo_manifest_start_time(m) >= since &&
+			(o->source == NULL || strcmp(repo_manifest_source(m), o->source) == 0) &&
+			!json_is_true(json_object_get(repo_manifest_metadata(m), "all")))
+			cand[ncand++] = i;
+		repo_manifest_free(m);
+	}
+	if (ncand == 0)
+		rc = pv_error_set(PV_ENOTFOUND, "no logical backup%s%s%s in repository '%s'%s",
+						  o->source ? " of source '" : "", o->source ? o->source : "", o->source ? "'" : "",
+						  repo_url(o->repo), o->random_days > 0 ? " started in that many days" : "");
+	else
+	{
+		uint64_t r;
+
+		pv_fs_random_fill(&r, sizeof(r));
+		snprintf(out, REPO_BACKUP_ID_LEN + 1, "%s", ids[cand[r % ncand]]);
+		rc = PV_OK;
+	}
+	pv_free(cand);
+	repo_manifest_ids_free(ids, n);
+	return rc;
+}
+
+/* ---- user checks ---- */
+
+typedef struct UserCheck
+{
+	char *query;
+	char *expected;
+	int line;
+} UserCheck;
+
+static void
+user_checks_free(UserCheck *c, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		pv_free(c[i].query);
+		pv_free(c[i].expected);
+	}
+	pv_free(c);
+}
+
+static char *
+trim_dup(const char *s, size_t len)
+{
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+	{
+		s++;
+		len--;
+	}
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+		len--;
+	return pv_strndup(s, len);
+}
+
+static int
+user_checks_load(const char *path, UserCheck **out, int *out_n)
+{
+	Buf b = PV_BUF_INIT;
+	UserCheck *c = NULL;
+	int n = 0, line = 0, rc;
+	char *p, *next;
+
+	*out = NULL;
+	*out_n = 0;
+	if ((rc = pv_fs_read_file(path, &b)) < 0)
+		return pv_error_prefix(rc, "drill checks");
+	for (p = (char *) b.data; p != NULL && *p; p = next)
+	{
+		char *nl = strchr(p, '\n'), *arrow = NULL, *q;
+		size_t len = nl ? (size_t) (nl - p) : strlen(p);
+		char *text;
+
+		next = nl ? nl + 1 : NULL;
+		line++;
+		text = trim_dup(p, len);
+		if (text[0] == '\0' || text[0] == '#')
+		{
+			pv_free(text);
+			continue;
+		}
+		for (q = strstr(text, " => "); q != NULL; q = strstr(q + 1, " => "))
+			arrow = q;
+		if (arrow == NULL || arrow == text || arrow[4] == '\0')
+		{
+			pv_free(text);
+			user_checks_free(c, n);
+			buf_free(&b);
+			pv_error_set(PV_ECONFIG, "%s:%d: a check is 'QUERY => EXPECTED'", path, line);
+			pv_error_hint("for example: SELECT count(*) > 0 FROM orders => t");
+			return PV_ECONFIG;
+		}
+		c = pv_realloc(c, (size_t) (n + 1) * sizeof(UserCheck));
+		c[n].query = trim_dup(text, (size_t) (arrow - text));
+		c[n].expected = trim_dup(arrow + 4, strlen(arrow + 4));
+		c[n].line = line;
+		n++;
+		pv_free(text);
+	}
+	buf_free(&b);
+	*out = c;
+	*out_n = n;
+	return PV_OK;
+}
+
+int
+drill_checks_validate(const char *path, int *out_n)
+{
+	UserCheck *c = NULL;
+	int n = 0, rc = user_checks_load(path, &c, &n);
+
+	user_checks_free(c, n);
+	if (rc == 0 && out_n != NULL)
+		*out_n = n;
+	return rc;
+}
+
+/* query with :backup_time and :backup_id replaced (literals). */
+static char *
+user_query_expand(const char *q, const char *time_lit, const char *id_lit)
+{
+	Buf b = PV_BUF_INIT;
+
+	while (*q)
+	{
+		if (strncmp(q, ":backup_time", 12) == 0)
+		{
+			buf_append_str(&b, time_lit);
+			q += 12;
+		}
+		else if (strncmp(q, ":backup_id", 10) == 0)
+		{
+			buf_append_str(&b, id_lit);
+			q += 10;
+		}
+		else
+			buf_append_byte(&b, (unsigned char) *q++);
+	}
+	return buf_detach(&b);
+}
+
+/* ---- the run ---- */
+
+typedef struct DrillRun
+{
+	const DrillOpts *o;
+	Scratch scratch;
+	RepoManifest *m;
+	const json_t *meta;
+	const char *encoding;
+	char *dbname;
+	DrillCatalog cat;
+	json_t *checks;				/* the report's array */
+	bool integrity_ok;
+	PgConnOpts conn;			/* to the restored database */
+} DrillRun;
+
+/* Add a check to the report: status "ok", "warning", "failed" or "skipped"; returns its details. */
+static json_t *
+check_add(DrillRun *r, const char *name, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static json_t *
+check_add(DrillRun *r, const char *name, const char *status, const char *fmt, ...)
+{
+	json_t *c = json_object(), *details = json_object();
+	Buf msg = PV_BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	json_object_set_new(c, "name", json_string(name));
+	json_object_set_new(c, "status", json_string(status));
+	json_object_set_new(c, "message", json_string(buf_cstr(&msg)));
+	json_object_set_new(c, "details", details);
+	json_array_append_new(r->checks, c);
+	if (strcmp(status, "failed") == 0 && strcmp(name, "rto") != 0)
+		r->integrity_ok = false;
+	buf_free(&msg);
+	return details;
+}
+
+/* Append a problem to a check's details["problems"], keeping at most DETAILS_MAX. */
+static void
+problem_add(json_t *details, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+problem_add(json_t *details, const char *fmt, ...)
+{
+	json_t *a = json_object_get(details, "problems");
+	Buf msg = PV_BUF_INIT;
+	va_list ap;
+
+	if (a == NULL)
+	{
+		a = json_array();
+		json_object_set_new(details, "problems", a);
+	}
+	if (json_array_size(a) >= DETAILS_MAX)
+		return;
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	json_array_append_new(a, json_string(buf_cstr(&msg)));
+	buf_free(&msg);
+}
+
+/* Create the target database: the source's encoding and locale, or C when the locale is missing here. */
+static int
+target_create(DrillRun *r, json_t *warnings)
+{
+	PGconn *c = NULL;
+	PgConnOpts co;
+	const char *enc = json_string_value(json_object_get(r->meta, "encoding"));
+	const char *coll = json_string_value(json_object_get(r->meta, "collate"));
+	const char *ctype = json_string_value(json_object_get(r->meta, "ctype"));
+	char *q = pglogical_quote_ident(r->dbname), *l_enc = NULL, *l_coll = NULL, *l_ctype = NULL;
+	Buf sql = PV_BUF_INIT;
+	int rc;
+
+	if (strcmp(r->dbname, "template0") == 0 || strcmp(r->dbname, "template1") == 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "drills of a backup of '%s' are not supported", r->dbname);
+		goto done;
+	}
+	scratch_conn(&r->scratch, &co, "template1");
+	if ((rc = pgconn_connect(&c, &co)) < 0)
+		goto done;
+	/* "postgres" exists in a new cluster: replace it, so it gets the source's encoding and locale. */
+	buf_printf(&sql, "DROP DATABASE IF EXISTS %s", q);
+	if ((rc = pgconn_exec(c, buf_cstr(&sql))) < 0)
+		goto done;
+	l_enc = PQescapeLiteral(c, enc ? enc : "UTF8", strlen(enc ? enc : "UTF8"));
+	if (coll && ctype)
+	{
+		l_coll = PQescapeLiteral(c, coll, strlen(coll));
+		l_ctype = PQescapeLiteral(c, ctype, strlen(ctype));
+		buf_reset(&sql);
+		buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE %s LC_CTYPE %s", q, l_enc,
+				   l_coll, l_ctype);
+		if (pgconn_exec(c, buf_cstr(&sql)) == 0)
+			goto done;
+		json_array_append_new(warnings, json_sprintf("the source's locale (%s) cannot be used here (%s): "
+													 "restored with locale C", coll, pv_error_msg()));
+		pv_log_warn("drill: locale '%s' is not available here; the database uses locale C", coll);
+		pv_error_clear();
+	}
+	buf_reset(&sql);
+	buf_printf(&sql, "CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE 'C' LC_CTYPE 'C'", q, l_enc);
+	rc = pgconn_exec(c, buf_cstr(&sql));
+done:
+	PQfreemem(l_enc);
+	PQfreemem(l_coll);
+	PQfreemem(l_ctype);
+	PQfinish(c);
+	buf_free(&sql);
+	pv_free(q);
+	return rc;
+}
+
+/* ---- checks: tables ---- */
+
+typedef struct TableWork
+{
+	DrillRun *r;
+	atomic_size_t next;
+} TableWork;
+
+static void
+table_read(PGconn *c, DrillTable *t)
+{
+	Buf sql = PV_BUF_INIT;
+	PGresult *res;
+	uint64_t rows = 0, fp = 0;
+	char line[512];
+
+	buf_printf(&sql, t->cols[0] ? "COPY %s (%s) TO STDOUT" : "COPY %s TO STDOUT", t->qname, t->cols);
+	res = PQexec(c, buf_cstr(&sql));
+	buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		t->error = pv_strdup(msg ? msg : pgconn_error_line(c, line, sizeof(line)));
+		PQclear(res);
+		return;
+	}
+	PQclear(res);
+	for (;;)
+	{
+		char *row = NULL;
+		int n = PQgetCopyData(c, &row, 0);
+
+		if (n == -1)
+			break;
+		if (n < 0)
+		{
+			t->error = pv_strdup(pgconn_error_line(c, line, sizeof(line)));
+			return;
+		}
+		fp = pgfp_add_line(fp, row, (size_t) n);
+		rows++;
+		PQfreemem(row);
+	}
+	res = PQgetResult(c);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		t->error = pv_strdup(msg ? msg : pgconn_error_line(c, line, sizeof(line)));
+	}
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	t->got_rows = rows;
+	t->got_fp = fp;
+}
+
+static void *
+table_worker(void *arg)
+{
+	TableWork *w = arg;
+	DrillRun *r = w->r;
+	PGconn *c = NULL;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&w->next, 1)) < r->cat.ntables)
+	{
+		DrillTable *t = &r->cat.tables[i];
+
+		if (c == NULL || PQstatus(c) != CONNECTION_OK)
+		{
+			PQfinish(c);
+			c = NULL;
+			if (pgconn_connect(&c, &r->conn) < 0 || pglogical_session_setup(c, r->encoding) < 0)
+			{
+				t->error = pv_strdup(pv_error_msg());
+				pv_error_clear();
+				PQfinish(c);
+				c = NULL;
+				continue;
+			}
+		}
+		table_read(c, t);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+static void
+check_tables(DrillRun *r, int jobs)
+{
+	TableWork w = {.r = r};
+	pthread_t th[64];
+	int n = jobs < 1 ? 1 : jobs > 64 ? 64 : jobs, started = 0;
+	size_t bad = 0;
+	uint64_t rows = 0;
+	json_t *d;
+
+	atomic_init(&w.next, 0);
+	if ((size_t) n > r->cat.ntables)
+		n = r->cat.ntables ? (int) r->cat.ntables : 1;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&th[started], NULL, table_worker, &w) == 0)
+			started++;
+	if (started == 0)
+		table_worker(&w);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < r->cat.ntables; i++)
+	{
+		const DrillTable *t = &r->cat.tables[i];
+
+		rows += t->got_rows;
+		bad += t->error != NULL || t->got_rows != t->rows || t->got_fp != t->fp;
+	}
+	if (bad == 0)
+		d = check_add(r, "tables", "ok", "%zu tables, %llu rows: row counts and fingerprints match the backup",
+					  r->cat.ntables, (unsigned long long) rows);
+	else
+		d = check_add(r, "tables", "failed", "%zu of %zu tables differ from the backup", bad, r->cat.ntables);
+	json_object_set_new(d, "tables", json_integer((json_int_t) r->cat.ntables));
+	json_object_set_new(d, "rows", json_integer((json_int_t) rows));
+	for (size_t i = 0; i < r->cat.ntables; i++)
+	{
+		const DrillTable *t = &r->cat.tables[i];
+		char a[17], b[17];
+
+		if (t->error != NULL)
+			problem_add(d, "%s cannot be read: %s", t->qname, t->error);
+		else if (t->got_rows != t->rows)
+			problem_add(d, "%s has %llu rows, the backup %llu", t->qname, (unsigned long long) t->got_rows,
+						(unsigned long long) t->rows);
+		else if (t->got_fp != t->fp)
+		{
+			pgfp_format(a, t->got_fp);
+			pgfp_format(b, t->fp);
+			problem_add(d, "%s has %llu rows as it should, but their contents differ (fingerprint %s, the "
+						"backup %s)", t->qname, (unsigned long long) t->rows, a, b);
+		}
+	}
+}
+
+/* ---- checks: the rest, on one connection to the restored database ---- */
+
+static void
+check_sequences(DrillRun *r, PGconn *c)
+{
+	size_t bad = 0;
+	json_t *d = json_object();
+
+	for (size_t i = 0; i < r->cat.nseqs; i++)
+	{
+		const DrillSeq *s = &r->cat.seqs[i];
+		char *q = pglogical_qualify(s->schema, s->name);
+		char *sql = pv_asprintf("SELECT last_value::text, is_called FROM %s", q);
+		PGresult *res = NULL;
+
+		if (pgconn_query(&res, c, 2, sql, 0, NULL) < 0 || PQntuples(res) != 1)
+		{
+			problem_add(d, "sequence %s cannot be read: %s", q, pv_error_msg());
+			pv_error_clear();
+			bad++;
+		}
+		else if (strcmp(PQgetvalue(res, 0, 0), s->last_value) != 0 ||
+				 (strcmp(PQgetvalue(res, 0, 1), "t") == 0) != s->is_called)
+		{
+			problem_add(d, "sequence %s is at %s (is_called %s), the backup at %s (is_called %s)", q,
+						PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), s->last_value, s->is_called ? "t" : "f");
+			bad++;
+		}
+		PQclear(res);
+		pv_free(sql);
+		pv_free(q);
+	}
+	if (bad == 0)
+		json_object_update(check_add(r, "sequences", "ok", "%zu sequences as recorded", r->cat.nseqs), d);
+	else
+		json_object_update(check_add(r, "sequences", "failed", "%zu of %zu sequences differ", bad, r->cat.nseqs), d);
+	json_decref(d);
+}
+
+static void
+check_matviews(DrillRun *r, PGconn *c)
+{
+	size_t i, n = json_array_size(r->cat.matviews), bad = 0;
+	json_t *mv, *d = json_object();
+
+	json_array_foreach(r->cat.matviews, i, mv)
+	{
+		const char *p[2] = {json_string_value(json_object_get(mv, "schema")),
+			json_string_value(json_object_get(mv, "name"))};
+		char *v = NULL;
+
+		if (!json_is_true(json_object_get(mv, "populated")))
+			continue;
+		if (pgconn_query_value(&v, c, "SELECT c.relispopulated::text FROM pg_catalog.pg_class c JOIN "
+							   "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
+							   "c.relname = $2", 2, p) < 0 || v == NULL || strcmp(v, "true") != 0)
+		{
+			problem_add(d, "materialized view %s.%s is %s", p[0], p[1], v ? "not populated" : "missing");
+			pv_error_clear();
+			bad++;
+		}
+		pv_free(v);
+	}
+	if (bad == 0)
+		json_object_update(check_add(r, "matviews", "ok", "%zu materialized views as recorded", n), d);
+	else
+		json_object_update(check_add(r, "matviews", "failed", "%zu materialized views are not as recorded", bad), d);
+	json_decref(d);
+}
+
+static void
+check_large_objects(DrillRun *r, PGconn *c)
+{
+	char *v = NULL;
+	int64_t want = r->cat.large_objects < 0 ? 0 : r->cat.large_objects;
+
+	if (pgconn_query_value(&v, c, "SELECT count(*)::text FROM pg_catalog.pg_largeobject_metadata", 0, NULL) < 0)
+	{
+		check_add(r, "large_objects", "failed", "cannot count large objects: %s", pv_error_msg());
+		pv_error_clear();
+	}
+	else if (v == NULL || strtoll(v, NULL, 10) != want)
+		check_add(r, "large_objects", "failed", "%s large objects, the backup has %lld", v ? v : "?",
+				  (long long) want);
+	else
+		check_add(r, "large_objects", "ok", "%lld large objects as recorded", (long long) want);
+	pv_free(v);
+}
+
+static void
+check_indexes(DrillRun *r, PGconn *c)
+{
+	PGresult *res = NULL;
+	json_t *d = json_object();
+	size_t bad = 0, named = 0;
+
+	if (pgconn_query(&res, c, 2, "SELECT format('%s', i.indexrelid::pg_catalog.regclass), "
+					 "format('%s', i.indrelid::pg_catalog.regclass) FROM pg_catalog.pg_index i "
+					 "WHERE NOT (i.indisvalid AND i.indisready AND i.indislive) ORDER BY 1", 0, NULL) < 0)
+	{
+		problem_add(d, "cannot list indexes: %s", pv_error_msg());
+		pv_error_clear();
+		bad++;
+	}
+	else
+		for (int i = 0; i < PQntuples(res); i++, bad++)
+			problem_add(d, "index %s of %s is not valid", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	/* Every index the backup's catalog names must exist (primary keys, unique constraints, ...). */
+	for (size_t t = 0; t < r->cat.ntables; t++)
+	{
+		const DrillTable *tb = &r->cat.tables[t];
+		size_t k;
+		json_t *ix;
+
+		json_array_foreach(tb->indexes, k, ix)
+		{
+			const char *p[2] = {tb->schema, json_string_value(ix)};
+			char *v = NULL;
+
+			if (p[1] == NULL)
+				continue;
+			named++;
+			if (pgconn_query_value(&v, c, "SELECT count(*)::text FROM pg_catalog.pg_class c JOIN "
+								   "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 "
+								   "AND c.relname = $2 AND c.relkind IN ('i', 'I')", 2, p) < 0 ||
+				v == NULL || strcmp(v, "1") != 0)
+			{
+				problem_add(d, "index %s of table %s is missing", p[1], tb->qname);
+				pv_error_clear();
+				bad++;
+			}
+			pv_free(v);
+		}
+	}
+	json_object_set_new(d, "recorded", json_integer((json_int_t) named));
+	if (bad == 0)
+		json_object_update(check_add(r, "indexes", "ok", "every index is valid%s",
+									 named ? ", every recorded index exists" : ""), d);
+	else
+		json_object_update(check_add(r, "indexes", "failed", "%zu index problems", bad), d);
+	json_decref(d);
+}
+
+/*
+ * One anti-join per foreign key, built on the server from the catalog: the
+ * referencing columns (all non-null for MATCH SIMPLE, any non-null for MATCH
+ * FULL) must match a referenced row with the constraint's own equality
+ * operators.  ONLY unless the table is partitioned (a partitioned table's
+ * constraint covers its partitions).
+ */
+static const char fk_sql[] =
+	"SELECT format('%s', c.conrelid::pg_catalog.regclass), quote_ident(c.conname), c.convalidated::text, "
+	"  format('SELECT count(*) FROM %s %s AS c WHERE (%s) AND NOT EXISTS (SELECT 1 FROM %s %s AS p WHERE %s)', "
+	"    CASE WHEN r.relkind = 'p' THEN '' ELSE 'ONLY' END, c.conrelid::pg_catalog.regclass, "
+	"    (SELECT string_agg(format('c.%I IS NOT NULL', a.attname), "
+	"            CASE WHEN c.confmatchtype = 'f' THEN ' OR ' ELSE ' AND ' END ORDER BY k.i) "
+	"       FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, i) "
+	"       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum), "
+	"    CASE WHEN fr.relkind = 'p' THEN '' ELSE 'ONLY' END, c.confrelid::pg_catalog.regclass, "
+	"    (SELECT string_agg(format('p.%I OPERATOR(%I.%s) c.%I', pa.attname, ons.nspname, o.oprname, a.attname), "
+	"            ' AND ' ORDER BY k.i) "
+	"       FROM unnest(c.conkey, c.confkey, c.conpfeqop) WITH ORDINALITY AS k(attnum, fattnum, op, i) "
+	"       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+	"       JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.fattnum "
+	"       JOIN pg_catalog.pg_operator o ON o.oid = k.op "
+	"       JOIN pg_catalog.pg_namespace ons ON ons.oid = o.oprnamespace)) "
+	"FROM pg_catalog.pg_constraint c "
+	"JOIN pg_catalog.pg_class r ON r.oid = c.conrelid JOIN pg_catalog.pg_class fr ON fr.oid = c.confrelid "
+	"WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY 1, 2";
+
+static void
+check_foreign_keys(DrillRun *r, PGconn *c)
+{
+	PGresult *res = NULL;
+	json_t *d = json_object();
+	size_t bad = 0, warn = 0;
+	int n = 0;
+
+	if (pgconn_query(&res, c, 4, fk_sql, 0, NULL) < 0)
+	{
+		problem_add(d, "cannot list foreign keys: %s", pv_error_msg());
+		pv_error_clear();
+		bad++;
+	}
+	else
+		n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+	{
+		const char *tbl = PQgetvalue(res, i, 0), *name = PQgetvalue(res, i, 1);
+		bool valid = strcmp(PQgetvalue(res, i, 2), "true") == 0;
+		char *v = NULL;
+
+		if (pgconn_query_value(&v, c, PQgetvalue(res, i, 3), 0, NULL) < 0)
+		{
+			problem_add(d, "foreign key %s of %s cannot be checked: %s", name, tbl, pv_error_msg());
+			pv_error_clear();
+			bad++;
+		}
+		else if (v != NULL && strcmp(v, "0") != 0)
+		{
+			/* A NOT VALID constraint never promised anything about old rows (not_valid says whether it was). */
+			problem_add(d, "%s rows of %s reference no row (foreign key %s%s)", v, tbl, name,
+						valid ? "" : ", NOT VALID");
+			if (valid)
+				bad++;
+			else
+				warn++;
+		}
+		pv_free(v);
+	}
+	PQclear(res);
+	json_object_set_new(d, "constraints", json_integer(n));
+	if (bad > 0)
+		json_object_update(check_add(r, "foreign_keys", "failed", "%zu of %d foreign keys have orphans", bad, n), d);
+	else if (warn > 0)
+		json_object_update(check_add(r, "foreign_keys", "warning", "%zu NOT VALID foreign keys have orphans "
+									 "(as they may)", warn), d);
+	else
+		json_object_update(check_add(r, "foreign_keys", "ok", "%d foreign keys, no orphans", n), d);
+	json_decref(d);
+}
+
+/* Names of the constraints the backup's schema adds NOT VALID, from pg_restore's SQL. */
+static int
+dump_not_valid_names(DrillRun *r, json_t *names)
+{
+	const char *item = json_string_value(json_object_get(r->meta, "schema_item"));
+	char *schema_file = pv_fs_path_join(r->scratch.dir, "schema.dump");
+	char *sql_file = pv_fs_path_join(r->scratch.dir, "schema.sql");
+	char *pg_restore = pv_fs_path_join(r->scratch.bindir, "pg_restore");
+	Buf b = PV_BUF_INIT;
+	int rc;
+
+	if ((rc = pglogical_item_read_all(r->o->repo, r->m, item ? item : "schema", &b)) < 0 ||
+		(rc = pv_fs_write_atomic(schema_file, b.data, b.len, 0644)) < 0)
+		goto done;
+	{
+		char *f = pv_asprintf("--file=%s", sql_file);
+		char *argv[] = {pg_restore, (char *) "--schema-only", f, schema_file, NULL};
+
+		/* pg_restore runs as us: it only reads schema_file and writes sql_file. */
+		rc = spawn_wait(argv, NULL, r->scratch.dir, r->scratch.cmdlog);
+		pv_free(f);
+		if (rc < 0)
+			goto done;
+	}
+	buf_reset(&b);
+	if ((rc = pv_fs_read_file(sql_file, &b)) < 0)
+		goto done;
+	for (char *p = (char *) b.data, *nl; p && *p; p = nl ? nl + 1 : NULL)
+	{
+		static const char add[] = "    ADD CONSTRAINT ";
+		size_t len;
+
+		nl = strchr(p, '\n');
+		len = nl ? (size_t) (nl - p) : strlen(p);
+		if (len > sizeof(add) + 11 && strncmp(p, add, sizeof(add) - 1) == 0 &&
+			strncmp(p + len - 11, " NOT VALID;", 11) == 0)
+		{
+			/* the name: a quoted identifier ("" inside) or a bare word */
+			const char *s = p + sizeof(add) - 1, *e = s;
+
+			if (*e == '"')
+				for (e++; e < p + len && !(*e == '"' && e[1] != '"'); e += (*e == '"') ? 2 : 1)
+					;
+			else
+				while (e < p + len && *e != ' ')
+					e++;
+			if (*s == '"' && e < p + len)
+				e++;
+			json_array_append_new(names, json_stringn(s, (size_t) (e - s)));
+		}
+	}
+done:
+	buf_free(&b);
+	pv_free(schema_file);
+	pv_free(sql_file);
+	pv_free(pg_restore);
+	return rc;
+}
+
+static void
+check_not_valid(DrillRun *r, PGconn *c)
+{
+	PGresult *res = NULL;
+	json_t *d = json_object(), *dump = json_array();
+	size_t bad = 0;
+	int n = 0;
+
+	if (pgconn_query(&res, c, 2, "SELECT format('%s', conrelid::pg_catalog.regclass), quote_ident(conname) "
+					 "FROM pg_catalog.pg_constraint WHERE NOT convalidated AND conparentid = 0 ORDER BY 1, 2",
+					 0, NULL) < 0)
+	{
+		problem_add(d, "cannot list constraints: %s", pv_error_msg());
+		pv_error_clear();
+		bad++;
+	}
+	else if ((n = PQntuples(res)) > 0 && dump_not_valid_names(r, dump) < 0)
+	{
+		problem_add(d, "cannot read the backup's schema: %s", pv_error_msg());
+		pv_error_clear();
+		bad++;
+		n = 0;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const char *name = PQgetvalue(res, i, 1);
+		bool in_dump = false;
+		size_t k;
+		json_t *v;
+
+		json_array_foreach(dump, k, v)
+			in_dump |= strcmp(json_string_value(v), name) == 0;
+		if (!in_dump)
+		{
+			problem_add(d, "constraint %s of %s is NOT VALID, but was valid in the backup", name,
+						PQgetvalue(res, i, 0));
+			bad++;
+		}
+	}
+	PQclear(res);
+	json_object_set_new(d, "not_valid", json_integer(n));
+	if (bad > 0)
+		json_object_update(check_add(r, "not_valid", "failed", "%zu constraints are NOT VALID that were valid",
+									 bad), d);
+	else if (n > 0)
+		json_object_update(check_add(r, "not_valid", "ok", "%d constraints are NOT VALID, as in the backup", n), d);
+	else
+		json_object_update(check_add(r, "not_valid", "ok", "no constraint is NOT VALID"), d);
+	json_decref(d);
+	json_decref(dump);
+}
+
+static void
+check_user(DrillRun *r, PGconn *c, const UserCheck *uc, int n)
+{
+	char t[PV_TIME_FORMAT_MAX], name[32];
+	char *time_lit, *id_lit;
+
+	pv_time_format_utc(t, sizeof(t), repo_manifest_start_time(r->m));
+	time_lit = pv_asprintf("'%s'::timestamptz", t);
+	id_lit = pv_asprintf("'%s'", repo_manifest_id(r->m));
+	for (int i = 0; i < n; i++)
+	{
+		char *q = user_query_expand(uc[i].query, time_lit, id_lit);
+		PGresult *res = NULL;
+		json_t *d;
+
+		snprintf(name, sizeof(name), "sql:%d", uc[i].line);
+		if (pgconn_query(&res, c, 1, q, 0, NULL) < 0 || PQntuples(res) != 1)
+		{
+			d = check_add(r, name, "failed", "%s", res ? "the query did not return exactly one row" : pv_error_msg());
+			pv_error_clear();
+		}
+		else
+		{
+			const char *got = PQgetisnull(res, 0, 0) ? "NULL" : PQgetvalue(res, 0, 0);
+
+			if (strcmp(got, uc[i].expected) == 0)
+				d = check_add(r, name, "ok", "%s", got);
+			else
+				d = check_add(r, name, "failed", "got '%s', expected '%s'", got, uc[i].expected);
+		}
+		json_object_set_new(d, "query", json_string(uc[i].query));
+		json_object_set_new(d, "expected", json_string(uc[i].expected));
+		PQclear(res);
+		pv_free(q);
+	}
+	pv_free(time_lit);
+	pv_free(id_lit);
+}
+
+/* ---- drill_run ---- */
+
+static json_t *
+report_new(DrillRun *r)
+{
+	char t[PV_TIME_FORMAT_MAX];
+	const json_t *totals = repo_manifest_totals(r->m);
+	json_t *b = json_object();
+
+	json_object_set_new(b, "id", json_string(repo_manifest_id(r->m)));
+	json_object_set_new(b, "kind", json_string(repo_manifest_kind(r->m)));
+	json_object_set_new(b, "source", json_string(repo_manifest_source(r->m)));
+	json_object_set_new(b, "database", json_string(r->dbname));
+	json_object_set_new(b, "start_time", json_string(pv_time_format_utc(t, sizeof(t),
+																		 repo_manifest_start_time(r->m))));
+	json_object_set_new(b, "size", json_incref(json_object_get(totals, "logical_bytes")));
+	if (json_object_get(b, "size") == NULL)
+		json_object_set_new(b, "size", json_null());
+	return json_pack("{s:o, s:s, s:s, s:s, s:s}", "backup", b, "started",
+					 pv_time_format_utc(t, sizeof(t), pv_time_now()), "host", repo_hostname(r->o->repo),
+					 "tool_version", PV_VERSION, "target", "scratch cluster");
+}
+
+static int
+run_checks(DrillRun *r, const UserCheck *uc, int nuc)
+{
+	PGconn *c = NULL;
+	int rc;
+
+	check_tables(r, r->o->jobs);
+	if ((rc = pgconn_connect(&c, &r->conn)) < 0)
+	{
+		check_add(r, "connect", "failed", "cannot connect to the restored database: %s", pv_error_msg());
+		pv_error_clear();
+		return PV_OK;
+	}
+	/* Qualified names in every regclass output, whatever the restored search_path. */
+	if ((rc = pgconn_exec(c, "SET search_path = pg_catalog; SET statement_timeout = 0")) < 0)
+		goto done;
+	check_sequences(r, c);
+	check_matviews(r, c);
+	check_large_objects(r, c);
+	check_indexes(r, c);
+	check_foreign_keys(r, c);
+	check_not_valid(r, c);
+	if (nuc > 0)
+	{
+		/* the user's queries see the database as its applications do */
+		if ((rc = pgconn_exec(c, "RESET search_path")) < 0)
+			goto done;
+		check_user(r, c, uc, nuc);
+	}
+done:
+	if (rc < 0)
+	{
+		check_add(r, "connect", "failed", "%s", pv_error_msg());
+		pv_error_clear();
+	}
+	PQfinish(c);
+	return PV_OK;
+}
+
+static int
+fault_inject(DrillRun *r)
+{
+	PGconn *c = NULL;
+	int rc;
+
+	pv_log_warn("drill: running the fault hook in database '%s' before the checks", r->dbname);
+	if ((rc = pgconn_connect(&c, &r->conn)) == 0)
+		rc = pgconn_exec(c, r->o->fault_sql);
+	PQfinish(c);
+	return rc < 0 ? pv_error_prefix(rc, "fault hook") : rc;
+}
+
+void
+drill_result_clear(DrillResult *r)
+{
+	json_decref(r->report);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+drill_run(DrillResult *out, const DrillOpts *o)
+{
+	DrillRun r = {.o = o, .integrity_ok = true};
+	UserCheck *uc = NULL;
+	int nuc = 0, rc, jobs = o->jobs > 0 ? o->jobs : 2;
+	int64_t t0 = pv_time_monotonic_ms(), t_setup = 0, t_restore = 0, t_checks = 0;
+	PgLogicalRestoreResult rres;
+	json_t *report = NULL, *warnings = json_array(), *times;
+	DrillOpts local = *o;
+	const char *db;
+
+	memset(out, 0, sizeof(*out));
+	local.jobs = jobs;
+	r.o = &local;
+	r.checks = json_array();
+	r.cat.matviews = json_array();
+	r.cat.large_objects = -1;
+	if (o->checks_file != NULL && (rc = user_checks_load(o->checks_file, &uc, &nuc)) < 0)
+		goto done;
+	if ((rc = drill_backup_pick(o, out->backup)) < 0 || (rc = repo_manifest_load(&r.m, o->repo, out->backup)) < 0)
+		goto done;
+	r.meta = repo_manifest_metadata(r.m);
+	if (strcmp(repo_manifest_kind(r.m), "logical") != 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup: drills restore logical backups (physical "
+						  "drills are not available yet)", out->backup, repo_manifest_kind(r.m));
+		goto done;
+	}
+	if (json_is_true(json_object_get(r.meta, "all")))
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' holds every database of its cluster: drills restore "
+						  "backups of one database", out->backup);
+		goto done;
+	}
+	if (json_is_true(json_object_get(r.meta, "schema_only")))
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' is schema-only: there is no data to drill", out->backup);
+		goto done;
+	}
+	db = json_string_value(json_object_get(r.meta, "database"));
+	r.dbname = pv_strdup(db && db[0] ? db : "drill");
+	r.encoding = json_string_value(json_object_get(r.meta, "encoding"));
+	if (r.encoding == NULL)
+		r.encoding = "UTF8";
+	report = report_new(&r);
+	pv_log_info("drill: backup %s (source '%s', database '%s')", out->backup, repo_manifest_source(r.m),
+				r.dbname);
+
+	/* The catalog is read before anything starts: a backup whose catalog is damaged fails right here. */
+	if ((rc = pglogical_catalog_foreach(o->repo, r.m, catalog_entry, &r.cat)) < 0)
+	{
+		check_add(&r, "restore", "failed", "the backup's catalog cannot be read: %s", pv_error_msg());
+		pv_error_clear();
+		rc = PV_OK;
+		goto judged;
+	}
+	if (r.cat.error != NULL)
+		json_array_append_new(warnings, json_string(r.cat.error));
+
+	if ((rc = scratch_create(&r.scratch, &local,
+							 (int) (json_integer_value(json_object_get(r.meta, "server_version_num")) / 10000))) < 0 ||
+		(rc = target_create(&r, warnings)) < 0)
+		goto done;
+	t_setup = pv_time_monotonic_ms() - t0;
+	scratch_conn(&r.scratch, &r.conn, r.dbname);
+	{
+		PgLogicalRestoreOpts ro = {.bindir = r.scratch.bindir, .repo = o->repo, .backup = out->backup,
+			.target_db = r.dbname, .no_owner = true, .no_privileges = true, .jobs = jobs};
+		int64_t t1 = pv_time_monotonic_ms();
+
+		scratch_conn(&r.scratch, &ro.conn, "template1");
+		rc = pglogical_restore(&rres, &ro);
+		t_restore = pv_time_monotonic_ms() - t1;
+		if (rc < 0)
+		{
+			json_t *d = check_add(&r, "restore", "failed", "%s", pv_error_msg());
+
+			json_object_set_new(d, "error", json_string(pv_error_name(rc)));
+			pv_error_clear();
+			rc = PV_OK;
+			goto judged;
+		}
+		json_object_set_new(check_add(&r, "restore", "ok", "%llu tables, %llu rows, %llu sequences, %llu large "
+									  "objects restored", (unsigned long long) rres.tables,
+									  (unsigned long long) rres.rows, (unsigned long long) rres.sequences,
+									  (unsigned long long) rres.large_objects),
+							"bytes", json_integer((json_int_t) rres.bytes));
+	}
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0' && (rc = fault_inject(&r)) < 0)
+		goto done;
+	{
+		int64_t t1 = pv_time_monotonic_ms();
+
+		run_checks(&r, uc, nuc);
+		t_checks = pv_time_monotonic_ms() - t1;
+	}
+judged:
+	{
+		int64_t total = pv_time_monotonic_ms() - t0;
+		char a[64], b[64];
+
+		out->rto_ok = true;
+		if (o->rto_secs > 0)
+		{
+			out->rto_ok = total <= o->rto_secs * 1000;
+			check_add(&r, "rto", out->rto_ok ? "ok" : "failed", "total %s %s the RTO of %s",
+					  pv_elapsed_format(a, sizeof(a), total), out->rto_ok ? "is within" : "exceeds",
+					  pv_duration_format(b, sizeof(b), o->rto_secs));
+		}
+		times = json_pack("{s:I, s:I, s:I, s:I}", "setup", (json_int_t) t_setup, "restore", (json_int_t) t_restore,
+						  "checks", (json_int_t) t_checks, "total", (json_int_t) total);
+	}
+	out->integrity_ok = r.integrity_ok;
+	out->ok = r.integrity_ok && out->rto_ok;
+	json_object_set_new(report, "times_ms", times);
+	json_object_set_new(report, "rto_seconds", o->rto_secs > 0 ? json_integer((json_int_t) o->rto_secs) : json_null());
+	json_object_set_new(report, "rto_ok", o->rto_secs > 0 ? json_boolean(out->rto_ok) : json_null());
+	json_object_set_new(report, "integrity_ok", json_boolean(out->integrity_ok));
+	json_object_set_new(report, "ok", json_boolean(out->ok));
+	json_object_set_new(report, "outcome", json_string(out->ok ? "passed" : "failed"));
+	json_object_set_new(report, "checks", json_incref(r.checks));
+	json_object_set_new(report, "warnings", json_incref(warnings));
+	if (r.scratch.version_num > 0)
+		json_object_set_new(report, "server", json_pack("{s:i, s:s}", "version_num", r.scratch.version_num,
+														"bindir", r.scratch.bindir));
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0')
+		json_object_set_new(report, "fault_injected", json_string(o->fault_sql));
+	if (o->record)
+	{
+		if ((rc = catalog_record_write(o->repo, CATALOG_DRILL, out->backup, out->ok, report, out->record)) < 0)
+		{
+			/* The verdict stands; not being able to file it is worth a loud warning, not a lost result. */
+			pv_log_warn("drill: %s", pv_error_msg());
+			json_object_set_new(report, "record_error", json_string(pv_error_msg()));
+			pv_error_clear();
+			out->record[0] = '\0';
+		}
+		else
+			json_object_set_new(report, "record", json_string(out->record));
+	}
+	out->report = report;
+	report = NULL;
+	rc = PV_OK;
+done:
+	if (rc < 0 && r.scratch.dir != NULL && r.scratch.started)
+		pv_log_detail("drill: scratch server log is in '%s' (removed now)", r.scratch.serverlog);
+	scratch_destroy(&r.scratch);
+	json_decref(report);
+	json_decref(warnings);
+	json_decref(r.checks);
+	catalog_free(&r.cat);
+	repo_manifest_free(r.m);
+	user_checks_free(uc, nuc);
+	pv_free(r.dbname);
+	return rc;
+}

@@ -1,0 +1,354 @@
+/*
+ * toc.c: see toc.h.
+ *
+ * Two spellings of names appear in `pg_restore -l`: the objects' own
+ * entries (TABLE, INDEX, CONSTRAINT "table con", ...) print names raw,
+ * while COMMENT, ACL and SECURITY LABEL entries print the SQL they are
+ * about ("TABLE name", "COLUMN name.col", "CONSTRAINT con ON name") with
+ * names quoted as pg_dump's fmtId() quotes them: only when needed, which
+ * depends on the server's keyword list.  Those are matched against both
+ * the raw and the always-quoted spelling.
+ */
+#include "pg/logical/toc.h"
+
+#include "common/mem.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The descriptions this module keeps, and the longer ones they prefix. */
+static const char *const descs[] = {
+	"SEQUENCE OWNED BY", "SECURITY LABEL", "FK CONSTRAINT", "INDEX ATTACH", "TABLE ATTACH",
+	"ROW SECURITY", "SEQUENCE SET", "TABLE DATA", "DEFAULT ACL", "CONSTRAINT", "SEQUENCE",
+	"COMMENT", "DEFAULT", "TRIGGER", "POLICY", "INDEX", "TABLE", "RULE", "ACL",
+};
+
+/* One name as pg_restore -l prints it (newlines as spaces). */
+static char *
+sanitize(const char *s)
+{
+	char *r = pv_strdup(s ? s : "");
+
+	for (char *p = r; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	return r;
+}
+
+/* "name" with quotes doubled, as fmtId() writes a name that needs quoting. */
+static char *
+quoted(const char *s)
+{
+	Buf b = PV_BUF_INIT;
+
+	buf_append_byte(&b, '"');
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '"')
+			buf_append_byte(&b, '"');
+		buf_append_byte(&b, (unsigned char) *p);
+	}
+	buf_append_byte(&b, '"');
+	return buf_detach(&b);
+}
+
+/*
+ * Is rest "SCHEMA PREFIX[X]SUFFIX OWNER"?  With var, X is some non-empty
+ * text; without, there is none.  An unknown owner (NULL) matches any.
+ */
+static bool
+match(const char *rest, const char *schema, const char *prefix, const char *suffix, bool var,
+	  const char *owner)
+{
+	size_t ls = strlen(schema), lp = strlen(prefix), lsuf = strlen(suffix), lr = strlen(rest);
+	const char *after;
+
+	if (lr < ls + 1 + lp || strncmp(rest, schema, ls) != 0 || rest[ls] != ' ' ||
+		strncmp(rest + ls + 1, prefix, lp) != 0)
+		return false;
+	after = rest + ls + 1 + lp;
+	if (owner != NULL)
+	{
+		size_t lo = strlen(owner);
+		size_t left = strlen(after);
+		size_t need = lsuf + 1 + lo;
+
+		if (left < need + (var ? 1 : 0) || (!var && left != need))
+			return false;
+		return strncmp(after + left - need, suffix, lsuf) == 0 && after[left - lo - 1] == ' ' &&
+			strcmp(after + left - lo, owner) == 0;
+	}
+	if (!var)
+		return strncmp(after, suffix, lsuf) == 0 && after[lsuf] == ' ';
+	if (*after == '\0' || *after == ' ')
+		return false;
+	if (lsuf == 0)
+		return strchr(after, ' ') != NULL;
+	{
+		const char *p = strstr(after + 1, suffix);
+
+		return p != NULL && p[lsuf] == ' ';
+	}
+}
+
+/* ... for a COMMENT/ACL/SECURITY LABEL tag "KIND NAME" or "KIND NAME.X" / "KIND X ON NAME". */
+static bool
+match_about(const char *rest, const char *schema, const char *kind, const char *raw, const char *q,
+			int shape, const char *owner)
+{
+	const char *names[2] = {raw, q};
+
+	for (int i = 0; i < 2; i++)
+	{
+		char *a;
+		bool ok;
+
+		if (shape == 0)			/* KIND NAME */
+		{
+			a = pv_asprintf("%s %s", kind, names[i]);
+			ok = match(rest, schema, a, "", false, owner);
+		}
+		else if (shape == 1)	/* KIND NAME.X */
+		{
+			a = pv_asprintf("%s %s.", kind, names[i]);
+			ok = match(rest, schema, a, "", true, owner);
+		}
+		else					/* KIND X ON NAME */
+		{
+			char *k = pv_asprintf("%s ", kind);
+
+			a = pv_asprintf(" ON %s", names[i]);
+			ok = match(rest, schema, k, a, true, owner);
+			pv_free(k);
+		}
+		pv_free(a);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+typedef struct TocT
+{
+	char *schema, *name, *qname, *owner;
+	char **idx, **qidx;
+	size_t nidx;
+	char **seq, **qseq;
+	size_t nseq;
+} TocT;
+
+static bool
+entry_of_table(const char *desc, const char *rest, const TocT *t)
+{
+	const char *s = t->schema, *o = t->owner;
+
+	if (strcmp(desc, "TABLE") == 0 || strcmp(desc, "TABLE ATTACH") == 0 || strcmp(desc, "ROW SECURITY") == 0)
+		return match(rest, s, t->name, "", false, o);
+	if (strcmp(desc, "DEFAULT") == 0 || strcmp(desc, "CONSTRAINT") == 0 || strcmp(desc, "FK CONSTRAINT") == 0 ||
+		strcmp(desc, "TRIGGER") == 0 || strcmp(desc, "RULE") == 0 || strcmp(desc, "POLICY") == 0)
+	{
+		char *p = pv_asprintf("%s ", t->name);
+		bool ok = match(rest, s, p, "", true, o);
+
+		pv_free(p);
+		return ok;
+	}
+	if (strcmp(desc, "INDEX") == 0 || strcmp(desc, "INDEX ATTACH") == 0)
+	{
+		for (size_t i = 0; i < t->nidx; i++)
+			if (match(rest, s, t->idx[i], "", false, o))
+				return true;
+		return false;
+	}
+	if (strcmp(desc, "SEQUENCE") == 0 || strcmp(desc, "SEQUENCE OWNED BY") == 0)
+	{
+		for (size_t i = 0; i < t->nseq; i++)
+			if (match(rest, s, t->seq[i], "", false, o))
+				return true;
+		return false;
+	}
+	if (strcmp(desc, "COMMENT") == 0 || strcmp(desc, "ACL") == 0 || strcmp(desc, "SECURITY LABEL") == 0)
+	{
+		static const char *const on_kinds[] = {"CONSTRAINT", "TRIGGER", "POLICY", "RULE"};
+
+		if (match_about(rest, s, "TABLE", t->name, t->qname, 0, o) ||
+			match_about(rest, s, "COLUMN", t->name, t->qname, 1, o))
+			return true;
+		for (size_t i = 0; i < PV_ARRAY_LEN(on_kinds); i++)
+			if (match_about(rest, s, on_kinds[i], t->name, t->qname, 2, o))
+				return true;
+		for (size_t i = 0; i < t->nidx; i++)
+			if (match_about(rest, s, "INDEX", t->idx[i], t->qidx[i], 0, o))
+				return true;
+		for (size_t i = 0; i < t->nseq; i++)
+			if (match_about(rest, s, "SEQUENCE", t->seq[i], t->qseq[i], 0, o))
+				return true;
+	}
+	return false;
+}
+
+static bool
+entry_is_fk(const char *desc, const char *rest, const PgTocFk *fk)
+{
+	char *s = sanitize(fk->schema), *t = sanitize(fk->table), *n = sanitize(fk->name);
+	char *o = fk->owner ? sanitize(fk->owner) : NULL;
+	char *tag = pv_asprintf("%s %s", t, n);
+	bool ok = false;
+
+	if (strcmp(desc, "FK CONSTRAINT") == 0)
+		ok = match(rest, s, tag, "", false, o);
+	else if (strcmp(desc, "COMMENT") == 0)
+	{
+		char *qt = quoted(t), *qn = quoted(n);
+		const char *tn[2] = {t, qt}, *nn[2] = {n, qn};
+
+		for (int i = 0; i < 2 && !ok; i++)
+			for (int j = 0; j < 2 && !ok; j++)
+			{
+				char *a = pv_asprintf("CONSTRAINT %s ON %s", nn[j], tn[i]);
+
+				ok = match(rest, s, a, "", false, o);
+				pv_free(a);
+			}
+		pv_free(qt);
+		pv_free(qn);
+	}
+	pv_free(tag);
+	pv_free(s);
+	pv_free(t);
+	pv_free(n);
+	pv_free(o);
+	return ok;
+}
+
+static void
+toct_init(TocT *t, const PgTocTable *src)
+{
+	t->schema = sanitize(src->schema);
+	t->name = sanitize(src->name);
+	t->qname = quoted(t->name);
+	t->owner = src->owner ? sanitize(src->owner) : NULL;
+	t->nidx = src->nindexes;
+	t->idx = pv_calloc(t->nidx + 1, sizeof(char *));
+	t->qidx = pv_calloc(t->nidx + 1, sizeof(char *));
+	for (size_t i = 0; i < t->nidx; i++)
+	{
+		t->idx[i] = sanitize(src->indexes[i]);
+		t->qidx[i] = quoted(t->idx[i]);
+	}
+	t->nseq = src->nsequences;
+	t->seq = pv_calloc(t->nseq + 1, sizeof(char *));
+	t->qseq = pv_calloc(t->nseq + 1, sizeof(char *));
+	for (size_t i = 0; i < t->nseq; i++)
+	{
+		t->seq[i] = sanitize(src->sequences[i]);
+		t->qseq[i] = quoted(t->seq[i]);
+	}
+}
+
+static void
+toct_free(TocT *t)
+{
+	for (size_t i = 0; i < t->nidx; i++)
+	{
+		pv_free(t->idx[i]);
+		pv_free(t->qidx[i]);
+	}
+	for (size_t i = 0; i < t->nseq; i++)
+	{
+		pv_free(t->seq[i]);
+		pv_free(t->qseq[i]);
+	}
+	pv_free(t->idx);
+	pv_free(t->qidx);
+	pv_free(t->seq);
+	pv_free(t->qseq);
+	pv_free(t->schema);
+	pv_free(t->name);
+	pv_free(t->qname);
+	pv_free(t->owner);
+}
+
+/* Split "ID; TABLEOID OID DESC REST" into desc (one of descs) and rest; false otherwise. */
+static bool
+line_parse(const char *line, const char **desc, const char **rest)
+{
+	const char *p = line;
+	int fields = 0;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == line || *p != ';')
+		return false;
+	p++;
+	/* " TABLEOID OID " */
+	while (fields < 2)
+	{
+		if (*p != ' ')
+			return false;
+		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		fields++;
+	}
+	if (*p != ' ')
+		return false;
+	p++;
+	for (size_t i = 0; i < PV_ARRAY_LEN(descs); i++)
+	{
+		size_t l = strlen(descs[i]);
+
+		if (strncmp(p, descs[i], l) == 0 && p[l] == ' ')
+		{
+			*desc = descs[i];
+			*rest = p + l + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t
+pgtoc_filter(Buf *out, const char *list, const PgTocTable *tables, size_t ntables,
+			 const PgTocFk *fks, size_t nfks)
+{
+	TocT *ts = pv_calloc(ntables + 1, sizeof(TocT));
+	size_t kept = 0;
+	const char *p = list;
+
+	for (size_t i = 0; i < ntables; i++)
+		toct_init(&ts[i], &tables[i]);
+	while (p != NULL && *p)
+	{
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t) (nl - p) : strlen(p);
+		char *line = pv_strndup(p, len);
+		const char *desc = NULL, *rest = NULL;
+		bool keep = false;
+
+		if (len > 0 && line[len - 1] == '\r')
+			line[len - 1] = '\0';
+		if (line_parse(line, &desc, &rest))
+		{
+			for (size_t i = 0; i < ntables && !keep; i++)
+				keep = entry_of_table(desc, rest, &ts[i]);
+			for (size_t i = 0; i < nfks && !keep; i++)
+				keep = entry_is_fk(desc, rest, &fks[i]);
+		}
+		if (keep)
+		{
+			buf_append_str(out, line);
+			buf_append_byte(out, '\n');
+			kept++;
+		}
+		pv_free(line);
+		p = nl ? nl + 1 : NULL;
+	}
+	for (size_t i = 0; i < ntables; i++)
+		toct_free(&ts[i]);
+	pv_free(ts);
+	return kept;
+}

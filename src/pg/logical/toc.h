@@ -1,0 +1,61 @@
+/*
+ * toc.h: choosing the entries of a schema archive (pg_dump custom format)
+ * that belong to a set of tables, for `pgvault restore --table` and
+ * `pgvault export --table`.
+ *
+ * pg_restore -L LIST restores only the entries LIST names (by dump id), so
+ * selecting tables means writing such a list: read `pg_restore -l` of the
+ * schema item and keep, for each selected table, its TABLE (and TABLE
+ * ATTACH), its owned sequences (SEQUENCE, SEQUENCE OWNED BY), column
+ * DEFAULTs, CONSTRAINTs, FK CONSTRAINTs, INDEXes (and INDEX ATTACH),
+ * TRIGGERs, RULEs, POLICYs, ROW SECURITY, and the COMMENT, ACL and
+ * SECURITY LABEL entries on all of those.  Extra foreign keys of other
+ * tables (those that reference a selected table and must be dropped and
+ * re-made around a --clean) can be kept too.
+ *
+ * A line of `pg_restore -l` reads "ID; TABLEOID OID DESC SCHEMA TAG OWNER"
+ * where DESC may hold spaces ("FK CONSTRAINT") and so may SCHEMA, TAG and
+ * OWNER (names are printed unquoted, with newlines turned into spaces).
+ * Matching is therefore done against what the line must be for a known
+ * table: "SCHEMA TAG OWNER" compared whole when the table's owner is known
+ * (then a table "a" never picks up the entries of a table "a b"), by
+ * prefix otherwise.  Index names must be given: an INDEX entry's tag does
+ * not name its table.
+ *
+ * Ownership: everything is borrowed; the result is appended to a Buf.
+ */
+#ifndef PV_PG_LOGICAL_TOC_H
+#define PV_PG_LOGICAL_TOC_H
+
+#include "common/buf.h"
+
+#include <stddef.h>
+
+typedef struct PgTocTable
+{
+	const char *schema;
+	const char *name;
+	const char *owner;			/* NULL: unknown (prefix matching) */
+	const char *const *indexes;	/* index names (same schema) */
+	size_t nindexes;
+	const char *const *sequences;	/* owned sequence names (same schema) */
+	size_t nsequences;
+} PgTocTable;
+
+/* A foreign key of another table, kept with the selection. */
+typedef struct PgTocFk
+{
+	const char *schema;
+	const char *table;
+	const char *name;
+	const char *owner;			/* the table's owner, or NULL */
+} PgTocFk;
+
+/*
+ * Append to out the lines of list (the text of `pg_restore -l`) that
+ * belong to the tables or are one of the foreign keys; returns how many.
+ */
+size_t pgtoc_filter(Buf *out, const char *list, const PgTocTable *tables, size_t ntables,
+					const PgTocFk *fks, size_t nfks);
+
+#endif
