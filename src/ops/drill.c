@@ -271,7 +271,6 @@ read_postmaster_pid(const char *datadir)
 
 	if (pv_fs_read_file(path, &b) == 0)
 		pid = atoi(buf_cstr(&b));
-	pv_error_clear();
 	buf_free(&b);
 	pv_free(path);
 	return pid;
@@ -369,6 +368,10 @@ done:
 static void
 scratch_destroy(Scratch *s)
 {
+	PvErrorSave saved;
+
+	/* Cleaning up must not replace the error that ended the drill. */
+	pv_error_save(&saved);
 	if (s->started)
 	{
 		char *argv[] = {s->pg_ctl, (char *) "-D", s->datadir, (char *) "-m", (char *) "immediate",
@@ -402,6 +405,7 @@ scratch_destroy(Scratch *s)
 	pv_free(s->initdb);
 	pv_free(s->pg_ctl);
 	memset(s, 0, sizeof(*s));
+	pv_error_restore(&saved);
 }
 
 static void
@@ -413,6 +417,14 @@ scratch_conn(const Scratch *s, PgConnOpts *out, const char *dbname)
 	out->username = "postgres";
 	out->dbname = dbname;
 	out->application_name = "pgvault drill";
+}
+
+/* Our own connections' NOTICEs ("database ... does not exist, skipping") are noise. */
+static void
+notice_ignore(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
 }
 
 /* ---- the backup and its catalog ---- */
@@ -792,6 +804,7 @@ target_create(DrillRun *r, json_t *warnings)
 	scratch_conn(&r->scratch, &co, "template1");
 	if ((rc = pgconn_connect(&c, &co)) < 0)
 		goto done;
+	PQsetNoticeProcessor(c, notice_ignore, NULL);
 	/* "postgres" exists in a new cluster: replace it, so it gets the source's encoding and locale. */
 	buf_printf(&sql, "DROP DATABASE IF EXISTS %s", q);
 	if ((rc = pgconn_exec(c, buf_cstr(&sql))) < 0)
@@ -1376,6 +1389,7 @@ run_checks(DrillRun *r, const UserCheck *uc, int nuc)
 		pv_error_clear();
 		return PV_OK;
 	}
+	PQsetNoticeProcessor(c, notice_ignore, NULL);
 	/* Qualified names in every regclass output, whatever the restored search_path. */
 	if ((rc = pgconn_exec(c, "SET search_path = pg_catalog; SET statement_timeout = 0")) < 0)
 		goto done;

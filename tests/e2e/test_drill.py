@@ -20,6 +20,7 @@ the source at backup time), an RTO lower than the measured time.
 import glob
 import os
 import shutil
+import struct
 
 import pytest
 
@@ -132,8 +133,8 @@ def test_drill_passes_and_is_recorded(env):
 
 
 def test_drill_catches_a_deleted_row(env):
-    rc, rep, err = drill(env, extra_env={"PGVAULT_DRILL_FAULT_SQL": "DELETE FROM items WHERE ctid = "
-                                         "(SELECT min(ctid) FROM items)"})
+    rc, rep, err = drill(env, env["backup"], extra_env={"PGVAULT_DRILL_FAULT_SQL":
+                                                      "DELETE FROM items WHERE ctid = '(0,1)'"})
     assert rc == 3, (rep, err)
     assert rep["ok"] is False and rep["integrity_ok"] is False
     tables = checks_by_name(rep)["tables"]
@@ -145,8 +146,8 @@ def test_drill_catches_a_deleted_row(env):
 
 def test_drill_catches_changed_content(env):
     # same row count, different contents: only the fingerprint can tell
-    rc, rep, err = drill(env, extra_env={"PGVAULT_DRILL_FAULT_SQL":
-                                         "UPDATE customers SET name = 'x' WHERE id = 7"})
+    rc, rep, err = drill(env, env["backup"], extra_env={"PGVAULT_DRILL_FAULT_SQL":
+                                                      "UPDATE customers SET name = 'x' WHERE id = 7"})
     assert rc == 3, (rep, err)
     probs = checks_by_name(rep)["tables"]["details"]["problems"]
     assert len(probs) == 1 and probs[0].startswith("public.customers has 200 rows as it should, but "
@@ -157,7 +158,7 @@ def test_drill_catches_a_foreign_key_orphan(env):
     # the hook deletes a referenced customer behind the constraint's back
     fault = ("SET session_replication_role = replica; "
              "DELETE FROM customers WHERE id = 5")
-    rc, rep, err = drill(env, extra_env={"PGVAULT_DRILL_FAULT_SQL": fault})
+    rc, rep, err = drill(env, env["backup"], extra_env={"PGVAULT_DRILL_FAULT_SQL": fault})
     assert rc == 3, (rep, err)
     fk = checks_by_name(rep)["foreign_keys"]
     assert fk["status"] == "failed"
@@ -183,28 +184,48 @@ def test_drill_catches_an_orphan_in_the_source(env):
     assert_cleaned_up(env)
 
 
+def largest_data_blob(repo):
+    """(pack path, offset, length) of the largest data blob of an unencrypted
+    repository, from the pack headers (docs/repository-format.md section 5)."""
+    best = None
+    for p in glob.glob(os.path.join(repo, "data", "*", "*")):
+        with open(p, "rb") as f:
+            data = f.read()
+        hlen = struct.unpack("<I", data[-4:])[0]
+        header = data[-4 - hlen:-4]
+        assert header[0] == 0 and header[1:5] == b"PVPH", p   # codec none, magic
+        n = struct.unpack("<I", header[1 + 8:1 + 12])[0]
+        for i in range(n):
+            e = header[1 + 12 + 48 * i:1 + 12 + 48 * (i + 1)]
+            btype, off, length = e[0], struct.unpack("<I", e[4:8])[0], struct.unpack("<I", e[8:12])[0]
+            if btype == 0 and (best is None or length > best[2]):
+                best = (p, off, length)
+    return best
+
+
 def test_drill_catches_a_corrupted_chunk(env, tmp_path):
-    # a copy of the repository with one byte flipped in every data pack
+    # a copy of the repository with one byte flipped in the largest chunk of
+    # table data: the catalog reads fine, the restore must refuse the chunk
     repo = str(tmp_path / "repo")
     shutil.copytree(env["repo"], repo)
-    packs = glob.glob(os.path.join(repo, "data", "*", "*"))
-    assert packs
-    for p in packs:
-        with open(p, "r+b") as f:
-            f.seek(os.path.getsize(p) // 3)
-            b = f.read(1)
-            f.seek(-1, os.SEEK_CUR)
-            f.write(bytes([b[0] ^ 0x5A]))
+    path, off, length = largest_data_blob(repo)
+    with open(path, "r+b") as f:
+        f.seek(off + length // 2)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0x5A]))
     rc, rep, err = drill(env, env["backup"], repo=repo)
     assert rc == 3, (rep, err)
     restore = checks_by_name(rep)["restore"]
-    assert restore["status"] == "failed" and "corrupt" in restore["message"], restore
+    assert restore["status"] == "failed" and "is corrupt" in restore["message"], restore
     assert rep["integrity_ok"] is False
+    assert rep["times_ms"]["setup"] > 0          # it got as far as the restore
+    assert drill_records(repo, env["backup"])[-1] == rep["record"] + ".failed"
     assert_cleaned_up(env)
 
 
 def test_drill_rto_exceeded(env):
-    rc, rep, err = drill(env, "--rto", "1s", "--no-record")
+    rc, rep, err = drill(env, env["backup"], "--rto", "1s", "--no-record")
     assert rc == 1, (rep, err)
     assert rep["integrity_ok"] is True and rep["rto_ok"] is False and rep["ok"] is False
     rto = checks_by_name(rep)["rto"]
@@ -223,7 +244,7 @@ def test_drill_user_checks_and_settings(env, tmp_path):
         "SELECT count(*) FROM customers WHERE name IS NULL => 1\n")
     conf = tmp_path / "pgvault.conf"
     conf.write_text("[global]\nrto = 1h\ndrill-checks = %s\n" % checks)
-    rc, rep, err = drill(env, "--config", str(conf), "--no-record")
+    rc, rep, err = drill(env, env["backup"], "--config", str(conf), "--no-record")
     assert rc == 3, (rep, err)
     checks_ = checks_by_name(rep)
     assert checks_["sql:3"]["status"] == "ok" and checks_["sql:3"]["message"] == "3000"

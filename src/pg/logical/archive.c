@@ -357,6 +357,16 @@ pgarchive_pg_restore(const PgTool *pg_restore, const char *const *args, const ch
 	return pglogical_child_wait(&ch);
 }
 
+/* The index in c->tables of the j-th selected table. */
+static size_t
+table_index(const PgCatalog *c, const bool *sel, size_t j)
+{
+	for (size_t i = 0; i < json_array_size(c->tables); i++)
+		if (sel[i] && j-- == 0)
+			return i;
+	return json_array_size(c->tables);
+}
+
 static const char **
 strings_of(const json_t *a, size_t *n)
 {
@@ -376,8 +386,8 @@ pgarchive_toc_list(char **out_path, size_t *out_kept, const PgTool *pg_restore, 
 				   const PgCatalog *c, const bool *sel, bool with_referencing)
 {
 	const char *args[] = {"--list", NULL};
-	size_t n = json_array_size(c->tables), nt = 0, nfk = 0, kept;
-	PgTocTable *ts = pv_calloc(n + 1, sizeof(PgTocTable));
+	size_t nt = 0, nfk = 0, kept;
+	PgTocTable *ts = NULL;
 	PgTocFk *fks = NULL;
 	Buf list = PV_BUF_INIT, keep = PV_BUF_INIT;
 	bool old_catalog = false;
@@ -399,7 +409,9 @@ pgarchive_toc_list(char **out_path, size_t *out_kept, const PgTool *pg_restore, 
 
 		if (!sel[i])
 			continue;
+		ts = pv_realloc(ts, sizeof(PgTocTable) * (nt + 1));
 		x = &ts[nt++];
+		memset(x, 0, sizeof(*x));
 		x->schema = json_string_value(json_object_get(t, "schema"));
 		x->name = json_string_value(json_object_get(t, "name"));
 		x->owner = json_string_value(json_object_get(t, "owner"));
@@ -441,6 +453,35 @@ pgarchive_toc_list(char **out_path, size_t *out_kept, const PgTool *pg_restore, 
 										.name = json_string_value(json_object_get(fk, "name")),
 										.owner = json_string_value(json_object_get(fk, "owner"))};
 			}
+		}
+	}
+	/* the views built on them: dropped by --clean with them, so made again with them */
+	for (size_t j = 0, ntab = nt; with_referencing && j < ntab; j++)
+	{
+		json_t *v;
+		size_t k;
+
+		json_array_foreach(json_object_get(json_array_get(c->tables, table_index(c, sel, j)), "dependents"), k, v)
+		{
+			const char *vs = json_string_value(json_object_get(v, "schema"));
+			const char *vn = json_string_value(json_object_get(v, "name"));
+			bool dup = false;
+
+			if (vs == NULL || vn == NULL)
+				continue;
+			for (size_t x = ntab; x < nt && !dup; x++)
+				dup = strcmp(ts[x].schema, vs) == 0 && strcmp(ts[x].name, vn) == 0;
+			if (dup)
+				continue;
+			ts = pv_realloc(ts, sizeof(PgTocTable) * (nt + 1));
+			memset(&ts[nt], 0, sizeof(PgTocTable));
+			ts[nt].schema = vs;
+			ts[nt].name = vn;
+			ts[nt].owner = json_string_value(json_object_get(v, "owner"));
+			ts[nt].indexes = strings_of(json_object_get(v, "indexes"), &ts[nt].nindexes);
+			ts[nt].sequences = pv_calloc(1, sizeof(char *));
+			ts[nt].view = true;
+			nt++;
 		}
 	}
 	if (old_catalog)

@@ -77,9 +77,10 @@ int pgarchive_item_to_file(char **out_path, Repo *repo, const RepoManifest *m, c
 
 /*
  * Write a pg_restore -L list keeping only the selected tables' entries of
- * the archive (and the foreign keys of other tables that reference them,
- * when with_referencing): *out_path is the caller's; *out_kept (may be
- * NULL) gets the number of entries kept.  A catalog without index names
+ * the archive (and, with_referencing, for a --clean that drops and makes
+ * them again: the foreign keys of other tables that reference them and the
+ * views built on them): *out_path is the caller's; *out_kept (may be NULL)
+ * gets the number of entries kept.  A catalog without index names
  * (older backups) keeps no indexes; a warning says so.
  */
 int pgarchive_toc_list(char **out_path, size_t *out_kept, const PgTool *pg_restore, const char *archive,

@@ -60,6 +60,7 @@ typedef struct DumpRel
 	char *owner;
 	json_t *indexes;			/* index names (array) */
 	json_t *referenced_by;		/* foreign keys of other tables pointing here (array) */
+	json_t *dependents;			/* views and materialized views built on it (array) */
 	uint64_t size;
 	bool populated;
 	bool data;					/* its data is in the backup */
@@ -637,6 +638,7 @@ rel_free(DumpRel *r)
 	pv_free(r->owner);
 	json_decref(r->indexes);
 	json_decref(r->referenced_by);
+	json_decref(r->dependents);
 	for (int i = 0; i < r->nparts; i++)
 		pv_free(r->parts[i].item);
 	pv_free(r->parts);
@@ -700,7 +702,7 @@ relations_load(Dump *d)
 		goto done;
 	have_sel = true;
 	d->want_lo = sel.everything && !o->schema_only;
-	if ((rc = pgconn_query(&r, d->coord, 14,
+	if ((rc = pgconn_query(&r, d->coord, 15,
 						   "SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind::text,"
 						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','m']::\"char\"[])"
 						   "  THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
@@ -735,7 +737,29 @@ relations_load(Dump *d)
 						   "   AND d2.objid OPERATOR(pg_catalog.=) c.oid"
 						   "   AND d2.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
 						   "   AND d2.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a','i']::\"char\"[])"
-						   "   AND d2.refobjsubid OPERATOR(pg_catalog.>) 0 LIMIT 1)"
+						   "   AND d2.refobjsubid OPERATOR(pg_catalog.>) 0 LIMIT 1),"
+						   /* the views and materialized views built on a table, directly or not */
+						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','p']::\"char\"[]) THEN"
+						   " (WITH RECURSIVE dep(oid) AS ("
+						   "   SELECT rw.ev_class FROM pg_catalog.pg_depend d3 JOIN pg_catalog.pg_rewrite rw"
+						   "     ON rw.oid OPERATOR(pg_catalog.=) d3.objid"
+						   "   WHERE d3.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+						   "   AND d3.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+						   "   AND d3.refobjid OPERATOR(pg_catalog.=) c.oid AND rw.ev_class OPERATOR(pg_catalog.<>) c.oid"
+						   "   UNION"
+						   "   SELECT rw.ev_class FROM dep JOIN pg_catalog.pg_depend d3"
+						   "     ON d3.refobjid OPERATOR(pg_catalog.=) dep.oid"
+						   "     AND d3.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+						   "     AND d3.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+						   "   JOIN pg_catalog.pg_rewrite rw ON rw.oid OPERATOR(pg_catalog.=) d3.objid"
+						   "   WHERE rw.ev_class OPERATOR(pg_catalog.<>) dep.oid)"
+						   "  SELECT pg_catalog.json_agg(pg_catalog.json_build_object('schema', vn.nspname, 'name', v.relname,"
+						   "   'kind', v.relkind::text, 'owner', pg_catalog.pg_get_userbyid(v.relowner),"
+						   "   'indexes', (SELECT COALESCE(pg_catalog.json_agg(vi.relname::text), '[]')"
+						   "     FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class vi ON vi.oid OPERATOR(pg_catalog.=) x.indexrelid"
+						   "     WHERE x.indrelid OPERATOR(pg_catalog.=) v.oid)) ORDER BY v.oid)"
+						   "  FROM dep JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) dep.oid"
+						   "  JOIN pg_catalog.pg_namespace vn ON vn.oid OPERATOR(pg_catalog.=) v.relnamespace)::text END"
 						   " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
 						   "   ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 						   " WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','p','S','m']::\"char\"[])"
@@ -795,6 +819,7 @@ relations_load(Dump *d)
 			rel->owner = pv_strdup(PQgetvalue(r, i, 10));
 			rel->indexes = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
 			rel->referenced_by = PQgetisnull(r, i, 12) ? NULL : json_loads(PQgetvalue(r, i, 12), 0, NULL);
+			rel->dependents = PQgetisnull(r, i, 14) ? NULL : json_loads(PQgetvalue(r, i, 14), 0, NULL);
 			rel->size = strtoull(PQgetvalue(r, i, 5), NULL, 10);
 			rel->populated = strcmp(PQgetvalue(r, i, 6), "true") == 0;
 			rel->data = data && !o->schema_only && kind == 'r';
@@ -920,6 +945,8 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 			json_object_set_new(e, "indexes", rel->indexes ? json_incref(rel->indexes) : json_array());
 			if (rel->referenced_by != NULL)
 				json_object_set_new(e, "referenced_by", json_incref(rel->referenced_by));
+			if (rel->dependents != NULL)
+				json_object_set_new(e, "dependents", json_incref(rel->dependents));
 			if (rel->data && rel->relkind == 'r')
 			{
 				json_object_set_new(e, "rows", json_integer((json_int_t) rows));

@@ -26,7 +26,10 @@
  *      "rows","fingerprint","bytes","parts":[{"item","rows","fingerprint",
  *      "bytes","pages"}],"owner","indexes":[names],
  *      "referenced_by":[{"schema","table","name","owner"}] (foreign keys of
- *      other tables pointing at this one; absent when none)}
+ *      other tables pointing at this one; absent when none),
+ *      "dependents":[{"schema","name","kind":"v"|"m","owner","indexes"}]
+ *      (views and materialized views built on it, directly or not; absent
+ *      when none)}
  *     {"kind":"sequence","schema","name","last_value":"<int8>","is_called":bool,
  *      "owned_by":"<table>" (same schema; absent when not owned)}
  *     {"kind":"matview","schema","name","populated":bool,"data":bool}

@@ -128,7 +128,29 @@ strv_free(char **v, size_t n)
 	pv_free(v);
 }
 
+static ssize_t
+strv_index(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return (ssize_t) i;
+	return -1;
+}
+
 /* ---- catalog ---- */
+
+static bool
+matview_populated(Rst *s, const char *schema, const char *name)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(s->cat.matviews, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "schema")), schema) == 0 &&
+			strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+			return json_is_true(json_object_get(e, "populated")) && json_is_true(json_object_get(e, "data"));
+	return false;
+}
 
 /* What this restore does with the catalog: data parts, sequences, matviews, tables. */
 static int
@@ -185,7 +207,35 @@ catalog_plan(Rst *s)
 									  .is_called = called};
 	}
 	if (s->sel != NULL)
-		return PV_OK;			/* selected tables: no materialized views, no large objects */
+	{
+		/* selected tables: no large objects; materialized views only those --clean makes again */
+		if (s->o->clean && !s->o->data_only)
+			json_array_foreach(s->cat.tables, i, e)
+			{
+				size_t k;
+				json_t *v;
+
+				if (!s->sel[i])
+					continue;
+				json_array_foreach(json_object_get(e, "dependents"), k, v)
+				{
+					const char *kind = json_string_value(json_object_get(v, "kind"));
+					const char *schema = json_string_value(json_object_get(v, "schema"));
+					const char *name = json_string_value(json_object_get(v, "name"));
+					char *q;
+
+					if (kind == NULL || strcmp(kind, "m") != 0 || schema == NULL || name == NULL ||
+						!matview_populated(s, schema, name))
+						continue;
+					q = pglogical_qualify(schema, name);
+					if (strv_index(s->matviews, s->nmatviews, q) >= 0)
+						pv_free(q);
+					else
+						strv_add(&s->matviews, &s->nmatviews, q);
+				}
+			}
+		return PV_OK;
+	}
 	json_array_foreach(s->cat.matviews, i, e)
 	{
 		const char *schema = json_string_value(json_object_get(e, "schema"));

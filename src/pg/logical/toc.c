@@ -19,9 +19,10 @@
 
 /* The descriptions this module keeps, and the longer ones they prefix. */
 static const char *const descs[] = {
+	"MATERIALIZED VIEW DATA", "MATERIALIZED VIEW",
 	"SEQUENCE OWNED BY", "SECURITY LABEL", "FK CONSTRAINT", "INDEX ATTACH", "TABLE ATTACH",
 	"ROW SECURITY", "SEQUENCE SET", "TABLE DATA", "DEFAULT ACL", "CONSTRAINT", "SEQUENCE",
-	"COMMENT", "DEFAULT", "TRIGGER", "POLICY", "INDEX", "TABLE", "RULE", "ACL",
+	"COMMENT", "DEFAULT", "TRIGGER", "POLICY", "INDEX", "TABLE", "VIEW", "RULE", "ACL",
 };
 
 /* One name as pg_restore -l prints it (newlines as spaces). */
@@ -131,6 +132,7 @@ match_about(const char *rest, const char *schema, const char *kind, const char *
 
 typedef struct TocT
 {
+	bool view;
 	char *schema, *name, *qname, *owner;
 	char **idx, **qidx;
 	size_t nidx;
@@ -143,7 +145,10 @@ entry_of_table(const char *desc, const char *rest, const TocT *t)
 {
 	const char *s = t->schema, *o = t->owner;
 
-	if (strcmp(desc, "TABLE") == 0 || strcmp(desc, "TABLE ATTACH") == 0 || strcmp(desc, "ROW SECURITY") == 0)
+	if (t->view && (strcmp(desc, "VIEW") == 0 || strcmp(desc, "MATERIALIZED VIEW") == 0))
+		return match(rest, s, t->name, "", false, o);
+	if (!t->view &&
+		(strcmp(desc, "TABLE") == 0 || strcmp(desc, "TABLE ATTACH") == 0 || strcmp(desc, "ROW SECURITY") == 0))
 		return match(rest, s, t->name, "", false, o);
 	if (strcmp(desc, "DEFAULT") == 0 || strcmp(desc, "CONSTRAINT") == 0 || strcmp(desc, "FK CONSTRAINT") == 0 ||
 		strcmp(desc, "TRIGGER") == 0 || strcmp(desc, "RULE") == 0 || strcmp(desc, "POLICY") == 0)
@@ -174,6 +179,9 @@ entry_of_table(const char *desc, const char *rest, const TocT *t)
 
 		if (match_about(rest, s, "TABLE", t->name, t->qname, 0, o) ||
 			match_about(rest, s, "COLUMN", t->name, t->qname, 1, o))
+			return true;
+		if (t->view && (match_about(rest, s, "VIEW", t->name, t->qname, 0, o) ||
+						match_about(rest, s, "MATERIALIZED VIEW", t->name, t->qname, 0, o)))
 			return true;
 		for (size_t i = 0; i < PV_ARRAY_LEN(on_kinds); i++)
 			if (match_about(rest, s, on_kinds[i], t->name, t->qname, 2, o))
@@ -225,6 +233,7 @@ entry_is_fk(const char *desc, const char *rest, const PgTocFk *fk)
 static void
 toct_init(TocT *t, const PgTocTable *src)
 {
+	t->view = src->view;
 	t->schema = sanitize(src->schema);
 	t->name = sanitize(src->name);
 	t->qname = quoted(t->name);

@@ -11,7 +11,9 @@
  * TRIGGERs, RULEs, POLICYs, ROW SECURITY, and the COMMENT, ACL and
  * SECURITY LABEL entries on all of those.  Extra foreign keys of other
  * tables (those that reference a selected table and must be dropped and
- * re-made around a --clean) can be kept too.
+ * re-made around a --clean) can be kept too, and so can views and
+ * materialized views (VIEW, MATERIALIZED VIEW, their indexes, triggers,
+ * rules, comments and grants), given as tables with view set.
  *
  * A line of `pg_restore -l` reads "ID; TABLEOID OID DESC SCHEMA TAG OWNER"
  * where DESC may hold spaces ("FK CONSTRAINT") and so may SCHEMA, TAG and
@@ -29,6 +31,7 @@
 
 #include "common/buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct PgTocTable
@@ -40,6 +43,7 @@ typedef struct PgTocTable
 	size_t nindexes;
 	const char *const *sequences;	/* owned sequence names (same schema) */
 	size_t nsequences;
+	bool view;					/* a view or materialized view (VIEW entries, not TABLE) */
 } PgTocTable;
 
 /* A foreign key of another table, kept with the selection. */

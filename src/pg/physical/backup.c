@@ -224,7 +224,7 @@ checksum_bad(Backup *b, const PgPhysEntry *e, json_t **file_report, uint32_t blk
 	{
 		*file_report = json_pack("{s:s, s:I, s:[]}", "file", e->name, "count", (json_int_t) 0,
 								 "blocks");
-		json_array_append(b->checksum_report, *file_report);
+		json_array_append_new(b->checksum_report, *file_report);	/* the array owns it */
 		b->checksum_files++;
 	}
 	count = json_integer_value(json_object_get(*file_report, "count")) + 1;
