@@ -22,7 +22,11 @@ const CliCommand cli_commands[] = {
 	{"expire", "apply the retention policies, then remove data no backup needs", cli_expire},
 	{"pin", "keep a backup whatever retention says (legal hold); --list", cli_pin},
 	{"unpin", "release a pin", cli_unpin},
+	{"copy", "copy backups and WAL to another repository (off-site, second region)", cli_copy},
 	{"drill", "test-restore a backup into a scratch cluster: check, time, record", cli_drill},
+	{"status", "backup age, verify and drill outcomes, WAL lag; --check for monitoring", cli_status},
+	{"daemon", "run the schedules, serve /metrics, /status and the status page, send alerts", cli_daemon},
+	{"log", "the history of the daemon's jobs: what ran, when, how long, how big, outcome", cli_log},
 };
 
 const int cli_ncommands = (int) (sizeof(cli_commands) / sizeof(cli_commands[0]));

@@ -23,5 +23,9 @@ int cli_expire(int argc, char **argv);
 int cli_pin(int argc, char **argv);
 int cli_unpin(int argc, char **argv);
 int cli_drill(int argc, char **argv);
+int cli_copy(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_daemon(int argc, char **argv);
+int cli_log(int argc, char **argv);
 
 #endif

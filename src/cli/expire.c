@@ -39,7 +39,10 @@ static const char help_text[] =
 	"Policies come from [source:NAME] (retention-KIND, then keep-*), then\n"
 	"[global] (retention-KIND, then keep-*).\n\n"
 	"Every backup is printed with its fate and the rules that keep it; then the\n"
-	"manifests of expired backups are deleted and the repository is pruned.\n\n"
+	"manifests of expired backups are deleted, the archived WAL older than the\n"
+	"oldest kept physical backup of each source (no kept backup needs it, for\n"
+	"its restore or its point-in-time window) is deleted, and the repository is\n"
+	"pruned.\n\n"
 	"Options:\n"
 	"  --dry-run                only print what would happen\n"
 	"  --kind=KIND              only backups of this kind (logical, physical, file)\n"
@@ -139,6 +142,27 @@ prune_print(const RepoPruneResult *r)
 		   (unsigned long long) r->packs_repacked, pv_size_format(c, sizeof(c), r->bytes_freed));
 }
 
+static void
+wal_print(const RetentionWalPlan *wp, bool dry_run)
+{
+	char a[32];
+
+	for (size_t i = 0; i < wp->n; i++)
+	{
+		const RetentionWal *w = &wp->sources[i];
+
+		if (w->reason != NULL)
+			printf("wal: %s: nothing deleted: %s\n", w->source, w->reason);
+		else if (w->nfiles == 0)
+			printf("wal: %s: nothing before %s (the oldest kept physical backup's start)\n", w->source,
+				   w->keep_from);
+		else
+			printf("wal: %s: %s %zu files (%s, %s to %s), kept from %s on (%zu files)\n", w->source,
+				   dry_run ? "would delete" : "deleted", w->nfiles, pv_size_format(a, sizeof(a), w->bytes),
+				   w->files[0].name, w->files[w->nfiles - 1].name, w->keep_from, w->kept);
+	}
+}
+
 static int
 parse_args(ExpireArgs *a, int argc, char **argv)
 {
@@ -224,6 +248,7 @@ cli_expire(int argc, char **argv)
 	Repo *repo = NULL;
 	RepoLock *lock = NULL;
 	RetentionPlan plan = {0};
+	RetentionWalPlan wal = {0};
 	RepoPruneOpts popts = {.lock = false};
 	RepoPruneResult pres;
 	bool pruned = false;
@@ -272,6 +297,12 @@ cli_expire(int argc, char **argv)
 	if (!a.common.json)
 		printf("expire: %s %zu of %zu backups (%zu kept)\n", a.dry_run ? "would expire" : "expired",
 			   plan.nexpire, plan.nitems, plan.nitems - plan.nexpire);
+	/* WAL after the manifests: a crash in between leaves WAL nobody needs, never the reverse. */
+	if ((rc = retention_wal_plan(&wal, repo, &plan)) < 0 ||
+		(!a.dry_run && (rc = retention_wal_expire(repo, &wal, NULL)) < 0))
+		goto fail;
+	if (!a.common.json)
+		wal_print(&wal, a.dry_run);
 	if (!a.dry_run)
 	{
 		if (!a.no_prune)
@@ -294,6 +325,7 @@ cli_expire(int argc, char **argv)
 		json_object_set_new(doc, "deleted", deleted);
 		deleted = NULL;
 		json_object_set_new(doc, "prune", pruned ? repo_prune_result_json(&pres) : json_null());
+		json_object_set_new(doc, "wal", retention_wal_plan_json(&wal));
 		pv_json_dump(stdout, doc);
 		json_decref(doc);
 	}
@@ -304,6 +336,7 @@ fail:
 out:
 	repo_lock_release(lock);
 	retention_plan_free(&plan);
+	retention_wal_plan_free(&wal);
 	json_decref(deleted);
 	repo_free(repo);
 	cfg_free(cfg);

@@ -11,6 +11,7 @@
 #include "common/mem.h"
 #include "common/timeutil.h"
 #include "common/units.h"
+#include "ops/status.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 
@@ -134,6 +135,7 @@ cli_list(int argc, char **argv)
 	{
 		json_t *doc = json_object();
 
+		status_annotate_backups(repo, cfg, list);	/* issue 7: pin, retention, verify, drill */
 		json_object_set_new(doc, "repository", json_string(repo_url(repo)));
 		json_object_set_new(doc, "backups", list);
 		list = NULL;

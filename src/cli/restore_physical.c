@@ -18,11 +18,13 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "pg/physical/restore.h"
+#include "pg/physical/start.h"
 #include "repo/repo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char help_text[] =
 	"pgvault restore --pgdata: restore a physical backup into a data directory\n\n"
@@ -51,13 +53,18 @@ static const char help_text[] =
 	"  --archive-mode=MODE      preserve (default) the backup's archive_mode, or\n"
 	"                           off: a test restore that must not archive into\n"
 	"                           the source's archive\n"
-	"  -j, --jobs=N             files written in parallel (default: one per core)\n\n"
+	"  --tablespace-map=OID=DIR restore tablespace OID into DIR instead of its\n"
+	"                           original location (repeat for more)\n"
+	"  -j, --jobs=N             files written in parallel (default: one per core)\n"
+	"  --start                  start the server (pg_ctl, as the user running this)\n"
+	"                           and wait until recovery ends; report the times\n"
+	"  --start-options=OPTS     options for the server (pg_ctl -o), e.g. '-p 5433'\n\n"
 	"Examples:\n"
 	"  pgvault restore latest --pgdata /var/lib/postgresql/15/restored\n"
 	"  pgvault restore latest --pgdata /srv/pitr --target-time '2026-11-22 14:30' \\\n"
 	"                 --target-action promote\n"
 	"  pgvault restore 20261122T023900Z-a1b2c3 --pgdata /srv/check --target-immediate \\\n"
-	"                 --archive-mode off\n";
+	"                 --archive-mode off --tablespace-map 16384=/srv/check-ts\n";
 
 enum
 {
@@ -72,6 +79,9 @@ enum
 	OPT_TIMELINE,
 	OPT_EXCLUSIVE,
 	OPT_ARCHIVE_MODE,
+	OPT_TS_MAP,
+	OPT_START,
+	OPT_START_OPTIONS,
 };
 
 bool
@@ -113,7 +123,7 @@ archive_get_command(Repo *repo, const PvConfig *cfg)
 
 static void
 summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestoreResult *r,
-			  const PgPhysTarget *t)
+			  const PgPhysTarget *t, const PgPhysStartResult *st)
 {
 	char *what = pgphys_target_describe(t);
 	char size[32], took[32];
@@ -125,6 +135,12 @@ summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestore
 							  "files", (json_int_t) r->files, "bytes", (json_int_t) r->bytes,
 							  "duration_ms", (json_int_t) r->duration_ms);
 
+		if (st != NULL)
+		{
+			json_object_set_new(j, "start_ms", json_integer(st->start_ms));
+			json_object_set_new(j, "recovery_ms", json_integer(st->recovery_ms));
+			json_object_set_new(j, "cluster_state", json_string(st->state));
+		}
 		pv_json_dump(stdout, j);
 		json_decref(j);
 	}
@@ -135,22 +151,105 @@ summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestore
 			   r->source[0] ? r->source : "default", pgdata, (unsigned long long) r->files,
 			   pv_size_format(size, sizeof(size), r->bytes),
 			   pv_elapsed_format(took, sizeof(took), r->duration_ms));
-		printf("start the server to recover to %s\n", what);
+		if (st == NULL)
+			printf("start the server to recover to %s\n", what);
+		else if (st->recovery_ms > 0)
+			printf("recovered to %s (%s) in %s\n", what, st->state,
+				   pv_elapsed_format(took, sizeof(took), st->recovery_ms));
+		else
+			printf("server started (%s): recovery pauses at %s\n", st->state, what);
 	}
 	pv_free(what);
 }
 
-typedef struct Args
+typedef struct Args Args;
+static int start_and_wait(PgPhysStartResult *st, const Args *a, const char *pgdata,
+						  const char *bindir, const PgPhysRestoreResult *res);
+
+struct Args
 {
 	CliCommon common;
 	const char *spec;
 	const char *pgdata;
 	const char *jobs;
 	const char *archive_mode;
+	PgPhysTablespaceMap *ts_map;
+	size_t nts_map;
+	bool start;
+	const char *start_options;
 	PgPhysTarget target;
 	PgPhysTargetKind kind;
 	const char *value;
-} Args;
+};
+
+/* --start: the server recovers; report how long restore and recovery took. */
+static int
+start_and_wait(PgPhysStartResult *out, const Args *a, const char *pgdata, const char *bindir,
+			   const PgPhysRestoreResult *res)
+{
+	PgPhysStartResult st;
+	/* a target without an action pauses there (the server's default) */
+	const char *action = a->target.action ? a->target.action
+		: a->kind != PGPHYS_TARGET_NONE ? "pause" : "promote";
+	char t1[32], t2[32], t3[32];
+	int rc;
+
+	rc = pgphys_start(&st, &(PgPhysStartOpts) {.pgdata = pgdata, .bindir = bindir,
+		.pg_major = res->pg_version_num / 10000, .options = a->start_options, .action = action});
+	if (rc < 0)
+		return rc;
+	pv_elapsed_format(t1, sizeof(t1), res->duration_ms);
+	pv_elapsed_format(t2, sizeof(t2), strcmp(action, "pause") == 0 ? st.start_ms : st.recovery_ms);
+	pv_elapsed_format(t3, sizeof(t3), res->duration_ms +
+					  (strcmp(action, "pause") == 0 ? st.start_ms : st.recovery_ms));
+	if (strcmp(action, "pause") == 0)
+		pv_log_info("server started in '%s' (%s); recovery pauses at the target: check the data, "
+					"then SELECT pg_wal_replay_resume() to end recovery; restore %s + start %s = %s",
+					pgdata, st.state, t1, t2, t3);
+	else
+		pv_log_info("recovery ended (%s): restore %s + recovery %s = %s", st.state, t1, t2, t3);
+	*out = st;
+	return 0;
+}
+
+/* "OID=DIR" -> a->ts_map (DIR made absolute). */
+static int
+ts_map_add(Args *a, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char *oid, *dir = NULL;
+	int rc;
+
+	if (eq == NULL || eq == arg || strspn(arg, "0123456789") != (size_t) (eq - arg) || eq[1] == '\0')
+		return pv_error_set(PV_EUSAGE, "--tablespace-map wants OID=DIR, not '%s'", arg);
+	oid = pv_strndup(arg, (size_t) (eq - arg));
+	if ((rc = pv_fs_path_absolute(&dir, eq + 1)) < 0)
+	{
+		pv_free(oid);
+		return rc;
+	}
+	for (size_t i = 0; i < a->nts_map; i++)
+		if (strcmp(a->ts_map[i].oid, oid) == 0)
+		{
+			pv_free(oid);
+			pv_free(dir);
+			return pv_error_set(PV_EUSAGE, "tablespace %.*s is mapped twice", (int) (eq - arg), arg);
+		}
+	a->ts_map = pv_realloc(a->ts_map, (a->nts_map + 1) * sizeof(PgPhysTablespaceMap));
+	a->ts_map[a->nts_map++] = (PgPhysTablespaceMap) {oid, dir};
+	return 0;
+}
+
+static void
+ts_map_free(Args *a)
+{
+	for (size_t i = 0; i < a->nts_map; i++)
+	{
+		pv_free((char *) a->ts_map[i].oid);
+		pv_free((char *) a->ts_map[i].dir);
+	}
+	pv_free(a->ts_map);
+}
 
 /* Returns -1 to go on, else an exit status. */
 static int
@@ -170,6 +269,9 @@ args_parse(Args *a, int argc, char **argv)
 		{"target-timeline", required_argument, NULL, OPT_TIMELINE},
 		{"target-exclusive", no_argument, NULL, OPT_EXCLUSIVE},
 		{"archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE},
+		{"tablespace-map", required_argument, NULL, OPT_TS_MAP},
+		{"start", no_argument, NULL, OPT_START},
+		{"start-options", required_argument, NULL, OPT_START_OPTIONS},
 		{NULL, 0, NULL, 0},
 	};
 	static const PgPhysTargetKind kinds[] = {
@@ -216,6 +318,16 @@ args_parse(Args *a, int argc, char **argv)
 			case OPT_ARCHIVE_MODE:
 				a->archive_mode = optarg;
 				break;
+			case OPT_START:
+				a->start = true;
+				break;
+			case OPT_START_OPTIONS:
+				a->start_options = optarg;
+				break;
+			case OPT_TS_MAP:
+				if (ts_map_add(a, optarg) < 0)
+					return cli_usage_error("restore", "%s", pv_error_msg());
+				break;
 			default:
 				return cli_bad_option("restore", argv, opt);
 		}
@@ -230,6 +342,8 @@ args_parse(Args *a, int argc, char **argv)
 	if (optind + 1 < argc)
 		return cli_usage_error("restore", "unexpected argument '%s'", argv[optind + 1]);
 	a->spec = argv[optind];
+	if (a->start_options != NULL && !a->start)
+		return cli_usage_error("restore", "--start-options goes with --start");
 	if (a->archive_mode != NULL && strcmp(a->archive_mode, "off") != 0 &&
 		strcmp(a->archive_mode, "preserve") != 0)
 		return cli_usage_error("restore", "--archive-mode must be 'off' or 'preserve', not '%s'",
@@ -243,6 +357,7 @@ cli_restore_physical(int argc, char **argv)
 	Args a = {0};
 	PgPhysRestoreOpts o = {0};
 	PgPhysRestoreResult res;
+	PgPhysStartResult st;
 	PvConfig *cfg = NULL;
 	CfgSection *sec = NULL;
 	Repo *repo = NULL;
@@ -316,6 +431,8 @@ cli_restore_physical(int argc, char **argv)
 	o.target = &a.target;
 	o.archive_get_command = cmd;
 	o.archive_off = a.archive_mode != NULL && strcmp(a.archive_mode, "off") == 0;
+	o.ts_map = a.ts_map;
+	o.nts_map = a.nts_map;
 	o.progress_ms = a.common.json ? -1 : 0;
 	if ((rc = pgphys_restore(&res, &o)) < 0)
 	{
@@ -323,10 +440,21 @@ cli_restore_physical(int argc, char **argv)
 		status = cli_fail(rc);
 		goto done;
 	}
-	summary_print(a.common.json, id, pgdata, &res, &a.target);
+	if (a.start && (rc = start_and_wait(&st, &a, pgdata, sec ? cfg_str(cfg, sec, "bindir") : NULL,
+										&res)) < 0)
+	{
+		status = cli_fail(rc);
+		goto done;
+	}
+	summary_print(a.common.json, id, pgdata, &res, &a.target, a.start ? &st : NULL);
+	if (!a.start && geteuid() == 0)
+		pv_log_warn("restored as root: the files belong to root, and PostgreSQL will not start "
+					"until they belong to its own user (chown -R postgres: '%s'); restore as "
+					"that user instead", pgdata);
 	status = 0;
 done:
 	pgphys_target_clear(&a.target);
+	ts_map_free(&a);
 	repo_free(repo);
 	cfg_free(cfg);
 	pv_free(cmd);

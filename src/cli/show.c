@@ -17,6 +17,7 @@
 #include "common/units.h"
 #include "pg/logical/archive.h"
 #include "pg/logical/logical.h"
+#include "ops/status.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
@@ -351,6 +352,7 @@ cli_show(int argc, char **argv)
 			}
 		}
 	}
+	status_annotate_backup(repo, cfg, doc);	/* issue 7: pin, retention, verify, drill */
 	if (common.json)
 		pv_json_dump(stdout, doc);
 	else

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/units.h"
+#include "ops/catalog.h"
 #include "repo/repo.h"
 #include "repo/verify.h"
 
@@ -168,7 +169,7 @@ cli_verify(int argc, char **argv)
 	if (jobs == NULL)
 		opts.jobs = (int) cfg_int(cfg, NULL, "jobs");
 	if ((rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
-		(rc = repo_verify(repo, &opts, &report)) < 0)
+		(rc = catalog_verify_run(repo, &opts, &report)) < 0)	/* records the outcome (issue 7) */
 	{
 		status = cli_fail(rc);
 		goto done;

@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -41,17 +42,51 @@ type_prefix(CatalogType t)
 	return t == CATALOG_VERIFY ? "records/verify/" : "records/drills/";
 }
 
-/* "20261122T023900Z-..." -> its time; 0 when the text is not an id. */
+void
+catalog_record_id_new(char out[CATALOG_RECORD_ID_LEN + 1], PvTime t)
+{
+	PvCalendar c;
+	unsigned char rnd[3];
+	char buf[96];
+
+	pv_time_calendar(&c, t, "UTC");
+	pv_fs_random_fill(rnd, sizeof(rnd));
+	/* years beyond 9999 do not happen; the buffer is big enough for any int anyway */
+	snprintf(buf, sizeof(buf), "%04d%02d%02dT%02d%02d%02d.%03dZ-%02x%02x%02x", c.year, c.month, c.day, c.hour,
+			 c.minute, c.second, c.usec / 1000, rnd[0], rnd[1], rnd[2]);
+	memcpy(out, buf, CATALOG_RECORD_ID_LEN);
+	out[CATALOG_RECORD_ID_LEN] = '\0';
+}
+
+bool
+catalog_record_id_valid(const char *id)
+{
+	static const char shape[] = "ddddddddTdddddd.dddZ-xxxxxx";
+
+	if (id == NULL || strlen(id) != CATALOG_RECORD_ID_LEN)
+		return false;
+	for (size_t i = 0; i < CATALOG_RECORD_ID_LEN; i++)
+	{
+		unsigned char c = (unsigned char) id[i];
+
+		if (shape[i] == 'd' ? !isdigit(c) : shape[i] == 'x' ? !(isdigit(c) || (c >= 'a' && c <= 'f')) :
+			c != (unsigned char) shape[i])
+			return false;
+	}
+	return true;
+}
+
+/* A record id's time; 0 when the text is not one. */
 static PvTime
 id_time(const char *id)
 {
-	int v[6];
+	int v[7];
 
-	if (!repo_backup_id_valid(id) ||
-		sscanf(id, "%4d%2d%2dT%2d%2d%2dZ", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+	if (!catalog_record_id_valid(id) ||
+		sscanf(id, "%4d%2d%2dT%2d%2d%2d.%3dZ", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != 7)
 		return 0;
 	return ((pv_days_from_civil(v[0], v[1], v[2]) * 24 + v[3]) * 3600 + (int64_t) v[4] * 60 + v[5]) *
-		PV_USEC_PER_SEC;
+		PV_USEC_PER_SEC + (int64_t) v[6] * PV_USEC_PER_MS;
 }
 
 static void
@@ -116,11 +151,11 @@ done:
 
 int
 catalog_record_write(Repo *repo, CatalogType type, const char *backup_id, bool ok,
-					 const json_t *body, char out_id[REPO_BACKUP_ID_LEN + 1])
+					 json_t *body, char out_id[CATALOG_RECORD_ID_LEN + 1])
 {
-	char id[REPO_BACKUP_ID_LEN + 1], t[PV_TIME_FORMAT_MAX];
+	char id[CATALOG_RECORD_ID_LEN + 1], t[PV_TIME_FORMAT_MAX];
 	char *key = NULL;
-	json_t *doc = NULL;
+	json_t *own = NULL;
 	PvTime now = pv_time_now();
 	int rc;
 
@@ -128,25 +163,24 @@ catalog_record_write(Repo *repo, CatalogType type, const char *backup_id, bool o
 		return pv_error_set(PV_EUSAGE, "'%s' is not a backup id", backup_id);
 	if (body != NULL && !json_is_object(body))
 		return pv_error_set(PV_EUSAGE, "a record body must be a JSON object");
-	doc = body ? json_deep_copy(body) : json_object();
-	repo_backup_id_new(id, now);
+	if (body == NULL)
+		body = own = json_object();
+	catalog_record_id_new(id, now);
 	key = pv_asprintf("%s%s/%s.%s", type_prefix(type), backup_id, id, ok ? "ok" : "failed");
-	json_object_set_new(doc, "format", json_string(RECORD_FORMAT));
-	json_object_set_new(doc, "version", json_integer(RECORD_VERSION));
-	json_object_set_new(doc, "type", json_string(catalog_type_name(type)));
-	json_object_set_new(doc, "id", json_string(id));
-	json_object_set_new(doc, "backup", json_string(backup_id));
-	json_object_set_new(doc, "time", json_string(pv_time_format_utc(t, sizeof(t), now)));
-	json_object_set_new(doc, "ok", json_boolean(ok));
-	if ((rc = object_put(repo, key, doc)) < 0)
+	json_object_set_new(body, "record",
+						json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b}", "format", RECORD_FORMAT,
+								  "version", RECORD_VERSION, "type", catalog_type_name(type), "id", id,
+								  "backup", backup_id, "time", pv_time_format_utc(t, sizeof(t), now), "ok", ok));
+	if ((rc = object_put(repo, key, body)) < 0)
 	{
+		json_object_del(body, "record");
 		rc = pv_error_prefix(rc, "cannot record the %s of backup '%s'", catalog_type_name(type), backup_id);
 		goto done;
 	}
 	if (out_id != NULL)
 		memcpy(out_id, id, sizeof(id));
 done:
-	json_decref(doc);
+	json_decref(own);
 	pv_free(key);
 	return rc;
 }
@@ -166,19 +200,19 @@ record_list_add(const char *key, const StorageInfo *info, void *payload)
 	ListCtx *c = payload;
 	const char *rest = key + c->prefix_len;
 	const char *slash = strchr(rest, '/');
-	char backup[REPO_BACKUP_ID_LEN + 1], rid[REPO_BACKUP_ID_LEN + 1];
+	char backup[REPO_BACKUP_ID_LEN + 1], rid[CATALOG_RECORD_ID_LEN + 1];
 	const char *outcome;
 	CatalogRecord *r;
 
 	(void) info;
-	if (slash == NULL || slash - rest != REPO_BACKUP_ID_LEN || strlen(slash + 1) < REPO_BACKUP_ID_LEN + 3)
+	if (slash == NULL || slash - rest != REPO_BACKUP_ID_LEN || strlen(slash + 1) < CATALOG_RECORD_ID_LEN + 3)
 		goto skip;
 	memcpy(backup, rest, REPO_BACKUP_ID_LEN);
 	backup[REPO_BACKUP_ID_LEN] = '\0';
-	memcpy(rid, slash + 1, REPO_BACKUP_ID_LEN);
-	rid[REPO_BACKUP_ID_LEN] = '\0';
-	outcome = slash + 1 + REPO_BACKUP_ID_LEN;
-	if (!repo_backup_id_valid(backup) || !repo_backup_id_valid(rid) ||
+	memcpy(rid, slash + 1, CATALOG_RECORD_ID_LEN);
+	rid[CATALOG_RECORD_ID_LEN] = '\0';
+	outcome = slash + 1 + CATALOG_RECORD_ID_LEN;
+	if (!repo_backup_id_valid(backup) || !catalog_record_id_valid(rid) ||
 		(strcmp(outcome, ".ok") != 0 && strcmp(outcome, ".failed") != 0))
 		goto skip;
 	if (c->out->n == c->cap)
@@ -330,6 +364,19 @@ catalog_verify_record(Repo *repo, const RepoVerifyReport *report, int64_t elapse
 		}
 	}
 	return rc;
+}
+
+int
+catalog_verify_run(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out)
+{
+	int64_t t0 = pv_time_monotonic_ms();
+	int rc;
+
+	if ((rc = repo_verify(repo, opts, out)) < 0)
+		return rc;
+	if (catalog_verify_record(repo, out, pv_time_monotonic_ms() - t0) < 0)
+		pv_error_clear();		/* logged there; the verify's verdict is what counts */
+	return PV_OK;
 }
 
 /* ---- pins ---- */

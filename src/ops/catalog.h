@@ -9,8 +9,10 @@
  *   records/verify/<backup id>/<record id>.<ok|failed>   one verify of one backup
  *   records/drills/<backup id>/<record id>.<ok|failed>   one drill report
  *
- * A record id is a time and 6 random hex digits, like a backup id
- * ("20261122T023900Z-a1b2c3"), so names sort in time order.  The outcome is
+ * A record id is a UTC time in milliseconds and 6 random hex digits
+ * ("20261122T023900.123Z-a1b2c3"), so names sort in time order (also two
+ * records of one backup written within a second, as a verify and a
+ * drill run back to back may be).  The outcome is
  * in the name, so a listing (one LIST per prefix) tells list and status
  * which backups were verified or drilled, when, and whether it passed,
  * without reading any record.  Contents are metadata objects
@@ -43,6 +45,11 @@ typedef struct Repo Repo;
 struct RepoVerifyReport;
 
 #define CATALOG_VERIFY_KEEP 5	/* verify records kept per backup */
+#define CATALOG_RECORD_ID_LEN 27	/* "20261122T023900.123Z-a1b2c3" */
+
+/* A new record id for time t (random suffix); is text one? */
+void catalog_record_id_new(char out[CATALOG_RECORD_ID_LEN + 1], PvTime t);
+bool catalog_record_id_valid(const char *id);
 
 typedef enum CatalogType
 {
@@ -56,8 +63,8 @@ typedef struct CatalogRecord
 {
 	CatalogType type;
 	char backup[REPO_BACKUP_ID_LEN + 1];
-	char id[REPO_BACKUP_ID_LEN + 1];	/* record id */
-	PvTime time;				/* from the record id (seconds) */
+	char id[CATALOG_RECORD_ID_LEN + 1];	/* record id */
+	PvTime time;				/* from the record id (milliseconds) */
 	bool ok;
 	char *key;					/* the object's key */
 } CatalogRecord;
@@ -69,12 +76,13 @@ typedef struct CatalogRecordList
 } CatalogRecordList;
 
 /*
- * Store a record about backup_id.  body (an object; borrowed, not changed)
- * is stored with "format", "type", "id", "backup", "time" and "ok" members
- * added.  out_id (may be NULL) gets the record id.
+ * Store a record about backup_id: the object body (NULL: {}) with a member
+ * "record" added first, {"format":"pgvault-record","version":1,"type",
+ * "id","backup","time","ok"}, so the caller's object is what was stored.
+ * out_id (may be NULL) gets the record id.
  */
 int catalog_record_write(Repo *repo, CatalogType type, const char *backup_id, bool ok,
-						 const json_t *body, char out_id[REPO_BACKUP_ID_LEN + 1]);
+						 json_t *body, char out_id[CATALOG_RECORD_ID_LEN + 1]);
 
 /*
  * The records of a type, of one backup (backup_id) or of all (NULL).  Names
@@ -98,6 +106,14 @@ int catalog_backup_forget(Repo *repo, const char *backup_id);
  * never hides the verify result itself (the caller decides).
  */
 int catalog_verify_record(Repo *repo, const struct RepoVerifyReport *report, int64_t elapsed_ms);
+
+/*
+ * "pgvault verify" with its evidence kept: repo_verify, timed, then
+ * catalog_verify_record of its report (a failure to record is a warning:
+ * the verify result stands).  The hook src/cli/verify.c calls.
+ */
+struct RepoVerifyOpts;
+int catalog_verify_run(Repo *repo, const struct RepoVerifyOpts *opts, struct RepoVerifyReport *out);
 
 /* ---- pins ---- */
 

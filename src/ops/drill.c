@@ -276,31 +276,45 @@ read_postmaster_pid(const char *datadir)
 	return pid;
 }
 
-/* Make the directory, initdb, configure and start.  Everything made is in s for scratch_destroy. */
+/*
+ * Find the programs and make the directory (with its socket directory),
+ * handed to the server's user when root.  initdb is needed for a new
+ * cluster only; a physical backup needs pg_ctl of exactly its major version.
+ */
 static int
-scratch_create(Scratch *s, const DrillOpts *o, int server_major)
+scratch_prepare(Scratch *s, const DrillOpts *o, int server_major, bool physical)
 {
 	const char *base = o->work_dir ? o->work_dir : getenv("TMPDIR");
-	PgTool initdb = {0}, pg_ctl = {0};
+	PgTool tool = {0};
 	char *tmpl = NULL;
 	int rc;
 
 	if (base == NULL || base[0] == '\0')
 		base = "/tmp";
 	s->run_as = geteuid() == 0 ? (o->run_as ? o->run_as : "postgres") : NULL;
-	if ((rc = pgtools_find(&initdb, "initdb", o->bindir, server_major)) < 0)
+	if ((rc = pgtools_find(&tool, physical ? "pg_ctl" : "initdb", o->bindir, server_major)) < 0)
 	{
 		pv_error_hint("a drill starts a scratch server: install the PostgreSQL %d server package (e.g. "
 					  "postgresql-%d) or set bindir", server_major, server_major);
 		goto done;
 	}
-	s->bindir = pv_fs_path_dirname(initdb.path);
-	s->version_num = initdb.version_num;
-	s->initdb = pv_strdup(initdb.path);
-	if ((rc = pgtools_find(&pg_ctl, "pg_ctl", s->bindir, server_major)) < 0)
+	if (physical && tool.version_num / 10000 != server_major)
+	{
+		rc = pv_error_set(PV_ENOTFOUND, "a physical backup of PostgreSQL %d needs PostgreSQL %d's server, "
+						  "found %d.%d ('%s')", server_major, server_major, tool.version_num / 10000,
+						  tool.version_num % 10000, tool.path);
+		pv_error_hint("install postgresql-%d or set bindir", server_major);
 		goto done;
-	s->pg_ctl = pv_strdup(pg_ctl.path);
-
+	}
+	s->bindir = pv_fs_path_dirname(tool.path);
+	s->version_num = tool.version_num;
+	s->initdb = pv_fs_path_join(s->bindir, "initdb");
+	s->pg_ctl = pv_fs_path_join(s->bindir, "pg_ctl");
+	if (access(s->pg_ctl, X_OK) != 0)
+	{
+		rc = pv_error_set(PV_ENOTFOUND, "no pg_ctl next to '%s'", tool.path);
+		goto done;
+	}
 	tmpl = pv_fs_path_join(base, "pgvault-drill-XXXXXX");
 	if (strlen(tmpl) > 80)
 	{
@@ -326,42 +340,77 @@ scratch_create(Scratch *s, const DrillOpts *o, int server_major)
 	}
 	if ((rc = chown_to(s->dir, s->run_as)) < 0 || (rc = chown_to(s->sockdir, s->run_as)) < 0)
 		goto done;
-	{
-		char *argv[] = {s->initdb, (char *) "-D", s->datadir, (char *) "-U", (char *) "postgres",
-			(char *) "-A", (char *) "trust", (char *) "-E", (char *) "UTF8", (char *) "--locale=C",
-			(char *) "-N", NULL};
-
-		if ((rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog)) < 0)
-			goto done;
-	}
-	if ((rc = scratch_conf_write(s, o->jobs)) < 0)
-		goto done;
-	{
-		char *argv[] = {s->pg_ctl, (char *) "-D", s->datadir, (char *) "-l", s->serverlog, (char *) "-w",
-			(char *) "-t", (char *) "120", (char *) "start", NULL};
-
-		scratch_signals(true);
-		s->started = true;		/* from here on, destroy stops it (also after a failed start) */
-		rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog);
-		scratch_pid = read_postmaster_pid(s->datadir);
-		if (rc < 0)
-		{
-			Buf log = PV_BUF_INIT;
-
-			if (pv_fs_read_file(s->serverlog, &log) == 0 && log.len > 0)
-				pv_log_warn("scratch server log:\n%s", buf_cstr(&log));
-			buf_free(&log);
-			rc = pv_error_prefix(PV_ERROR, "the scratch server did not start");
-			goto done;
-		}
-	}
-	pv_log_detail("drill: scratch server PostgreSQL %d.%d in '%s' (socket %s, port %s)",
-				  s->version_num / 10000, s->version_num % 10000, s->dir, s->sockdir, s->port);
 done:
-	pgtools_clear(&initdb);
-	pgtools_clear(&pg_ctl);
+	pgtools_clear(&tool);
 	pv_free(tmpl);
 	return rc;
+}
+
+/* Start the server (extra: more options for postgres, or NULL) and wait until it takes connections. */
+static int
+scratch_start(Scratch *s, const char *extra, int timeout_secs)
+{
+	char t[16];
+	char *argv[16];
+	int n = 0, rc;
+
+	snprintf(t, sizeof(t), "%d", timeout_secs);
+	argv[n++] = s->pg_ctl;
+	argv[n++] = (char *) "-D";
+	argv[n++] = s->datadir;
+	argv[n++] = (char *) "-l";
+	argv[n++] = s->serverlog;
+	if (extra != NULL)
+	{
+		argv[n++] = (char *) "-o";
+		argv[n++] = (char *) extra;
+	}
+	argv[n++] = (char *) "-w";
+	argv[n++] = (char *) "-t";
+	argv[n++] = t;
+	argv[n++] = (char *) "start";
+	argv[n] = NULL;
+	scratch_signals(true);
+	s->started = true;			/* from here on, destroy stops it (also after a failed start) */
+	rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog);
+	scratch_pid = read_postmaster_pid(s->datadir);
+	if (rc < 0)
+	{
+		Buf log = PV_BUF_INIT;
+		char tail[1001] = "";
+
+		if (pv_fs_read_file(s->serverlog, &log) == 0 && log.len > 0)
+		{
+			snprintf(tail, sizeof(tail), "%s", (const char *) log.data + (log.len > 1000 ? log.len - 1000 : 0));
+			pv_log_warn("scratch server log:\n%s", buf_cstr(&log));
+		}
+		buf_free(&log);
+		for (char *p = tail; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		rc = pv_error_set(PV_ERROR, "the scratch server did not start%s%s", tail[0] ? ": " : "", tail);
+	}
+	return rc;
+}
+
+/* A new cluster: initdb, our settings, start. */
+static int
+scratch_create(Scratch *s, const DrillOpts *o, int server_major)
+{
+	char *argv[] = {NULL, (char *) "-D", NULL, (char *) "-U", (char *) "postgres", (char *) "-A",
+		(char *) "trust", (char *) "-E", (char *) "UTF8", (char *) "--locale=C", (char *) "-N", NULL};
+	int rc;
+
+	if ((rc = scratch_prepare(s, o, server_major, false)) < 0)
+		return rc;
+	argv[0] = s->initdb;
+	argv[2] = s->datadir;
+	if ((rc = spawn_wait(argv, s->run_as, s->dir, s->cmdlog)) < 0 || (rc = scratch_conf_write(s, o->jobs)) < 0 ||
+		(rc = scratch_start(s, NULL, 120)) < 0)
+		return rc;
+	pv_log_detail("drill: scratch server PostgreSQL %d.%d in '%s' (socket %s, port %s)",
+				  s->version_num / 10000, s->version_num % 10000, s->dir, s->sockdir, s->port);
+	return PV_OK;
 }
 
 /* Stop the server (immediate: nothing in it is worth a checkpoint), remove the directory. */
@@ -432,6 +481,7 @@ notice_ignore(void *arg, const char *message)
 typedef struct DrillTable
 {
 	char *schema, *name, *qname, *cols;
+	char *label;				/* schema.name for people: quoted only where SQL needs it */
 	uint64_t rows;
 	uint64_t fp;
 	json_t *indexes;			/* names, or NULL */
@@ -455,6 +505,40 @@ typedef struct DrillCatalog
 	int64_t large_objects;		/* -1: none recorded */
 	char *error;				/* the first malformed entry */
 } DrillCatalog;
+
+/* One identifier as people write it: bare when it is plainly lowercase, else quoted. */
+static void
+label_ident(Buf *b, const char *id)
+{
+	bool plain = id[0] != '\0' && !(id[0] >= '0' && id[0] <= '9');
+
+	for (const char *p = id; *p && plain; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (plain)
+	{
+		buf_append_str(b, id);
+		return;
+	}
+	buf_append_byte(b, '"');
+	for (const char *p = id; *p; p++)
+	{
+		if (*p == '"')
+			buf_append_byte(b, '"');
+		buf_append_byte(b, (unsigned char) *p);
+	}
+	buf_append_byte(b, '"');
+}
+
+static char *
+label_new(const char *schema, const char *name)
+{
+	Buf b = PV_BUF_INIT;
+
+	label_ident(&b, schema);
+	buf_append_byte(&b, '.');
+	label_ident(&b, name);
+	return buf_detach(&b);
+}
 
 static int
 catalog_entry(const json_t *e, void *payload)
@@ -490,12 +574,13 @@ catalog_entry(const json_t *e, void *payload)
 		t->schema = pv_strdup(schema);
 		t->name = pv_strdup(name);
 		t->qname = pglogical_qualify(schema, name);
+		t->label = label_new(schema, name);
 		t->cols = pv_strdup(cols ? cols : "");
 		if (!json_is_integer(rows) || fp == NULL || pgfp_parse(&t->fp, fp) < 0)
 		{
 			if (c->error == NULL)
 				c->error = pv_asprintf("the catalog entry of table %s has no usable row count or fingerprint",
-									   t->qname);
+									   t->label);
 			pv_error_clear();
 		}
 		t->rows = (uint64_t) json_integer_value(rows);
@@ -534,6 +619,7 @@ catalog_free(DrillCatalog *c)
 		pv_free(t->schema);
 		pv_free(t->name);
 		pv_free(t->qname);
+		pv_free(t->label);
 		pv_free(t->cols);
 		pv_free(t->error);
 		json_decref(t->indexes);
@@ -551,44 +637,62 @@ catalog_free(DrillCatalog *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Can a drill restore m (of kind, when kind is not NULL)? */
+static bool
+drillable(const RepoManifest *m, const char *kind)
+{
+	const char *k = repo_manifest_kind(m);
+	const json_t *meta = repo_manifest_metadata(m);
+
+	if (kind != NULL && strcmp(k, kind) != 0)
+		return false;
+	if (strcmp(k, "physical") == 0)
+		return true;
+	return strcmp(k, "logical") == 0 && !json_is_true(json_object_get(meta, "all")) &&
+		!json_is_true(json_object_get(meta, "schema_only"));
+}
+
 int
 drill_backup_pick(const DrillOpts *o, char out[REPO_BACKUP_ID_LEN + 1])
 {
 	char **ids = NULL;
 	size_t n = 0, ncand = 0;
 	size_t *cand = NULL;
+	bool latest = !o->random && (o->backup == NULL || strcmp(o->backup, "latest") == 0);
 	PvTime since = o->random_days > 0 ? pv_time_now() - o->random_days * 86400 * PV_USEC_PER_SEC : 0;
 	int rc;
 
-	if (!o->random)
-		return repo_manifest_resolve(o->repo, o->backup ? o->backup : "latest", "logical", o->source, out);
+	if (!o->random && !latest)
+		return repo_manifest_resolve(o->repo, o->backup, NULL, NULL, out);
 	if ((rc = repo_manifest_ids(o->repo, &ids, &n)) < 0)
 		return rc;
 	cand = pv_calloc(n ? n : 1, sizeof(size_t));
-	for (size_t i = 0; i < n; i++)
+	/* newest first: "latest" stops at the first drillable one */
+	for (size_t i = n; i > 0 && !(latest && ncand > 0); i--)
 	{
 		RepoManifest *m = NULL;
 
-		if (repo_manifest_load(&m, o->repo, ids[i]) < 0)
+		if (repo_manifest_load(&m, o->repo, ids[i - 1]) < 0)
 		{
 			pv_error_clear();	/* verify reports damaged manifests; a drill picks among good ones */
 			continue;
 		}
-		if (strcmp(repo_manifest_kind(m), "logical") == 0 && repo_manifest_start_time(m) >= since &&
-			(o->source == NULL || strcmp(repo_manifest_source(m), o->source) == 0) &&
-			!json_is_true(json_object_get(repo_manifest_metadata(m), "all")))
-			cand[ncand++] = i;
+		if (drillable(m, o->kind) && repo_manifest_start_time(m) >= since &&
+			(o->source == NULL || strcmp(repo_manifest_source(m), o->source) == 0))
+			cand[ncand++] = i - 1;
 		repo_manifest_free(m);
 	}
 	if (ncand == 0)
-		rc = pv_error_set(PV_ENOTFOUND, "no logical backup%s%s%s in repository '%s'%s",
+		rc = pv_error_set(PV_ENOTFOUND, "no backup%s%s%s%s%s to drill in repository '%s'%s",
+						  o->kind ? " of kind " : "", o->kind ? o->kind : "",
 						  o->source ? " of source '" : "", o->source ? o->source : "", o->source ? "'" : "",
 						  repo_url(o->repo), o->random_days > 0 ? " started in that many days" : "");
 	else
 	{
-		uint64_t r;
+		uint64_t r = 0;
 
-		pv_fs_random_fill(&r, sizeof(r));
+		if (!latest)
+			pv_fs_random_fill(&r, sizeof(r));
 		snprintf(out, REPO_BACKUP_ID_LEN + 1, "%s", ids[cand[r % ncand]]);
 		rc = PV_OK;
 	}
@@ -966,16 +1070,16 @@ check_tables(DrillRun *r, int jobs)
 		char a[17], b[17];
 
 		if (t->error != NULL)
-			problem_add(d, "%s cannot be read: %s", t->qname, t->error);
+			problem_add(d, "%s cannot be read: %s", t->label, t->error);
 		else if (t->got_rows != t->rows)
-			problem_add(d, "%s has %llu rows, the backup %llu", t->qname, (unsigned long long) t->got_rows,
+			problem_add(d, "%s has %llu rows, the backup %llu", t->label, (unsigned long long) t->got_rows,
 						(unsigned long long) t->rows);
 		else if (t->got_fp != t->fp)
 		{
 			pgfp_format(a, t->got_fp);
 			pgfp_format(b, t->fp);
 			problem_add(d, "%s has %llu rows as it should, but their contents differ (fingerprint %s, the "
-						"backup %s)", t->qname, (unsigned long long) t->rows, a, b);
+						"backup %s)", t->label, (unsigned long long) t->rows, a, b);
 		}
 	}
 }
@@ -1108,7 +1212,7 @@ check_indexes(DrillRun *r, PGconn *c)
 								   "AND c.relname = $2 AND c.relkind IN ('i', 'I')", 2, p) < 0 ||
 				v == NULL || strcmp(v, "1") != 0)
 			{
-				problem_add(d, "index %s of table %s is missing", p[1], tb->qname);
+				problem_add(d, "index %s of table %s is missing", p[1], tb->label);
 				pv_error_clear();
 				bad++;
 			}
@@ -1423,7 +1527,8 @@ fault_inject(DrillRun *r)
 	int rc;
 
 	pv_log_warn("drill: running the fault hook in database '%s' before the checks", r->dbname);
-	if ((rc = pgconn_connect(&c, &r->conn)) == 0)
+	/* pgconn_connect empties search_path; the hook, like the user's checks, sees the usual one */
+	if ((rc = pgconn_connect(&c, &r->conn)) == 0 && (rc = pgconn_exec(c, "RESET search_path")) == 0)
 		rc = pgconn_exec(c, r->o->fault_sql);
 	PQfinish(c);
 	return rc < 0 ? pv_error_prefix(rc, "fault hook") : rc;
@@ -1574,8 +1679,6 @@ judged:
 			pv_error_clear();
 			out->record[0] = '\0';
 		}
-		else
-			json_object_set_new(report, "record", json_string(out->record));
 	}
 	out->report = report;
 	report = NULL;

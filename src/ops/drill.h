@@ -55,6 +55,7 @@
 #ifndef PV_OPS_DRILL_H
 #define PV_OPS_DRILL_H
 
+#include "ops/catalog.h"
 #include "repo/manifest.h"
 
 #include <jansson.h>
@@ -70,6 +71,7 @@ typedef struct DrillOpts
 	bool random;				/* a random logical backup ... */
 	int64_t random_days;		/* ... that started within this many days (0 = any) */
 	const char *source;			/* latest/random: only backups of this source (NULL = any) */
+	const char *kind;			/* latest/random: only this kind ("logical", "physical"; NULL = both) */
 	const char *bindir;			/* PostgreSQL programs (NULL = search, tools.h) */
 	const char *work_dir;		/* parent of the scratch directory (NULL = $TMPDIR or /tmp) */
 	const char *run_as;			/* when root: the server's OS user (NULL = "postgres") */
@@ -83,7 +85,7 @@ typedef struct DrillOpts
 typedef struct DrillResult
 {
 	char backup[REPO_BACKUP_ID_LEN + 1];
-	char record[REPO_BACKUP_ID_LEN + 1];	/* "" when not recorded */
+	char record[CATALOG_RECORD_ID_LEN + 1];	/* "" when not recorded */
 	bool ok;					/* every check passed, RTO included */
 	bool integrity_ok;			/* the restore and every data check passed */
 	bool rto_ok;				/* within the RTO (true when none is set) */

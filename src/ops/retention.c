@@ -17,6 +17,8 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "ops/catalog.h"
+#include "pg/wal/archive.h"
+#include "pg/wal/wal.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 
@@ -472,12 +474,13 @@ retention_apply(RetentionEntry *entries, size_t n, const RetentionPolicy *p, con
 			if (entries[order[i]].start >= newest - p->within_secs * PV_USEC_PER_SEC)
 				entries[order[i]].reasons |= RETENTION_WITHIN;
 	}
+	/* The floor counts what the policy keeps; a pin is a hold outside the policy. */
 	for (size_t i = 0; i < n; i++)
-		kept += entries[i].reasons != 0;
+		kept += (entries[i].reasons & ~RETENTION_PINNED) != 0;
 	for (size_t i = 0; i < n && kept < (size_t) p->min; i++)
-		if (entries[order[i]].reasons == 0)
+		if ((entries[order[i]].reasons & ~RETENTION_PINNED) == 0)
 		{
-			entries[order[i]].reasons = RETENTION_MIN;
+			entries[order[i]].reasons |= RETENTION_MIN;
 			kept++;
 		}
 done:
@@ -594,6 +597,14 @@ item_load(RetentionItem *it, Repo *repo, const char *id)
 	db = json_object_get(repo_manifest_metadata(m), "database");
 	if (strcmp(it->kind, "logical") == 0)
 		it->database = pv_strdup(json_is_string(db) ? json_string_value(db) : "");
+	if (strcmp(it->kind, "physical") == 0)
+	{
+		const json_t *sw = json_object_get(repo_manifest_metadata(m), "start_wal");
+		const json_t *sz = json_object_get(repo_manifest_metadata(m), "wal_segment_size");
+
+		it->start_wal = json_is_string(sw) ? pv_strdup(json_string_value(sw)) : NULL;
+		it->wal_segment_size = json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t) json_integer_value(sz) : 0;
+	}
 	repo_manifest_free(m);
 	return PV_OK;
 }
@@ -710,6 +721,7 @@ retention_plan_free(RetentionPlan *plan)
 		pv_free(it->kind);
 		pv_free(it->database);
 		pv_free(it->error);
+		pv_free(it->start_wal);
 	}
 	for (size_t g = 0; g < plan->ngroups; g++)
 	{
@@ -800,4 +812,203 @@ retention_plan_json(const RetentionPlan *plan)
 					 "expire", (json_int_t) plan->nexpire,
 					 "keep", (json_int_t) (plan->nitems - plan->nexpire),
 					 "unreadable", (json_int_t) plan->nunreadable);
+}
+
+/* ---- WAL ---- */
+
+typedef struct WalScan
+{
+	RetentionWal *w;
+	uint64_t seg_size;
+	uint64_t keep_segno;
+	size_t cap;
+} WalScan;
+
+static int
+wal_scan_cb(const char *name, uint64_t stored, void *payload)
+{
+	WalScan *sc = payload;
+	uint32_t tl;
+	uint64_t segno;
+	RetentionWalFile *f;
+
+	/* history files (no segment number) always stay */
+	if (strlen(name) < 24 || pgwal_segment_parse(&tl, &segno, name, sc->seg_size) < 0 || segno >= sc->keep_segno)
+	{
+		pv_error_clear();
+		sc->w->kept++;
+		return 0;
+	}
+	if (sc->w->nfiles == sc->cap)
+	{
+		sc->cap = sc->cap ? 2 * sc->cap : 64;
+		sc->w->files = pv_realloc(sc->w->files, sc->cap * sizeof(RetentionWalFile));
+	}
+	f = &sc->w->files[sc->w->nfiles++];
+	f->name = pv_strdup(name);
+	f->timeline = tl;
+	f->segno = segno;
+	f->stored = stored;
+	sc->w->bytes += stored;
+	return 0;
+}
+
+static int
+wal_file_cmp(const void *a, const void *b)
+{
+	const RetentionWalFile *x = a, *y = b;
+
+	if (x->segno != y->segno)
+		return x->segno < y->segno ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Judge one source's archive against its kept physical backups (group g). */
+static int
+wal_judge(RetentionWal *w, Repo *repo, const RetentionPlan *plan, const char *plan_source)
+{
+	WalScan sc = {.w = w};
+	const char *oldest = NULL;
+	int rc;
+
+	for (size_t i = 0; i < plan->nitems; i++)
+	{
+		const RetentionItem *it = &plan->items[i];
+		uint32_t tl;
+		uint64_t segno;
+
+		if (it->kind == NULL || strcmp(it->kind, "physical") != 0 || strcmp(it->source, plan_source) != 0 ||
+			it->reasons == 0)
+			continue;
+		if (it->start_wal == NULL || it->wal_segment_size == 0 ||
+			(sc.seg_size != 0 && sc.seg_size != it->wal_segment_size))
+		{
+			w->reason = pv_asprintf("kept backup %s does not record its first WAL segment and segment size",
+									it->id);
+			return PV_OK;
+		}
+		sc.seg_size = it->wal_segment_size;
+		if (pgwal_segment_parse(&tl, &segno, it->start_wal, sc.seg_size) < 0)
+		{
+			pv_error_clear();
+			w->reason = pv_asprintf("kept backup %s records an invalid first WAL segment '%s'", it->id,
+									it->start_wal);
+			return PV_OK;
+		}
+		if (oldest == NULL || segno < sc.keep_segno)
+		{
+			sc.keep_segno = segno;
+			oldest = it->start_wal;
+		}
+	}
+	if (oldest == NULL)
+	{
+		w->reason = pv_strdup("no physical backup of this source is kept");
+		return PV_OK;
+	}
+	w->keep_from = pv_strdup(oldest);
+	if ((rc = pgwal_list(repo, w->source, 0, wal_scan_cb, &sc)) < 0)
+		return pv_error_prefix(rc, "WAL archive of source '%s'", w->source);
+	if (w->nfiles > 1)
+		qsort(w->files, w->nfiles, sizeof(RetentionWalFile), wal_file_cmp);
+	return PV_OK;
+}
+
+int
+retention_wal_plan(RetentionWalPlan *out, Repo *repo, const RetentionPlan *plan)
+{
+	int rc = PV_OK;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t g = 0; g < plan->ngroups && rc == 0; g++)
+	{
+		const RetentionGroup *gr = &plan->groups[g];
+		const char *source = gr->source[0] ? gr->source : PGWAL_DEFAULT_SOURCE;
+		RetentionWal *w;
+
+		if (strcmp(gr->kind, "physical") != 0)
+			continue;
+		out->sources = pv_realloc(out->sources, (out->n + 1) * sizeof(RetentionWal));
+		w = &out->sources[out->n++];
+		memset(w, 0, sizeof(*w));
+		w->source = pv_strdup(source);
+		if (pgwal_source_check(source) < 0)
+		{
+			w->reason = pv_strdup(pv_error_msg());
+			pv_error_clear();
+			continue;
+		}
+		rc = wal_judge(w, repo, plan, gr->source);
+	}
+	if (rc < 0)
+		retention_wal_plan_free(out);
+	return rc;
+}
+
+int
+retention_wal_expire(Repo *repo, const RetentionWalPlan *wp, size_t *out_deleted)
+{
+	size_t n = 0;
+	int rc = PV_OK;
+
+	for (size_t s = 0; s < wp->n && rc == 0; s++)
+	{
+		const RetentionWal *w = &wp->sources[s];
+
+		for (size_t i = 0; i < w->nfiles && rc == 0; i++)
+		{
+			char *key = pgwal_object_key(w->source, w->files[i].name, w->files[i].timeline);
+
+			rc = storage_delete(repo_storage(repo), key);
+			if (rc == PV_ENOTFOUND)		/* an earlier, interrupted expire got it */
+				rc = PV_OK;
+			else if (rc == PV_OK)
+				n++;
+			else
+				rc = pv_error_prefix(rc, "cannot delete WAL file '%s' of source '%s'", w->files[i].name,
+									 w->source);
+			pv_free(key);
+		}
+	}
+	if (out_deleted != NULL)
+		*out_deleted = n;
+	return rc;
+}
+
+void
+retention_wal_plan_free(RetentionWalPlan *wp)
+{
+	for (size_t s = 0; s < wp->n; s++)
+	{
+		RetentionWal *w = &wp->sources[s];
+
+		for (size_t i = 0; i < w->nfiles; i++)
+			pv_free(w->files[i].name);
+		pv_free(w->files);
+		pv_free(w->source);
+		pv_free(w->keep_from);
+		pv_free(w->reason);
+	}
+	pv_free(wp->sources);
+	memset(wp, 0, sizeof(*wp));
+}
+
+json_t *
+retention_wal_plan_json(const RetentionWalPlan *wp)
+{
+	json_t *a = json_array();
+
+	for (size_t s = 0; s < wp->n; s++)
+	{
+		const RetentionWal *w = &wp->sources[s];
+
+		json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:o, s:o}", "source", w->source,
+										   "keep_from", w->keep_from ? json_string(w->keep_from) : json_null(),
+										   "reason", w->reason ? json_string(w->reason) : json_null(),
+										   "delete", (json_int_t) w->nfiles, "bytes", (json_int_t) w->bytes,
+										   "kept", (json_int_t) w->kept,
+										   "first", w->nfiles ? json_string(w->files[0].name) : json_null(),
+										   "last", w->nfiles ? json_string(w->files[w->nfiles - 1].name) : json_null()));
+	}
+	return a;
 }

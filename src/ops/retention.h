@@ -23,6 +23,8 @@
  *             to an expire run (restic's rule).
  *   min N     if the rules above keep fewer than N backups of the group,
  *             the newest others are kept too until N are ("a floor").
+ *             Pins do not count: a legal hold on an old backup must not
+ *             cost the group one of its recent ones.
  *
  * A group whose policy has none of hourly..yearly and within keeps every
  * backup ("no-policy"): a missing or mistyped configuration never expires
@@ -149,6 +151,8 @@ typedef struct RetentionItem
 	uint32_t reasons;			/* 0 = expire */
 	size_t group;				/* index into groups; (size_t) -1 when unreadable */
 	char *error;				/* why the manifest cannot be read, or NULL */
+	char *start_wal;			/* physical backups: the first WAL segment needed, or NULL */
+	uint64_t wal_segment_size;	/* physical backups: 0 when not recorded */
 } RetentionItem;
 
 typedef struct RetentionGroup
@@ -196,5 +200,50 @@ json_t *retention_plan_json(const RetentionPlan *plan);
 
 /* The plan's item for a backup id, or NULL. */
 const RetentionItem *retention_plan_find(const RetentionPlan *plan, const char *id);
+
+/*
+ * ---- WAL no kept physical backup needs ----
+ *
+ * Per source with physical backups in the plan: every archived segment
+ * (also .partial and .backup files) whose segment number is below the
+ * start_wal of the oldest *kept* physical backup of that source goes.
+ * Recovery from any kept backup, to any point after it (its PITR window),
+ * replays only WAL from its start onwards, and LSNs (so segment numbers)
+ * only grow across timelines.  History files are always kept (tiny, and
+ * needed to follow timelines).  Nothing is deleted for a source whose kept
+ * backups do not all record start_wal and one segment size (the reason is
+ * given), nor for WAL of sources without physical backups.  Physical
+ * backups without a source use the archive of source "default".
+ */
+typedef struct RetentionWalFile
+{
+	char *name;					/* as archived: "000000010000000A000000FF" */
+	uint32_t timeline;
+	uint64_t segno;
+	uint64_t stored;			/* bytes of the object */
+} RetentionWalFile;
+
+typedef struct RetentionWal
+{
+	char *source;				/* the archive's source name */
+	char *keep_from;			/* first segment kept, or NULL when nothing is judged */
+	char *reason;				/* why nothing is deleted, or NULL */
+	RetentionWalFile *files;	/* to delete, oldest first */
+	size_t nfiles;
+	uint64_t bytes;
+	size_t kept;				/* archived files that stay */
+} RetentionWal;
+
+typedef struct RetentionWalPlan
+{
+	RetentionWal *sources;
+	size_t n;
+} RetentionWalPlan;
+
+int retention_wal_plan(RetentionWalPlan *out, Repo *repo, const RetentionPlan *plan);
+/* Delete the plan's files, oldest first; *out_deleted (may be NULL) counts them. */
+int retention_wal_expire(Repo *repo, const RetentionWalPlan *wp, size_t *out_deleted);
+void retention_wal_plan_free(RetentionWalPlan *wp);
+json_t *retention_wal_plan_json(const RetentionWalPlan *wp);
 
 #endif

@@ -770,3 +770,17 @@ repo_passphrase_get(char **out, const char *file, const char *command)
 	pv_error_hint("set PGVAULT_PASSPHRASE, PGVAULT_PASSPHRASE_FILE or PGVAULT_PASSPHRASE_COMMAND");
 	return PV_ENOTFOUND;
 }
+
+int
+repo_passphrase_from_file(char **out, const char *path)
+{
+	*out = NULL;
+	return passphrase_from_file(out, path);
+}
+
+int
+repo_passphrase_from_command(char **out, const char *command)
+{
+	*out = NULL;
+	return passphrase_from_command(out, command, "passphrase command");
+}

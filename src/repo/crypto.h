@@ -105,4 +105,9 @@ int repo_keyfile_open(RepoKeys *out, const char *json, size_t len, const char *p
  */
 int repo_passphrase_get(char **out, const char *file, const char *command);
 
+/* One source only, with no environment lookup (a second repository's own
+   passphrase, e.g. the destination of copy).  Errors as above. */
+int repo_passphrase_from_file(char **out, const char *path);
+int repo_passphrase_from_command(char **out, const char *command);
+
 #endif

@@ -236,3 +236,16 @@ GRANT SELECT ON LARGE OBJECT 424243 TO fid_reader;
 CREATE TABLE public.big (id integer PRIMARY KEY, payload text, n numeric);
 INSERT INTO public.big SELECT g, md5(g::text) || repeat('x', g % 50), g / 7.0 FROM generate_series(1, 30000) g;
 DELETE FROM public.big WHERE id % 13 = 0;
+
+-- database-level settings, grants and comment (not in pg_dump --schema-only without --create:
+-- a restore into a new database gives it these too)
+DO $$
+BEGIN
+  EXECUTE format('ALTER DATABASE %I SET search_path = "$user", app, public', current_database());
+  EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
+  EXECUTE format('ALTER ROLE fid_reader IN DATABASE %I SET statement_timeout = %L', current_database(), '5s');
+  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the fidelity database');
+  EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO fid_reader', current_database());
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO fid_writer WITH GRANT OPTION', current_database());
+END $$;

@@ -30,11 +30,11 @@ from pgvault_cli import Result, pgvault_bin
 SOURCE = "main"
 
 
-def pv(cluster, *args, env=None, timeout=180, input=None):
+def pv(cluster, *args, env=None, timeout=180, input=None, cwd=None):
     argv = _as_user(cluster.user, [pgvault_bin()] + [str(a) for a in args])
     r = subprocess.run(argv, env=clean_env(env), input=input or "",
                        capture_output=True, text=True, errors="replace",
-                       timeout=timeout, cwd=cluster.basedir)
+                       timeout=timeout, cwd=cwd or cluster.basedir)
     return Result(r.returncode, r.stdout, r.stderr)
 
 

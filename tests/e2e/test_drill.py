@@ -119,8 +119,9 @@ def test_drill_passes_and_is_recorded(env):
     assert t["total"] >= t["setup"] + t["restore"] + t["checks"] > 0
     assert rep["rto_seconds"] == 3600 and rep["rto_ok"] is True
     # recorded in the repository, outcome in the name
-    assert rep["record"]
-    assert drill_records(env["repo"], env["backup"])[-1] == rep["record"] + ".ok"
+    assert rep["record"]["type"] == "drill" and rep["record"]["backup"] == env["backup"]
+    assert rep["record"]["ok"] is True
+    assert drill_records(env["repo"], env["backup"])[-1] == rep["record"]["id"] + ".ok"
     assert_cleaned_up(env)
 
     # the text form
@@ -140,7 +141,7 @@ def test_drill_catches_a_deleted_row(env):
     tables = checks_by_name(rep)["tables"]
     assert tables["status"] == "failed"
     assert tables["details"]["problems"] == ["public.items has 3999 rows, the backup 4000"]
-    assert drill_records(env["repo"], env["backup"])[-1] == rep["record"] + ".failed"
+    assert drill_records(env["repo"], env["backup"])[-1] == rep["record"]["id"] + ".failed"
     assert_cleaned_up(env)
 
 
@@ -220,7 +221,7 @@ def test_drill_catches_a_corrupted_chunk(env, tmp_path):
     assert restore["status"] == "failed" and "is corrupt" in restore["message"], restore
     assert rep["integrity_ok"] is False
     assert rep["times_ms"]["setup"] > 0          # it got as far as the restore
-    assert drill_records(repo, env["backup"])[-1] == rep["record"] + ".failed"
+    assert drill_records(repo, env["backup"])[-1] == rep["record"]["id"] + ".failed"
     assert_cleaned_up(env)
 
 

@@ -15,15 +15,18 @@ be equal, and so must every table's rows (as a sorted multiset of COPY
 lines), every sequence and every large object.
 """
 
+import gzip
 import os
 import re
+import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from pgvault_cli import conn_args, run_pgvault, run_pgvault_json, tools_env
+from pgcluster import clean_env
+from pgvault_cli import conn_args, pgvault_bin, run_pgvault, run_pgvault_json, tools_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROLES = ("fid_reader", "fid_writer", "fid_owner")
@@ -99,6 +102,18 @@ def assert_same_database(cluster, src, dst):
     assert sorted(ca) == sorted(cb)
     for k in ca:
         assert ca[k] == cb[k], "content of %s differs" % k
+
+
+def db_properties(cluster, db):
+    """ALTER DATABASE / ALTER ROLE IN DATABASE settings, grants, comment of a database."""
+    settings = sorted(cluster.psql(
+        "SELECT coalesce(setrole::regrole::text, '-'), setconfig::text FROM pg_db_role_setting s "
+        "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s", db=db, params=(db,)))
+    acl = cluster.scalar("SELECT array_agg(a::text ORDER BY a::text) FROM pg_database d, unnest(d.datacl) a "
+                         "WHERE d.datname = %s", params=(db,))
+    comment = cluster.scalar("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                             params=(db,))
+    return settings, acl, comment
 
 
 def db_exists(cluster, name):
@@ -185,6 +200,8 @@ def test_fidelity_roundtrip(env):
     assert c.scalar("INSERT INTO app.gen (a) VALUES (1) RETURNING id", db="fid_copy") == \
         c.scalar("SELECT last_value + 7 FROM app.gen_id_seq", db="fid")
     assert c.scalar("SELECT count(*) FROM public.order_stats", db="fid_copy") == 200
+    # the database's own settings, grants and comment came along
+    assert db_properties(c, "fid_copy") == db_properties(c, "fid")
 
 
 def test_restore_into_database_in_use_then_clean(env):
@@ -325,7 +342,7 @@ def test_consistency_under_writes(env):
 def test_help_and_bad_options(env):
     c, repo = env["cluster"], env["repo"]
     for args in (["backup", "--logical", "--help"], ["restore", "x", "--target-db", "y", "--help"],
-                 ["show", "--help"]):
+                 ["show", "--help"], ["export", "--help"], ["restore", "x", "--globals-only", "--help"]):
         rc, out, err = run_pgvault(*args)
         assert rc == 0 and "Examples:" in out, (args, err)
     rc, out, err = run_pgvault("backup", "--logical", "--no-such-option")
@@ -339,3 +356,115 @@ def test_help_and_bad_options(env):
     # everything written by this module's backups reads back
     rc, out, err = run_pgvault("verify", "--repo", repo, timeout=300)
     assert rc == 0, err
+
+
+# --------------------------------------------------------------------------
+# selected tables, safety backups, export, a dying connection
+# --------------------------------------------------------------------------
+
+def table_rows(cluster, db, table, where="true"):
+    with cluster.connect(db) as conn:
+        conn.execute("SET timezone = 'UTC'; SET extra_float_digits = 3")
+        with conn.cursor().copy("COPY (SELECT * FROM %s WHERE %s) TO STDOUT" % (table, where)) as cp:
+            return sorted(b"".join(bytes(b) for b in cp).split(b"\n"))
+
+
+def test_table_restore_runbook(env):
+    """The runbooks' "someone truncated a table": --table --data-only puts the
+    rows back; --clean replaces a changed table whole, its indexes, triggers,
+    owned sequence, the views built on it and the foreign keys pointing at it
+    included, after a safety backup of what it replaces."""
+    c, repo, doc = env["cluster"], env["repo"], env["backup"]
+    restore(c, repo, doc["id"], "fid_tab", "--no-analyze")
+    target = conn_args(c, "postgres")
+
+    # truncated, then the application went on inserting
+    c.execute("TRUNCATE public.orders; INSERT INTO public.orders (customer_id, note) VALUES (1, 'after')", db="fid_tab")
+    new_id = c.scalar("SELECT id FROM public.orders", db="fid_tab")
+    assert new_id > 3000
+    res = restore(c, repo, doc["id"], "fid_tab", "-t", "public.orders", "--data-only")
+    assert res["rows"] == 3000 and res["tables"] == 1 and res["safety_backup"] is None
+    assert c.scalar("SELECT count(*) FROM public.orders", db="fid_tab") == 3001
+    assert table_rows(c, "fid_tab", "public.orders", "id <= 3000") == table_rows(c, "fid", "public.orders")
+    # a data-only restore never moves a sequence back behind rows added since
+    assert c.scalar("SELECT last_value FROM public.orders_id_seq", db="fid_tab") >= new_id
+
+    # the table exists: replacing it needs --clean; a pattern must match
+    rc, out, err = pv(c, repo, "restore", doc["id"], "--target-db", "fid_tab", "-t", "orders", *target)
+    assert rc == 5 and 'table "public"."orders" already exists' in err and "--clean" in err, err
+    rc, out, err = pv(c, repo, "restore", doc["id"], "--target-db", "fid_tab", "-t", "nope*", *target)
+    assert rc != 0 and "no matching tables were found for pattern 'nope*'" in err, err
+
+    # changed rows, definition and indexes: --clean puts the backup's table back
+    c.execute("DELETE FROM public.orders WHERE id > 100; ALTER TABLE public.orders ADD COLUMN extra int;"
+              "DROP INDEX public.orders_note_trgm", db="fid_tab")
+    res = restore(c, repo, doc["id"], "fid_tab", "-t", "public.orders", "--clean")
+    safety = res["safety_backup"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", safety), res
+    rc, show, err = pv(c, repo, "show", safety, json_out=True)
+    assert rc == 0, err
+    assert [(t["schema"], t["name"], t["rows"]) for t in show["tables"]] == [("public", "orders", 100)]
+    assert "before restoring backup %s" % doc["id"] in show["metadata"]["note"]
+    # a table referenced by another's foreign key, with a view on it
+    c.execute("UPDATE public.customers SET name = 'changed'", db="fid_tab")
+    res = restore(c, repo, doc["id"], "fid_tab", "-t", "public.customers", "--clean", "--no-safety-backup")
+    assert res["safety_backup"] is None
+    assert_same_database(c, "fid", "fid_tab")
+    c.execute("DROP DATABASE fid_tab")
+
+
+def test_export_plain(env, tmp_path):
+    c, repo, doc = env["cluster"], env["repo"], env["backup"]
+    out = tmp_path / "fid.sql"
+    rc, o, err = pv(c, repo, "export", doc["id"], "--format", "plain", "-o", str(out), json_out=True)
+    assert rc == 0, err
+    assert o["large_objects"] == 3 and o["rows"] == doc["rows"] and o["written"] == out.stat().st_size
+    c.execute("CREATE DATABASE fid_exp")
+    c.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "fid_exp", "-f", str(out))
+    assert_same_database(c, "fid", "fid_exp")
+    c.execute("DROP DATABASE fid_exp")
+
+    # gzip on standard output is the same script; a table filter keeps that table
+    gz = tmp_path / "fid.sql.gz"
+    with open(gz, "wb") as f:
+        r = subprocess.run([pgvault_bin(), "export", doc["id"], "--format", "plain", "--compress", "gzip",
+                            "--repo", repo], stdout=f, stderr=subprocess.PIPE, env=clean_env(tools_env(c)))
+    assert r.returncode == 0, r.stderr
+
+    def script(b):
+        return [ln for ln in b.split(b"\n") if not ln.startswith((b"\\restrict", b"\\unrestrict"))]
+    assert script(gzip.decompress(gz.read_bytes())) == script(out.read_bytes())
+    rc, o, err = pv(c, repo, "export", doc["id"], "--format", "plain", "-t", "app.gen", "-o", str(out))
+    assert rc == 0, err
+    text = out.read_text()
+    assert 'COPY "app"."gen" ' in text and "CREATE TABLE app.gen" in text and "CREATE TABLE public.orders" not in text
+    assert "ALTER TABLE app.gen ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY" in text
+    rc, o, err = pv(c, repo, "export", doc["id"], "-o", str(out))
+    assert rc == 2 and "only --format plain" in err, err
+
+
+def test_connection_dies_mid_backup(env):
+    """A worker connection killed during the backup: the backup fails, no
+    manifest is written, and the repository still verifies."""
+    c, repo = env["cluster"], env["repo"]
+    c.execute("CREATE DATABASE many")
+    c.execute("DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('CREATE TABLE t%s AS SELECT g AS id, "
+              "md5(g::text) AS v FROM generate_series(1, 2000) g', i); END LOOP; END $$", db="many")
+    before = backup_ids(c, repo)
+    p = subprocess.Popen([pgvault_bin(), "backup", "--logical", "-j", "1", "--repo", repo, *conn_args(c, "many")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(tools_env(c)))
+    killed = 0
+    deadline = time.time() + 60
+    while not killed and p.poll() is None and time.time() < deadline:
+        killed = c.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE application_name = 'pgvault backup worker' AND query LIKE 'COPY%%'")
+        time.sleep(0.01)
+    out, err = p.communicate(timeout=120)
+    assert killed == 1, "the backup ended before a worker could be killed: %s" % err
+    assert p.returncode != 0, out
+    assert "nothing was recorded" in err and "COPY failed" in err, err
+    assert "terminat" in err, err
+    assert backup_ids(c, repo) == before
+    rc, out, err = run_pgvault("verify", "--repo", repo, timeout=300)
+    assert rc == 0, err
+    c.execute("DROP DATABASE many")

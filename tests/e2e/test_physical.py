@@ -9,6 +9,7 @@ Every pgvault command runs as the server's user (see physical_helpers.py).
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -241,3 +242,83 @@ def test_page_checksum_failure_is_reported(pg):
     assert [b["id"] for b in backups(pg, repo)] == [doc["id"]]
     r = ok(pg, "show", doc["id"], "--repo", repo, "--json")
     assert rel in r.out and "checksum_failures" in r.out, r.out[:2000]
+
+
+def test_tablespaces_backed_up_and_restored_elsewhere(pg, pg_factory):
+    repo = make_repo(pg)
+    archive_to(pg, repo)
+    loc = pg.mkdir("ts1")
+    pg.execute("CREATE TABLESPACE ts1 LOCATION '%s'" % loc)
+    pg.execute("CREATE TABLE far (id int, v text) TABLESPACE ts1")
+    pg.execute("INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 3000) g")
+    oid = str(pg.scalar("SELECT oid FROM pg_tablespace WHERE spcname = 'ts1'"))
+    r = ok(pg, "backup", "--physical", "--repo", repo, "--source", SOURCE,
+           "--pgdata", pg.datadir, *conn(pg), "--json")
+    bid = json.loads(r.out)["id"]
+    md = json.loads(ok(pg, "show", bid, "--repo", repo, "--json").out)["metadata"]
+    assert md["tablespaces"] == [{"oid": oid, "location": loc}], md["tablespaces"]
+    assert md["tablespace_map"].startswith(oid + " " + loc), md["tablespace_map"]
+    want = pg.psql("SELECT count(*), sum(hashtext(v)) FROM far")
+
+    # the original location is in use: refused, with the way out
+    r = pv(pg, "restore", bid, "--repo", repo, "--pgdata", pg.basedir + "/r1")
+    assert r.rc == 5, r
+    assert "tablespace %s" % oid in r.err and "is not empty" in r.err, r.err
+    assert "--tablespace-map %s=DIR" % oid in r.err, r.err
+    assert not os.path.exists(pg.basedir + "/r1")  # refused before writing anything
+    r = pv(pg, "restore", bid, "--repo", repo, "--pgdata", pg.basedir + "/r2",
+           "--tablespace-map", "999=/tmp/x")
+    assert r.rc == 2 and "no tablespace with oid 999" in r.err, r
+
+    c = pg_factory("tsrestored", start=False)
+    newloc = os.path.join(c.basedir, "ts1-restored")
+    shutil.rmtree(c.datadir)
+    ok(c, "restore", bid, "--repo", repo, "--source", SOURCE, "--pgdata", c.datadir,
+       "--tablespace-map", "%s=%s" % (oid, newloc), "--archive-mode", "off",
+       "--target-immediate", "--target-action", "promote")
+    c._write_base_conf()
+    assert os.readlink(os.path.join(c.datadir, "pg_tblspc", oid)) == newloc
+    c.start()
+    deadline = time.time() + 30
+    while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
+        time.sleep(0.1)
+    assert c.psql("SELECT count(*), sum(hashtext(v)) FROM far") == want
+    assert c.scalar("SELECT pg_tablespace_location(%s)" % oid) == newloc
+
+
+def test_help_of_the_physical_modes(pg):
+    r = pv(pg, "backup", "--physical", "--help")
+    assert r.rc == 0 and "pg_backup_start" in r.out and "Examples:" in r.out, r
+    r = pv(pg, "restore", "--pgdata", "x", "--help")
+    assert r.rc == 0 and "--target-time" in r.out and "Examples:" in r.out, r
+    r = pv(pg, "backup", "--physical", "--checkpoint", "slow")
+    assert r.rc == 2 and "--checkpoint must be" in r.err, r
+    r = pv(pg, "restore", "latest", "--pgdata", "x", "--archive-mode", "maybe")
+    assert r.rc == 2 and "--archive-mode must be" in r.err, r
+    r = pv(pg, "restore", "latest", "--pgdata", "x", "--tablespace-map", "abc")
+    assert r.rc == 2 and "OID=DIR" in r.err, r
+
+
+def test_wal_gaps_found_by_restore(pg, pg_factory):
+    repo = make_repo(pg)
+    archive_to(pg, repo)
+    doc = json.loads(ok(pg, "backup", "--physical", "--repo", repo, "--source", SOURCE,
+                        "--pgdata", pg.datadir, *conn(pg), "--json").out)
+    segs = []
+    for i in range(3):
+        pg.execute("CREATE TABLE g%d AS SELECT 1 AS x" % i)
+        segs.append(switch_wal(pg))
+    wait_archived(pg, segs[-1])
+    tl1 = os.path.join(repo, "wal", SOURCE, "00000001")
+    os.unlink(os.path.join(tl1, segs[1]))
+    c = pg_factory("gap", start=False)
+    shutil.rmtree(c.datadir)
+    r = ok(c, "restore", doc["id"], "--repo", repo, "--pgdata", c.datadir,
+           "--archive-mode", "off")
+    assert "has a gap: %s..%s are missing" % (segs[1], segs[1]) in r.err, r.err
+    # the WAL the backup itself needs is gone: refused before writing anything
+    os.unlink(os.path.join(tl1, doc["start_wal"]))
+    r = pv(c, "restore", doc["id"], "--repo", repo, "--pgdata", c.datadir + "2")
+    assert r.rc == 3, r
+    assert "WAL segment %s, which backup %s needs" % (doc["start_wal"], doc["id"]) in r.err, r.err
+    assert not os.path.exists(c.datadir + "2")

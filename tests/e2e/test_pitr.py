@@ -6,9 +6,13 @@ T1 and T2 (in transaction X2, followed by restore point 'before_drop'), the
 table dropped at T3, then a second backup B2.  Each test restores into a new
 directory, starts the server, and checks what it sees: the rows of T1 and
 T2 and the table, whichever way the target between T2 and T3 is given.
+A last test switches timelines: restore, promote, archive and back up on
+timeline 2, then restore across the switch.
 """
 
 import json
+import os
+import shutil
 import time
 
 import pytest
@@ -134,3 +138,86 @@ def test_backup_after_the_target_is_refused(history, pg_factory):
     r = pv(h["pg"], "restore", "latest", "--repo", h["repo"], "--pgdata",
            h["pg"].basedir + "/nope", "--target-time", "yesterday-ish")
     assert r.rc == 2 and "invalid time" in r.err, r.err
+
+
+def test_timeline_switch(pg_factory):
+    """Restore and promote (timeline 2), keep archiving there, back up the
+    new primary, and restore across the switch, both from the new backup
+    and from the old one (following timeline 2 through its history file)."""
+    pg = pg_factory("tli")
+    repo = make_repo(pg)
+    archive_to(pg, repo)
+    pg.execute("CREATE TABLE h (id int, tl text)")
+    b1 = backup(pg, repo)[0]
+    pg.execute("INSERT INTO h SELECT g, 'a' FROM generate_series(1, 10) g")
+    wait_archived(pg, switch_wal(pg))
+
+    # the new primary archives into the same source: its archive_command came
+    # with the backup (preserved), and timeline 2 names do not collide
+    c = restore_to(pg_factory, repo, b1, name="tl2")
+    c.start()
+    deadline = time.time() + 30
+    while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
+        time.sleep(0.1)
+    assert c.scalar("SELECT timeline_id FROM pg_control_checkpoint()") == 2
+    c.execute("INSERT INTO h SELECT g, 'b' FROM generate_series(11, 20) g")
+    b2 = backup(c, repo)[0]
+    c.execute("INSERT INTO h SELECT g, 'c' FROM generate_series(21, 30) g")
+    wait_archived(c, switch_wal(c))
+    assert c.scalar("SELECT last_archived_wal FROM pg_stat_archiver").startswith("00000002")
+    tl2 = os.listdir(os.path.join(repo, "wal", SOURCE, "00000002"))
+    assert "00000002.history" in tl2, tl2
+    # the old timeline goes on too: nothing of it may leak into timeline 2
+    pg.execute("INSERT INTO h SELECT g, 'old' FROM generate_series(1, 5) g")
+    wait_archived(pg, switch_wal(pg))
+
+    def counts(x):
+        return x.psql("SELECT tl, count(*) FROM h GROUP BY tl ORDER BY tl")
+
+    d = restore_to(pg_factory, repo, b2, "--archive-mode", "off", name="fromb2")
+    d.start()
+    deadline = time.time() + 30
+    while d.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
+        time.sleep(0.1)
+    assert counts(d) == [("a", 10), ("b", 10), ("c", 10)]
+
+    e = restore_to(pg_factory, repo, b1, "--archive-mode", "off", name="fromb1")
+    e.start()
+    deadline = time.time() + 30
+    while e.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
+        time.sleep(0.1)
+    assert counts(e) == [("a", 10), ("b", 10), ("c", 10)]
+
+    f = restore_to(pg_factory, repo, b1, "--archive-mode", "off",
+                   "--target-timeline", "current", name="tl1")
+    f.start()
+    deadline = time.time() + 30
+    while f.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
+        time.sleep(0.1)
+    assert counts(f) == [("a", 10), ("old", 5)]
+
+
+def test_restore_start_waits_for_recovery(history, pg_factory):
+    c = pg_factory("started", start=False)
+    shutil.rmtree(c.datadir)
+    r = ok(c, "restore", "latest", "--repo", history["repo"], "--pgdata", c.datadir,
+           "--target-time", history["between"], "--target-action", "promote",
+           "--archive-mode", "off", "--start", "--start-options",
+           "-p %d -k %s" % (c.port, c.host), "--json")
+    doc = json.loads(r.out)
+    assert doc["id"] == history["b1"], doc
+    assert doc["cluster_state"] == "in production", doc
+    assert doc["recovery_ms"] >= doc["start_ms"] > 0, doc
+    assert "recovery ended (in production): restore" in r.err, r.err
+    assert c.scalar("SELECT pg_is_in_recovery()") is False
+    assert_between_t2_and_t3(c)
+    # a restore that cannot reach its target reports the server's reason
+    d = pg_factory("startfail", start=False)
+    shutil.rmtree(d.datadir)
+    r = pv(d, "restore", history["b1"], "--repo", history["repo"], "--pgdata", d.datadir,
+           "--target-name", "no_such_point", "--target-action", "promote",
+           "--archive-mode", "off", "--start", "--start-options",
+           "-p %d -k %s" % (d.port, d.host))
+    assert r.rc == 1, r
+    assert "the server stopped during recovery" in r.err, r.err
+    assert "recovery target was reached" in r.err or "recovery ended before" in r.err, r.err

@@ -2,7 +2,8 @@
 archiver: round trips of real segments, idempotent re-push, a conflicting
 segment refused without overwriting, another database system refused,
 history files, absent files (exit 1), damage found (exit 3), bad names, and
-an encrypted repository.
+an encrypted repository; the asynchronous mode (a background pusher and a
+spool directory), its error reporting and its queue limit.
 """
 
 import os
@@ -172,3 +173,105 @@ def test_encrypted_repository(pg):
     r = pv(pg, "archive-get", "--repo", repo, "--source", SOURCE, seg, dest,
            env={"PGVAULT_PASSPHRASE": "wrong"})
     assert r.rc not in (0, 1), r
+
+
+def _pusher_idle(spool, timeout=15):
+    """True once no pusher holds the spool's lock (it exits when idle)."""
+    import fcntl
+    import time
+    path = os.path.join(spool, "pusher.lock")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+        time.sleep(0.2)
+    return False
+
+
+def test_async_push_by_the_server(pg):
+    from pgvault_cli import pgvault_bin
+    repo = make_repo(pg)
+    spool = pg.mkdir("spool")
+    pg.restart(archive_mode="on", archive_command="%s archive-push --async --spool-path %s "
+               "--repo %s --source %s %%p" % (pgvault_bin(), spool, repo, SOURCE))
+    segs = []
+    for i in range(8):
+        pg.execute("CREATE TABLE a%d AS SELECT g FROM generate_series(1, 1000) g" % i)
+        segs.append(switch_wal(pg))
+    wait_archived(pg, segs[-1])
+    for seg in segs:
+        dest = os.path.join(pg.basedir, "a-" + seg)
+        ok(pg, "archive-get", "--repo", repo, "--source", SOURCE, seg, dest)
+        src = os.path.join(pg.datadir, "pg_wal", seg)
+        if os.path.exists(src):
+            assert read(dest) == read(src)
+    assert _pusher_idle(os.path.join(spool, SOURCE))
+    # every note is consumed by the server's calls (the pusher may be ahead)
+    import time
+    out = os.path.join(spool, SOURCE, "out")
+    deadline = time.time() + 20
+    while os.listdir(out) and time.time() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(out) == [], (os.listdir(out), segs)
+    assert pg.scalar("SELECT failed_count FROM pg_stat_archiver") == 0
+
+
+def _fake_wal_dir(pg, segs, data=None):
+    """A directory laid out like a data directory's pg_wal, with the given
+    real segments marked ready (optionally with other contents)."""
+    base = os.path.join(pg.basedir, "fake-%s" % segs[0])
+    os.makedirs(os.path.join(base, "pg_wal", "archive_status"))
+    for seg in segs:
+        body = data.get(seg) if data else None
+        if body is None:
+            body = read(os.path.join(pg.datadir, "pg_wal", seg))
+        with open(os.path.join(base, "pg_wal", seg), "wb") as f:
+            f.write(body)
+        open(os.path.join(base, "pg_wal", "archive_status", seg + ".ready"), "w").close()
+    shutil.chown(base, pg.user or "root")
+    for root, dirs, files in os.walk(base):
+        for n in dirs + files:
+            shutil.chown(os.path.join(root, n), pg.user or "root")
+    return base
+
+
+def test_async_push_reports_a_conflict(archived):
+    pg, repo, segs = archived
+    data = bytearray(read(os.path.join(pg.datadir, "pg_wal", segs[0])))
+    data[200000] ^= 0x01
+    base = _fake_wal_dir(pg, [segs[0]], {segs[0]: bytes(data)})
+    spool = os.path.join(pg.basedir, "spool-conflict")
+    r = pv(pg, "archive-push", "--async", "--spool-path", spool, "--repo", repo,
+           "--source", SOURCE, "pg_wal/" + segs[0], cwd=base)
+    assert r.rc == 1, r
+    assert "background pusher could not archive" in r.err, r.err
+    assert "different content" in r.err, r.err
+    assert _pusher_idle(os.path.join(spool, SOURCE))
+
+
+def test_async_queue_max_drops_loudly(pg):
+    pg.restart(archive_mode="on", archive_command="/bin/true")
+    segs = [switch_wal(pg) for _ in range(3)]
+    base = _fake_wal_dir(pg, segs)
+    repo = make_repo(pg)
+    spool = os.path.join(pg.basedir, "spool-q")
+    conf = os.path.join(pg.basedir, "pgvault.conf")
+    with open(conf, "w") as f:
+        f.write("[global]\narchive-async = on\nspool-path = %s\n"
+                "archive-push-queue-max = 20MiB\n" % spool)
+    r = pv(pg, "archive-push", "--config", conf, "--repo", repo, "--source", SOURCE,
+           "pg_wal/" + segs[2], cwd=base)
+    assert r.rc == 0, r
+    assert "'%s' DROPPED without archiving" % segs[0] in r.err, r.err
+    assert _pusher_idle(os.path.join(spool, SOURCE))
+    stored = os.listdir(os.path.join(repo, "wal", SOURCE, "00000001"))
+    # 48 MiB waited: the two oldest were dropped to get under 20 MiB
+    assert stored == [segs[2]], stored
+    r = pv(pg, "archive-push", "--config", conf, "--repo", repo, "--source", SOURCE,
+           "pg_wal/" + segs[0], cwd=base)
+    assert r.rc == 0, r  # its (drop) note is consumed: the server moves on
+    assert os.listdir(os.path.join(spool, SOURCE, "out")) == [segs[1] + ".ok"]

@@ -546,8 +546,10 @@ database_properties(Dump *d)
 	PQclear(r);
 	r = NULL;
 	/* the default search_path's schemas: what an unqualified --table pattern means at restore */
-	if ((rc = pgconn_query(&r, d->coord, 1, "SELECT pg_catalog.array_to_json(pg_catalog.current_schemas(false))::text",
-						   0, NULL)) < 0)
+	if ((rc = pgconn_exec(d->coord, "RESET search_path")) < 0 ||
+		(rc = pgconn_query(&r, d->coord, 1, "SELECT pg_catalog.array_to_json(pg_catalog.current_schemas(false))::text",
+						   0, NULL)) < 0 ||
+		(rc = pgconn_exec(d->coord, "SELECT pg_catalog.set_config('search_path', '', false)")) < 0)
 		goto done;
 	if (PQntuples(r) == 1)
 		json_object_set_new(d->meta, "search_path", json_loads(PQgetvalue(r, 0, 0), 0, NULL));

@@ -43,6 +43,7 @@
 #include "common/pool.h"
 #include "pg/logical/archive.h"
 #include "pg/logical/globals.h"
+#include "pg/logical/toc.h"
 #include "pg/logical/util.h"
 #include "pg/tools.h"
 #include "repo/reader.h"
@@ -64,6 +65,7 @@ typedef struct RPart
 	char *qname, *cols;
 	uint64_t rows;
 	uint64_t bytes;
+	size_t table;				/* index in Rst.tables */
 	RepoItem *ri;				/* from the item list */
 } RPart;
 
@@ -107,6 +109,12 @@ typedef struct Rst
 	char **existing;			/* --table: selected tables that exist in the target (qualified) */
 	size_t nexisting;
 	bool triggers_disabled;
+	bool fresh;					/* the tables were made by this restore: empty, nobody else's */
+	atomic_int *parts_left;		/* per table: parts not loaded yet */
+	size_t *table_parts;		/* per table: how many parts it has */
+	bool *analyzed;				/* per table: ANALYZE ran after its rows were in */
+	json_t **entries;			/* per table: its catalog entry (lent by cat) */
+	char **early;				/* per table: a pg_restore -L list of its own post-data, or NULL */
 	pthread_mutex_t mu;
 	PGconn **idle;
 	int nidle;
@@ -174,6 +182,8 @@ catalog_plan(Rst *s)
 		if (s->sel != NULL && !s->sel[i])
 			continue;
 		strv_add(&s->tables, &s->ntables, pglogical_qualify(schema, name));
+		s->entries = pv_realloc(s->entries, sizeof(json_t *) * s->ntables);
+		s->entries[s->ntables - 1] = e;
 		if (!json_is_true(json_object_get(e, "data")))
 			continue;
 		strv_add(&s->loaded, &s->nloaded, pglogical_qualify(schema, name));
@@ -188,8 +198,17 @@ catalog_plan(Rst *s)
 			(void) pv_json_get_uint(&bytes, p, "bytes");
 			s->parts = pv_realloc(s->parts, sizeof(RPart) * (s->nparts + 1));
 			s->parts[s->nparts++] = (RPart) {.item = pv_strdup(item), .qname = pglogical_qualify(schema, name),
-											 .cols = pv_strdup(cols ? cols : ""), .rows = rows, .bytes = bytes};
+											 .cols = pv_strdup(cols ? cols : ""), .rows = rows, .bytes = bytes,
+											 .table = s->ntables - 1};
 		}
+	}
+	s->parts_left = pv_calloc(s->ntables + 1, sizeof(atomic_int));
+	s->analyzed = pv_calloc(s->ntables + 1, sizeof(bool));
+	s->table_parts = pv_calloc(s->ntables + 1, sizeof(size_t));
+	for (size_t k = 0; k < s->nparts; k++)
+	{
+		atomic_fetch_add(&s->parts_left[s->parts[k].table], 1);
+		s->table_parts[s->parts[k].table]++;
 	}
 	json_array_foreach(s->cat.sequences, i, e)
 	{
@@ -377,6 +396,30 @@ typedef struct PartTask
 	RPart *p;
 } PartTask;
 
+/* pg_restore of the schema archive into the target with its own -L list (one job). */
+static int
+run_pg_restore_list(Rst *s, const char *section, const char *list)
+{
+	char *dbarg = pv_asprintf("--dbname=%s", s->ci_nopw);
+	char *listarg = pv_asprintf("--use-list=%s", list);
+	const char *args[8];
+	int n = 0, rc;
+
+	args[n++] = section;
+	args[n++] = "--exit-on-error";
+	args[n++] = listarg;
+	args[n++] = dbarg;
+	if (s->o->no_owner)
+		args[n++] = "--no-owner";
+	if (s->o->no_privileges)
+		args[n++] = "--no-privileges";
+	args[n] = NULL;
+	rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, s->password, NULL);
+	pv_free(dbarg);
+	pv_free(listarg);
+	return rc;
+}
+
 static int
 task_copy(void *arg)
 {
@@ -388,15 +431,33 @@ task_copy(void *arg)
 	RepoReader *rd = NULL;
 	char *buf = pv_malloc(256 * 1024);
 	Buf sql = PV_BUF_INIT;
-	bool ok = false, in_copy = false;
+	bool ok = false, in_copy = false, freeze;
 	int rc;
 
 	if ((rc = conn_get(s, &c)) < 0)
 		goto done;
 	if ((rc = repo_reader_open(&rd, s->o->repo, s->m, p->ri, NULL)) < 0)
 		goto done;
+	/*
+	 * A table this restore made, loaded in one part: empty it in the same
+	 * transaction so that COPY can FREEZE its rows: pages written
+	 * all-visible and frozen, so that the index builds, ANALYZE and the
+	 * first queries do not rewrite every page to set hint bits, and no
+	 * anti-wraparound VACUUM has to come later.
+	 */
+	freeze = s->fresh && s->table_parts[p->table] == 1;
+	if (freeze)
+	{
+		char *q = pv_asprintf("BEGIN; TRUNCATE ONLY %s", p->qname);
+
+		rc = pgconn_exec(c, q);
+		pv_free(q);
+		if (rc < 0)
+			goto done;
+	}
 	/* A table without columns has rows too ("COPY t ()" is not valid SQL). */
-	buf_printf(&sql, p->cols[0] ? "COPY %s (%s) FROM STDIN" : "COPY %s %s FROM STDIN", p->qname, p->cols);
+	buf_printf(&sql, p->cols[0] ? "COPY %s (%s) FROM STDIN%s" : "COPY %s %s FROM STDIN%s", p->qname, p->cols,
+			   freeze ? " WITH (FREEZE)" : "");
 	r = PQexec(c, buf_cstr(&sql));
 	if (PQresultStatus(r) != PGRES_COPY_IN)
 	{
@@ -441,6 +502,28 @@ task_copy(void *arg)
 	}
 	PQclear(r);
 	r = PQgetResult(c);
+	if (freeze && (rc = pgconn_exec(c, "COMMIT")) < 0)
+		goto done;
+	/*
+	 * The table's last part is in: ANALYZE it and build its indexes,
+	 * constraints and triggers now, while other tables load.
+	 */
+	if (atomic_fetch_sub(&s->parts_left[p->table], 1) == 1)
+	{
+		if (!s->o->no_analyze)
+		{
+			char *a = pv_asprintf("ANALYZE %s", p->qname);
+
+			rc = pgconn_exec(c, a);
+			pv_free(a);
+			if (rc < 0)
+				goto done;
+			s->analyzed[p->table] = true;
+		}
+		if (s->early != NULL && s->early[p->table] != NULL &&
+			(rc = run_pg_restore_list(s, "--section=post-data", s->early[p->table])) < 0)
+			goto done;
+	}
 	atomic_fetch_add(&s->prog.rows, p->rows);
 	atomic_fetch_add(&s->prog.items_done, 1);
 	atomic_fetch_add(&s->prog.weight_done, p->bytes);
@@ -727,10 +810,10 @@ step_sequences(Rst *s)
 
 		if (s->o->data_only)
 			/* only forward: the next value stays past every key rows got since the backup */
-			sql = pv_asprintf("SELECT CASE WHEN (CASE WHEN s.is_called THEN s.last_value::numeric OPERATOR(pg_catalog.+) q.seqincrement"
-							  " ELSE s.last_value::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement)"
-							  " OPERATOR(pg_catalog.>=) (CASE WHEN $3::boolean THEN $2::numeric OPERATOR(pg_catalog.+) q.seqincrement"
-							  " ELSE $2::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement)"
+			sql = pv_asprintf("SELECT CASE WHEN ((CASE WHEN s.is_called THEN s.last_value::numeric OPERATOR(pg_catalog.+) q.seqincrement"
+							  " ELSE s.last_value::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement::numeric))"
+							  " OPERATOR(pg_catalog.>=) ((CASE WHEN $3::boolean THEN $2::numeric OPERATOR(pg_catalog.+) q.seqincrement"
+							  " ELSE $2::numeric END) OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement::numeric))"
 							  " THEN NULL ELSE pg_catalog.setval($1::pg_catalog.regclass, $2::bigint, $3::boolean) END"
 							  " FROM %s s, pg_catalog.pg_sequence q WHERE q.seqrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
 							  s->seqs[i].qname);
@@ -1164,6 +1247,169 @@ step_properties(Rst *s)
 	return PV_OK;
 }
 
+#define EARLY_MIN_BYTES (256 * 1024)
+#define EARLY_MAX_TABLES 64
+
+static int
+write_temp(char **out_path, const Buf *b)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = pv_asprintf("%s/pgvault-list-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	int rc = PV_OK;
+
+	*out_path = NULL;
+	if (fd < 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create a temporary file in '%s'", tmp && tmp[0] ? tmp : "/tmp");
+		pv_free(path);
+		return rc;
+	}
+	for (size_t off = 0; off < b->len;)
+	{
+		ssize_t w = write(fd, b->data + off, b->len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+		{
+			rc = pv_error_errno(PV_EIO, errno, "writing '%s'", path);
+			break;
+		}
+		off += (size_t) w;
+	}
+	close(fd);
+	if (rc < 0)
+	{
+		unlink(path);
+		pv_free(path);
+		return rc;
+	}
+	*out_path = path;
+	return PV_OK;
+}
+
+/*
+ * Whole-database restores: the indexes, constraints and triggers of the
+ * big tables are built by the worker that loaded the table, as soon as its
+ * rows are in, overlapping the other tables' loads (as pg_restore -j
+ * does); the rest of post-data (foreign keys, small tables, attachments)
+ * follows in one pg_restore -j run with a list that leaves those out.
+ * "Big" is a share of the whole (at least 1/(4 jobs) of the rows' bytes),
+ * so that few tables qualify whatever their number: each costs a
+ * pg_restore process.
+ */
+static int
+early_post_data_plan(Rst *s)
+{
+	const char *args[] = {"--list", NULL};
+	Buf toc = PV_BUF_INIT, early = PV_BUF_INIT, rest = PV_BUF_INIT;
+	uint64_t *bytes = pv_calloc(s->ntables + 1, sizeof(uint64_t));
+	size_t chosen = 0;
+	uint64_t total = 0, min_bytes;
+	int jobs = s->o->jobs > 0 ? s->o->jobs : 2;
+	int rc;
+
+	s->early = pv_calloc(s->ntables + 1, sizeof(char *));
+	for (size_t i = 0; i < s->nparts; i++)
+	{
+		bytes[s->parts[i].table] += s->parts[i].bytes;
+		total += s->parts[i].bytes;
+	}
+	min_bytes = total / (uint64_t) (4 * jobs);
+	if (min_bytes < EARLY_MIN_BYTES)
+		min_bytes = EARLY_MIN_BYTES;
+	if ((rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, NULL, &toc)) < 0)
+		goto done;
+	while (chosen < EARLY_MAX_TABLES)
+	{
+		size_t best = s->ntables;
+		Buf own = PV_BUF_INIT;
+		const json_t *e;
+		const json_t *idx;
+		const char **names;
+		size_t nnames = 0, k;
+		json_t *v;
+
+		for (size_t i = 0; i < s->ntables; i++)
+			if (bytes[i] >= min_bytes && s->early[i] == NULL && (best == s->ntables || bytes[i] > bytes[best]))
+				best = i;
+		if (best == s->ntables)
+			break;
+		bytes[best] = 0;		/* considered */
+		e = s->entries[best];
+		idx = json_object_get(e, "indexes");
+		names = pv_calloc(json_array_size(idx) + 1, sizeof(char *));
+		json_array_foreach(idx, k, v)
+			if (json_is_string(v))
+				names[nnames++] = json_string_value(v);
+		{
+			PgTocTable t = {.schema = json_string_value(json_object_get(e, "schema")),
+							.name = json_string_value(json_object_get(e, "name")),
+							.owner = json_string_value(json_object_get(e, "owner")),
+							.indexes = names, .nindexes = nnames};
+
+			if (t.schema != NULL && t.name != NULL && pgtoc_table_post_data(&own, buf_cstr(&toc), &t) > 0)
+			{
+				rc = write_temp(&s->early[best], &own);
+				buf_append(&early, own.data, own.len);
+				chosen++;
+			}
+		}
+		pv_free(names);
+		buf_free(&own);
+		if (rc < 0)
+			goto done;
+		if (s->early[best] == NULL)
+			s->early[best] = pv_strdup("");	/* nothing of its own: mark as considered */
+	}
+	for (size_t i = 0; i < s->ntables; i++)
+		if (s->early[i] != NULL && s->early[i][0] == '\0')
+		{
+			pv_free(s->early[i]);
+			s->early[i] = NULL;
+		}
+	if (chosen > 0)
+	{
+		pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&early));
+		rc = write_temp(&s->list_file, &rest);
+		pv_log_detail("indexes and constraints of %zu tables are built as soon as their rows are in", chosen);
+	}
+done:
+	pv_free(bytes);
+	buf_free(&toc);
+	buf_free(&early);
+	buf_free(&rest);
+	return rc;
+}
+
+/* Tables analyzed before their indexes existed that have expression indexes: analyze them again. */
+static int
+analyze_again(Rst *s)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	if ((rc = pgconn_query(&r, s->coord, 1,
+						   "SELECT DISTINCT '\"' OPERATOR(pg_catalog.||) pg_catalog.replace(n.nspname, '\"', '\"\"')"
+						   " OPERATOR(pg_catalog.||) '\".\"' OPERATOR(pg_catalog.||) pg_catalog.replace(c.relname, '\"', '\"\"')"
+						   " OPERATOR(pg_catalog.||) '\"' FROM pg_catalog.pg_index i"
+						   " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid"
+						   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+						   " WHERE i.indexprs IS NOT NULL", 0, NULL)) < 0)
+		return rc;
+	for (int k = 0; k < PQntuples(r); k++)
+	{
+		const char *q = PQgetvalue(r, k, 0);
+
+		for (size_t i = 0; i < s->ntables; i++)
+			if (s->analyzed[i] && strcmp(s->tables[i], q) == 0)
+				s->analyzed[i] = false;
+	}
+	PQclear(r);
+	return PV_OK;
+}
+
 /* Load the catalog, select tables, and decide the plan. */
 static int
 plan_load(Rst *s)
@@ -1282,6 +1528,9 @@ restore_run(Rst *s)
 		pv_free(dbarg);
 		if (rc < 0)
 			goto done;
+		s->fresh = true;
+		if (s->sel == NULL && data && (rc = early_post_data_plan(s)) < 0)
+			goto done;
 	}
 	else if (o->clean && data)
 	{
@@ -1349,14 +1598,21 @@ restore_run(Rst *s)
 		{
 			PartTask *at = pv_calloc(s->ntables + 1, sizeof(PartTask));
 			RPart *ap = pv_calloc(s->ntables + 1, sizeof(RPart));
+			size_t n = 0;
 
 			STEP("analyze");
-			for (size_t i = 0; i < s->ntables; i++)
+			/* what the data step did not analyze, and tables whose expression indexes need statistics */
+			if ((rc = analyze_again(s)) == PV_OK)
 			{
-				ap[i].qname = s->tables[i];
-				at[i] = (PartTask) {.s = s, .p = &ap[i]};
+				for (size_t i = 0; i < s->ntables; i++)
+					if (!s->analyzed[i])
+					{
+						ap[n].qname = s->tables[i];
+						at[n] = (PartTask) {.s = s, .p = &ap[n]};
+						n++;
+					}
+				rc = pool_run(s, pool, at, n, task_analyze);
 			}
-			rc = pool_run(s, pool, at, s->ntables, task_analyze);
 			pv_free(at);
 			pv_free(ap);
 			if (rc < 0)
@@ -1425,6 +1681,17 @@ rst_clear(Rst *s)
 	strv_free(s->existing, s->nexisting);
 	pv_free(s->lo_item);
 	pv_free(s->sel);
+	pv_free(s->parts_left);
+	pv_free(s->table_parts);
+	pv_free(s->analyzed);
+	pv_free(s->entries);
+	for (size_t i = 0; s->early != NULL && i < s->ntables; i++)
+		if (s->early[i] != NULL)
+		{
+			unlink(s->early[i]);
+			pv_free(s->early[i]);
+		}
+	pv_free(s->early);
 	pgcatalog_clear(&s->cat);
 	pv_free(s->idle);
 	pgtools_clear(&s->pg_restore);

@@ -361,3 +361,101 @@ pgtoc_filter(Buf *out, const char *list, const PgTocTable *tables, size_t ntable
 	pv_free(ts);
 	return kept;
 }
+
+size_t
+pgtoc_table_post_data(Buf *out, const char *list, const PgTocTable *t)
+{
+	static const char *const own[] = {"INDEX", "CONSTRAINT", "TRIGGER", "RULE", "POLICY"};
+	Buf all = PV_BUF_INIT;
+	size_t kept = 0;
+	const char *p;
+
+	(void) pgtoc_filter(&all, list, t, 1, NULL, 0);
+	for (p = buf_cstr(&all); *p;)
+	{
+		const char *nl = strchr(p, '\n');
+		char *line = pv_strndup(p, (size_t) (nl - p));	/* pgtoc_filter ends every line */
+		const char *desc = NULL, *rest = NULL;
+		bool keep = false;
+
+		if (line_parse(line, &desc, &rest))
+		{
+			for (size_t i = 0; i < PV_ARRAY_LEN(own) && !keep; i++)
+				keep = strcmp(desc, own[i]) == 0;
+			if (!keep && (strcmp(desc, "COMMENT") == 0 || strcmp(desc, "SECURITY LABEL") == 0))
+			{
+				/* "SCHEMA KIND ...": a comment on one of those */
+				const char *kind = rest + strlen(t->schema) + 1;
+
+				for (size_t i = 0; i < PV_ARRAY_LEN(own) && !keep; i++)
+					keep = strncmp(kind, own[i], strlen(own[i])) == 0 && kind[strlen(own[i])] == ' ';
+			}
+		}
+		if (keep)
+		{
+			buf_append_str(out, line);
+			buf_append_byte(out, '\n');
+			kept++;
+		}
+		pv_free(line);
+		p = nl + 1;
+	}
+	buf_free(&all);
+	return kept;
+}
+
+/* The dump id a line starts with, or -1. */
+static long
+line_id(const char *line)
+{
+	long v = 0;
+	const char *p = line;
+
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (*p++ - '0');
+	return p > line && *p == ';' ? v : -1;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	long x = *(const long *) a, y = *(const long *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+pgtoc_subtract(Buf *out, const char *list, const char *remove)
+{
+	long *ids = NULL;
+	size_t n = 0;
+	const char *p;
+
+	for (p = remove; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+	{
+		long id = line_id(p);
+
+		if (id >= 0)
+		{
+			ids = pv_realloc(ids, sizeof(long) * (n + 1));
+			ids[n++] = id;
+		}
+	}
+	if (n > 0)
+		qsort(ids, n, sizeof(long), id_cmp);
+	for (p = list; p && *p;)
+	{
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t) (nl - p) + 1 : strlen(p);
+		long id = line_id(p);
+
+		if (id < 0 || n == 0 || bsearch(&id, ids, n, sizeof(long), id_cmp) == NULL)
+		{
+			buf_append(out, p, len);
+			if (nl == NULL)
+				buf_append_byte(out, '\n');
+		}
+		p += len;
+	}
+	pv_free(ids);
+}

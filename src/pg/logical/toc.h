@@ -22,7 +22,10 @@
  * table: "SCHEMA TAG OWNER" compared whole when the table's owner is known
  * (then a table "a" never picks up the entries of a table "a b"), by
  * prefix otherwise.  Index names must be given: an INDEX entry's tag does
- * not name its table.
+ * not name its table.  One ambiguity is left: the two-part tags of
+ * CONSTRAINT, TRIGGER, POLICY, RULE and DEFAULT entries ("table name") of a
+ * table "a b" also read as entries of a table "a" named "b ..." with the
+ * same owner.
  *
  * Ownership: everything is borrowed; the result is appended to a Buf.
  */
@@ -61,5 +64,16 @@ typedef struct PgTocFk
  */
 size_t pgtoc_filter(Buf *out, const char *list, const PgTocTable *tables, size_t ntables,
 					const PgTocFk *fks, size_t nfks);
+
+/*
+ * The entries of one table (list as for pgtoc_filter) that can be restored
+ * as soon as its rows are in, whatever other tables are doing: INDEX,
+ * CONSTRAINT (no foreign keys), TRIGGER, RULE, POLICY and the COMMENT and
+ * SECURITY LABEL entries on those.  Appended to out; returns how many.
+ */
+size_t pgtoc_table_post_data(Buf *out, const char *list, const PgTocTable *t);
+
+/* Append to out the lines of list whose dump id is not that of a line of remove. */
+void pgtoc_subtract(Buf *out, const char *list, const char *remove);
 
 #endif

@@ -17,6 +17,7 @@
 #include "common/pool.h"
 #include "common/timeutil.h"
 #include "common/units.h"
+#include "pg/wal/window.h"
 #include "repo/reader.h"
 #include "repo/repo.h"
 
@@ -263,6 +264,63 @@ item_cmp(const void *a, const void *b)
 	return strcmp((*(RepoItem *const *) a)->name, (*(RepoItem *const *) b)->name);
 }
 
+/* ---- the WAL the backup needs ---- */
+
+/*
+ * The segments from the backup's start to its stop must be archived (else
+ * it cannot even become consistent: refused before anything is written); a
+ * gap after them is where recovery will stop (a warning: the target may be
+ * before it).
+ */
+static int
+wal_check(Repo *repo, const RepoManifest *m)
+{
+	const json_t *md = repo_manifest_metadata(m);
+	const char *src = repo_manifest_source(m);
+	const char *start = json_string_value(json_object_get(md, "start_wal"));
+	const char *stop = json_string_value(json_object_get(md, "stop_wal"));
+	json_t *segv = json_object_get(md, "wal_segment_size");
+	uint64_t seg = json_is_integer(segv) ? (uint64_t) json_integer_value(segv) : 0;
+	PgWalArchiveSummary sum;
+	const PgWalTimelineInfo *t;
+	const PgWalGap *gap;
+	uint32_t tli, tli2;
+	uint64_t first, last;
+	char a[PGWAL_SEGMENT_NAME_LEN + 1], b[PGWAL_SEGMENT_NAME_LEN + 1];
+	int rc;
+
+	if (start == NULL || stop == NULL || !pgwal_segment_size_valid(seg) ||
+		pgwal_segment_parse(&tli, &first, start, seg) < 0 ||
+		pgwal_segment_parse(&tli2, &last, stop, seg) < 0)
+		return pv_error_set(PV_ECORRUPT, "backup %s does not say which WAL it needs",
+							repo_manifest_id(m));
+	if ((rc = pgwal_archive_summarize(&sum, repo, src[0] ? src : PGWAL_DEFAULT_SOURCE)) < 0)
+		return pv_error_prefix(rc, "cannot list the WAL archive");
+	t = pgwal_summary_timeline(&sum, tli);
+	gap = pgwal_summary_gap_after(&sum, tli, first);
+	if (t == NULL || t->segments == 0 || t->first > first || t->last < last ||
+		(gap != NULL && gap->first <= last))
+	{
+		uint64_t miss = t == NULL || t->segments == 0 || t->first > first ? first
+			: gap != NULL && gap->first <= last ? gap->first : t->last + 1;
+
+		pgwal_segment_name(a, tli, miss, seg);
+		rc = pv_error_set(PV_ECORRUPT, "WAL segment %s, which backup %s needs to become "
+						  "consistent (%s..%s), is missing from the archive of source '%s'", a,
+						  repo_manifest_id(m), start, stop, src);
+		pv_error_hint("the WAL was deleted from the repository; restore another backup");
+	}
+	else if (gap != NULL)
+	{
+		pgwal_segment_name(a, tli, gap->first, seg);
+		pgwal_segment_name(b, tli, gap->last, seg);
+		pv_log_warn("the WAL archive of source '%s' has a gap: %s..%s are missing, so recovery "
+					"cannot replay past %s", src, a, b, a);
+	}
+	pgwal_archive_summary_free(&sum);
+	return rc;
+}
+
 /* ---- the restore ---- */
 
 typedef struct Restore
@@ -370,11 +428,22 @@ done:
 	return rc;
 }
 
-/* A tablespace link pg_tblspc/<oid> -> its original location (rule 1 for it). */
-static int
-tablespace_create(const char *pgdata, const RepoItem *item)
+/* Where tablespace oid goes: mapped, else its original location. */
+static const char *
+tablespace_dir(const PgPhysRestoreOpts *o, const char *oid, const char *orig)
 {
-	char *link = pv_fs_path_join(pgdata, item->name);
+	for (size_t i = 0; i < o->nts_map; i++)
+		if (strcmp(o->ts_map[i].oid, oid) == 0)
+			return o->ts_map[i].dir;
+	return orig;
+}
+
+/* A tablespace link pg_tblspc/<oid> -> its directory (rule 1 for it). */
+static int
+tablespace_create(const PgPhysRestoreOpts *o, const RepoItem *item)
+{
+	char *link = pv_fs_path_join(o->pgdata, item->name);
+	const char *dir;
 	int rc;
 
 	if (item->link == NULL || item->link[0] != '/')
@@ -382,18 +451,93 @@ tablespace_create(const char *pgdata, const RepoItem *item)
 		rc = pv_error_set(PV_ECORRUPT, "tablespace link '%s' has no absolute target", item->name);
 		goto done;
 	}
-	if ((rc = pgphys_pgdata_check(item->link)) < 0)
+	dir = tablespace_dir(o, item->name + 10, item->link);
+	if ((rc = pgphys_pgdata_check(dir)) < 0)
 	{
 		rc = pv_error_prefix(rc, "tablespace %s", item->name + 10);
+		if (dir == item->link)
+			pv_error_hint("restore it elsewhere with --tablespace-map %s=DIR", item->name + 10);
 		goto done;
 	}
-	if ((rc = pv_fs_mkdir_p(item->link, 0700)) < 0)
+	if ((rc = pv_fs_mkdir_p(dir, 0700)) < 0)
 		goto done;
-	if (symlink(item->link, link) < 0)
+	if (symlink(dir, link) < 0)
 		rc = pv_error_errno(PV_EIO, errno, "cannot create link '%s'", link);
 done:
 	pv_free(link);
 	return rc;
+}
+
+/*
+ * Every --tablespace-map OID must be one of the backup's tablespaces, and
+ * every tablespace directory must be usable (rule 1), before anything is
+ * written.
+ */
+static int
+tablespace_map_check(const PgPhysRestoreOpts *o, const ItemList *items)
+{
+	for (size_t k = 0; k < o->nts_map; k++)
+	{
+		bool found = false;
+
+		for (size_t i = 0; i < items->n && !found; i++)
+			found = strcmp(items->v[i]->type, "symlink") == 0 &&
+				strncmp(items->v[i]->name, "pg_tblspc/", 10) == 0 &&
+				strcmp(items->v[i]->name + 10, o->ts_map[k].oid) == 0;
+		if (!found)
+			return pv_error_set(PV_EUSAGE, "backup %s has no tablespace with oid %s",
+								o->backup_id, o->ts_map[k].oid);
+		if (strpbrk(o->ts_map[k].dir, "\n\r") != NULL)
+			return pv_error_set(PV_EUSAGE, "tablespace directory names cannot hold line breaks");
+	}
+	for (size_t i = 0; i < items->n; i++)
+	{
+		const RepoItem *it = items->v[i];
+		const char *dir;
+		int rc;
+
+		if (strcmp(it->type, "symlink") != 0 || strncmp(it->name, "pg_tblspc/", 10) != 0 ||
+			it->link == NULL)
+			continue;
+		dir = tablespace_dir(o, it->name + 10, it->link);
+		if ((rc = pgphys_pgdata_check(dir)) < 0)
+		{
+			rc = pv_error_prefix(rc, "tablespace %s", it->name + 10);
+			if (dir == it->link)
+				pv_error_hint("restore it elsewhere with --tablespace-map %s=DIR", it->name + 10);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* tablespace_map with the mapped tablespaces' new directories ("<oid> <dir>" lines). */
+static char *
+tablespace_map_rewrite(const PgPhysRestoreOpts *o, const char *map)
+{
+	Buf out = PV_BUF_INIT;
+	const char *p = map;
+
+	while (*p)
+	{
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t) (nl - p) : strlen(p);
+		size_t oidlen = strcspn(p, " ");
+		const char *dir = NULL;
+
+		for (size_t i = 0; i < o->nts_map && oidlen < len; i++)
+			if (strlen(o->ts_map[i].oid) == oidlen && strncmp(p, o->ts_map[i].oid, oidlen) == 0)
+				dir = o->ts_map[i].dir;
+		if (dir != NULL)
+			buf_printf(&out, "%.*s %s\n", (int) oidlen, p, dir);
+		else
+		{
+			buf_append(&out, p, len);
+			buf_append_byte(&out, '\n');
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	return buf_detach(&out);
 }
 
 /* Directories and links, parents first. */
@@ -418,7 +562,7 @@ tree_create(Restore *r, ItemList *items)
 		if (strcmp(it->type, "symlink") == 0 && strncmp(it->name, "pg_tblspc/", 10) == 0 &&
 			strchr(it->name + 10, '/') == NULL)
 		{
-			rc = tablespace_create(pgdata, it);
+			rc = tablespace_create(r->o, it);
 			continue;
 		}
 		path = pv_fs_path_join(pgdata, it->name);
@@ -490,6 +634,7 @@ recovery_files_write(Restore *r)
 	char *auto_path = pv_fs_path_join(r->o->pgdata, "postgresql.auto.conf");
 	char *qsrc = pgphys_shell_quote(src[0] ? src : "default");
 	char *cmd = pv_asprintf("%s --source %s %%f %%p", r->o->archive_get_command, qsrc);
+	char *newmap = NULL;
 	Buf old = PV_BUF_INIT, block = PV_BUF_INIT, merged = PV_BUF_INIT;
 	int rc;
 
@@ -499,6 +644,8 @@ recovery_files_write(Restore *r)
 						  r->o->backup_id);
 		goto done;
 	}
+	if (map != NULL && map[0] != '\0')
+		map = newmap = tablespace_map_rewrite(r->o, map);
 	if ((rc = file_put(r->o->pgdata, "backup_label", label)) < 0 ||
 		(map != NULL && map[0] != '\0' && (rc = file_put(r->o->pgdata, "tablespace_map", map)) < 0) ||
 		(rc = file_put(r->o->pgdata, "recovery.signal", "")) < 0)
@@ -518,6 +665,7 @@ done:
 	pv_free(auto_path);
 	pv_free(qsrc);
 	pv_free(cmd);
+	pv_free(newmap);
 	return rc;
 }
 
@@ -579,10 +727,14 @@ pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts)
 						  repo_manifest_kind(r.m));
 		goto done;
 	}
+	if ((rc = wal_check(o.repo, r.m)) < 0)
+		goto done;
 	snprintf(out->source, sizeof(out->source), "%s", repo_manifest_source(r.m));
 	if ((v = json_string_value(json_object_get(repo_manifest_metadata(r.m), "pg_version_text"))))
 		snprintf(out->pg_version_text, sizeof(out->pg_version_text), "%s", v);
-	if ((rc = items_load(&items, o.repo, r.m)) < 0)
+	out->pg_version_num = (int) json_integer_value(json_object_get(repo_manifest_metadata(r.m),
+																   "pg_version"));
+	if ((rc = items_load(&items, o.repo, r.m)) < 0 || (rc = tablespace_map_check(&o, &items)) < 0)
 		goto done;
 	pv_log_detail("restore of %s: %zu items into '%s'", o.backup_id, items.n, o.pgdata);
 	if ((rc = tree_create(&r, &items)) < 0 || (rc = files_write(&r, &items, &control)) < 0 ||

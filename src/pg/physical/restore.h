@@ -6,7 +6,9 @@
  * Safety rules:
  *   1. The target directory must be absent or empty, and no server may be
  *      running in it (postmaster.pid naming a live process): PV_EREFUSED.
- *      Tablespace directories (their original locations) likewise.
+ *      Tablespace directories (their original locations, or where
+ *      --tablespace-map puts them; tablespace_map then names the new ones)
+ *      likewise.
  *   2. Every byte comes through the repository reader, which checks every
  *      chunk and each file's SHA-256 before the restore reports success.
  *      Item names are not trusted: absolute names and ".." are refused.
@@ -40,6 +42,13 @@ int pgphys_backup_pick(char out[REPO_BACKUP_ID_LEN + 1], Repo *repo, const char 
 /* Rule 1 for one directory: absent, or empty and no live postmaster.pid. */
 int pgphys_pgdata_check(const char *dir);
 
+/* --tablespace-map OID=DIR: restore tablespace OID into DIR instead of its original location. */
+typedef struct PgPhysTablespaceMap
+{
+	const char *oid;
+	const char *dir;			/* absolute */
+} PgPhysTablespaceMap;
+
 typedef struct PgPhysRestoreOpts
 {
 	Repo *repo;
@@ -54,6 +63,8 @@ typedef struct PgPhysRestoreOpts
 	 */
 	const char *archive_get_command;
 	bool archive_off;			/* write archive_mode = off (test restores) */
+	const PgPhysTablespaceMap *ts_map;	/* every OID must be a tablespace of the backup */
+	size_t nts_map;
 	int64_t progress_ms;		/* log progress this often (0: 10 s; < 0 never) */
 } PgPhysRestoreOpts;
 
@@ -64,6 +75,7 @@ typedef struct PgPhysRestoreResult
 	uint64_t bytes;
 	int64_t duration_ms;
 	char pg_version_text[32];
+	int pg_version_num;			/* 150004 */
 } PgPhysRestoreResult;
 
 int pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts);

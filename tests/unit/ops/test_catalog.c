@@ -146,7 +146,7 @@ test_records(void **state)
 {
 	Fixture *f = *state;
 	const char *a = "20250601T120000Z-aaaaaa", *b = "20250602T120000Z-bbbbbb";
-	char rid[REPO_BACKUP_ID_LEN + 1];
+	char rid[CATALOG_RECORD_ID_LEN + 1];
 	CatalogRecordList l;
 	CatalogState st;
 	json_t *body = json_pack("{s:s, s:I}", "source", "prod", "total_ms", (json_int_t) 1234), *doc = NULL;
@@ -155,8 +155,9 @@ test_records(void **state)
 	manifest_add(f->repo, a, "2025-06-01T12:00:00Z", "logical", "prod", "app");
 	manifest_add(f->repo, b, "2025-06-02T12:00:00Z", "logical", "prod", "app");
 	assert_int_equal(catalog_record_write(f->repo, CATALOG_DRILL, a, false, body, rid), PV_OK);
-	assert_true(repo_backup_id_valid(rid));
-	sleep(1);							/* record ids have a one-second resolution */
+	assert_true(catalog_record_id_valid(rid));
+	assert_false(catalog_record_id_valid("20250601T120000Z-aaaaaa"));
+	usleep(2000);						/* record ids have a millisecond resolution */
 	assert_int_equal(catalog_record_write(f->repo, CATALOG_DRILL, a, true, body, NULL), PV_OK);
 	assert_int_equal(catalog_record_write(f->repo, CATALOG_DRILL, b, true, NULL, NULL), PV_OK);
 	assert_int_equal(catalog_record_write(f->repo, CATALOG_DRILL, "nope", true, NULL, NULL), PV_EUSAGE);
@@ -171,12 +172,21 @@ test_records(void **state)
 	assert_string_equal(l.items[0].backup, a);
 	assert_true(l.items[1].time >= l.items[0].time && l.items[0].time > 0);
 	assert_int_equal(catalog_record_read(f->repo, &l.items[0], &doc), PV_OK);
-	assert_string_equal(json_string_value(json_object_get(doc, "type")), "drill");
-	assert_string_equal(json_string_value(json_object_get(doc, "backup")), a);
-	assert_string_equal(json_string_value(json_object_get(doc, "id")), rid);
+	{
+		json_t *rec = json_object_get(doc, "record");
+
+		assert_string_equal(json_string_value(json_object_get(rec, "format")), "pgvault-record");
+		assert_string_equal(json_string_value(json_object_get(rec, "type")), "drill");
+		assert_string_equal(json_string_value(json_object_get(rec, "backup")), a);
+		assert_string_equal(json_string_value(json_object_get(rec, "id")), rid);
+		assert_true(json_is_false(json_object_get(rec, "ok")));
+	}
 	assert_string_equal(json_string_value(json_object_get(doc, "source")), "prod");
 	assert_int_equal(json_integer_value(json_object_get(doc, "total_ms")), 1234);
-	assert_true(json_is_false(json_object_get(doc, "ok")));
+	json_decref(doc);
+	/* the caller's object is what was stored (body last went into the second record) */
+	assert_int_equal(catalog_record_read(f->repo, &l.items[1], &doc), PV_OK);
+	assert_true(json_equal(doc, body));
 	json_decref(doc);
 	catalog_records_free(&l);
 

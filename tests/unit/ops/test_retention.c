@@ -457,7 +457,14 @@ test_min_is_a_floor(void **state)
 		{"2025-06-01T06:00Z", "newest,daily"},
 		{"2025-06-01T05:00Z", "min"},
 		{"2025-06-01T04:00Z", "min"},
-		{"2025-06-01T01:00Z", "pinned"},		/* counts towards the floor */
+		{"2025-06-01T03:00Z", "min"},
+		{"2025-06-01T01:00Z", "pinned"},		/* a hold, not part of the floor */
+	};
+	static const Kept want_pinned_in_floor[] = {
+		{"2025-06-01T06:00Z", "newest,daily"},
+		{"2025-06-01T05:00Z", "pinned,min"},	/* pinned and the floor's: both said */
+		{"2025-06-01T04:00Z", "min"},
+		{"2025-06-01T03:00Z", "min"},
 	};
 	RetentionPolicy p = {.daily = 1, .min = 4};
 	Cal c = {0};
@@ -467,6 +474,10 @@ test_min_is_a_floor(void **state)
 	check_plan(&c, &p, "UTC", want, PV_ARRAY_LEN(want));
 	c.e[0].pinned = true;
 	check_plan(&c, &p, "UTC", want_pinned, PV_ARRAY_LEN(want_pinned));
+	c.e[0].pinned = false;
+	c.e[4].pinned = true;
+	check_plan(&c, &p, "UTC", want_pinned_in_floor, PV_ARRAY_LEN(want_pinned_in_floor));
+	c.e[4].pinned = false;
 	/* A floor above the number of backups keeps them all. */
 	p.min = 50;
 	assert_int_equal(retention_apply(c.e, c.n, &p, "UTC"), PV_OK);

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# logical.sh: pgvault's logical backup and restore side by side with pg_dump
+# and pg_restore, on the standard dataset, in one run.
+#
+#   bench/logical.sh [SIZE] [--runs N] [--jobs N] [--out FILE]
+#
+# SIZE defaults to 1.5GB with 3 runs; QUICK=1 means 150MB and one run.  The
+# dataset is make-dataset.sh's (built when missing), in its scratch cluster,
+# started on a free port for the run and stopped at the end.  Every run
+# times, on the same server:
+#
+#   pg_dump -Fc                          time, size of the dump
+#   pg_dump -Fd -jJ                      time, size of the dump directory
+#   pgvault backup --logical -jJ         time, stored bytes, peak RSS (into a new repository)
+#   pg_restore -jJ  (the -Fd dump)       time, into an empty database
+#   pgvault restore -jJ                  time, peak RSS, into an empty database;
+#                                        once as is (ANALYZE at the end, which
+#                                        pg_restore does not do) and once with
+#                                        --no-analyze (the same work as pg_restore)
+#   1% more rows, pgvault backup again   time, new bytes stored, and those as a
+#                                        share of the first backup's stored bytes
+#
+# The rows appended (to events, with bench_append_events) are deleted again
+# and VACUUM trims the table, so every run sees the same data.  J is --jobs
+# (default 2).  Only the tool's own command is timed (creating and dropping
+# databases is not).  Peak RSS comes from /usr/bin/time -v.  The table shows
+# medians; every run's figures go to bench/results/logical-<time>.json (or
+# --out FILE).  PGVAULT_BIN names the binary (default build/pgvault).
+#
+# The machine is shared: run QUICK=1 unless it is quiet, and read the load
+# average printed with the results.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+	exit "${1:-0}"
+}
+
+SIZE=
+RUNS=${RUNS:-3}
+JOBS=2
+OUT=
+if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; RUNS=1; fi
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) RUNS=$2; shift 2 ;;
+	--runs=*) RUNS=${1#*=}; shift ;;
+	--jobs) JOBS=$2; shift 2 ;;
+	--jobs=*) JOBS=${1#*=}; shift ;;
+	--out) OUT=$2; shift 2 ;;
+	--out=*) OUT=${1#*=}; shift ;;
+	-h | --help) usage 0 ;;
+	-*) echo "logical.sh: unknown option '$1'" >&2; usage 2 ;;
+	*) SIZE=$1; shift ;;
+	esac
+done
+SIZE=${SIZE:-1.5GB}
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive number"
+PGVAULT=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
+[ -x "$PGVAULT" ] || die "pgvault binary not found at $PGVAULT (build it, or set PGVAULT_BIN)"
+[ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install time)"
+
+DSDIR=$(dataset_dir "$SIZE")
+if [ ! -f "$DSDIR/dataset.json" ]; then
+	log "no $SIZE dataset yet: building it"
+	"$BENCH_SRC/make-dataset.sh" "$SIZE"
+fi
+STAMP=$(date +%Y%m%d-%H%M%S)
+WORK=$BENCH_DIR/logical-$STAMP
+OUT=${OUT:-$RESULTS_DIR/logical-$STAMP.json}
+RAW=$WORK/raw.tsv
+mkdir -p "$WORK" "$RESULTS_DIR"
+give_to_pg "$WORK"
+
+finish() {
+	local rc=$?
+	psql_q -d postgres -c "DROP DATABASE IF EXISTS bench_restore" >/dev/null 2>&1 || true
+	stop_started_cluster
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+	return "$rc"
+}
+trap finish EXIT
+cluster_start "$DSDIR"
+DB=bench
+export PGDATABASE=$DB
+CONN=(-h "$PGHOST" -p "$PGPORT" -U postgres)
+: >"$RAW"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# record RUN METRIC VALUE
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
+
+# measure RUN NAME CMD...: wall seconds and peak RSS of CMD; its stdout goes to $WORK/out
+measure() {
+	local run=$1 name=$2 t0 t1 rc=0
+	shift 2
+	t0=$(now)
+	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+	t1=$(now)
+	[ "$rc" = 0 ] || { cat "$WORK/err" >&2; die "'$*' failed with exit status $rc"; }
+	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"
+	record "$run" "${name}_rss_kb" "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")"
+}
+
+json_field() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/out" "$1"; }
+
+fresh_db() {
+	psql_q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS bench_restore" \
+		-c "CREATE DATABASE bench_restore"
+}
+
+TOTAL_ROWS=$(scalar "$DB" "SELECT sum(n_live_tup)::bigint FROM pg_stat_user_tables")
+APPEND=$(( TOTAL_ROWS / 100 ))
+log "database $DB: $(human_bytes "$(scalar "$DB" "SELECT pg_database_size(current_database())")"), $TOTAL_ROWS rows;" \
+	"$RUNS run(s), -j$JOBS; the second backup follows $APPEND new rows (1%)"
+
+for ((r = 1; r <= RUNS; r++)); do
+	D=$WORK/run-$r
+	mkdir -p "$D"
+	give_to_pg "$D"
+
+	measure "$r" pg_dump_fc "$BINDIR/pg_dump" -Fc -f "$D/dump.custom" "$DB"
+	record "$r" pg_dump_fc_bytes "$(du_bytes "$D/dump.custom")"
+	rm -f "$D/dump.custom"
+	measure "$r" pg_dump_fd "$BINDIR/pg_dump" -Fd -j"$JOBS" -f "$D/dump.dir" "$DB"
+	record "$r" pg_dump_fd_bytes "$(du_bytes "$D/dump.dir")"
+
+	"$PGVAULT" init --repo "$D/repo" >/dev/null
+	measure "$r" pgvault_backup "$PGVAULT" backup --logical -j"$JOBS" --no-progress --json --repo "$D/repo" \
+		"${CONN[@]}" -d "$DB"
+	FIRST_ID=$(json_field id)
+	FIRST_STORED=$(json_field stored_bytes)
+	record "$r" pgvault_backup_stored_bytes "$FIRST_STORED"
+	record "$r" pgvault_repo_bytes "$(du_bytes "$D/repo")"
+
+	fresh_db
+	measure "$r" pg_restore "$BINDIR/pg_restore" -j"$JOBS" -d bench_restore "$D/dump.dir"
+	rm -rf "$D/dump.dir"
+	fresh_db
+	measure "$r" pgvault_restore "$PGVAULT" restore "$FIRST_ID" --target-db bench_restore -j"$JOBS" \
+		--no-progress --repo "$D/repo" "${CONN[@]}" -d postgres
+	fresh_db
+	measure "$r" pgvault_restore_noanalyze "$PGVAULT" restore "$FIRST_ID" --target-db bench_restore -j"$JOBS" \
+		--no-analyze --no-progress --repo "$D/repo" "${CONN[@]}" -d postgres
+	psql_q -d postgres -c "DROP DATABASE bench_restore"
+
+	MAXID=$(scalar "$DB" "SELECT max(id) FROM events")
+	scalar "$DB" "SELECT count(*) FROM (SELECT bench_append_events($APPEND)) s" >/dev/null
+	measure "$r" pgvault_backup2 "$PGVAULT" backup --logical -j"$JOBS" --no-progress --json --repo "$D/repo" \
+		"${CONN[@]}" -d "$DB"
+	record "$r" pgvault_backup2_new_bytes "$(json_field new_bytes)"
+	record "$r" pgvault_backup2_stored_bytes "$(json_field stored_bytes)"
+	record "$r" pgvault_first_stored_bytes "$FIRST_STORED"
+	# back to the dataset as it was, for the next run
+	psql_q -d "$DB" -c "DELETE FROM events WHERE id > $MAXID" -c "VACUUM events" >/dev/null
+	rm -rf "$D"
+	log "run $r/$RUNS done"
+done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"$PY" - "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_START" "$LOAD_END" "$PGVAULT" <<-'PY'
+	import json, os, platform, statistics, sys, time
+	raw, out, size, runs, jobs, dsjson, load0, load1, pgvault = sys.argv[1:]
+	vals = {}
+	for line in open(raw):
+	    run, metric, value = line.rstrip("\n").split("\t")
+	    vals.setdefault(metric, []).append(float(value))
+	med = {k: statistics.median(v) for k, v in vals.items()}
+	cpu = "?"
+	for ln in open("/proc/cpuinfo"):
+	    if ln.startswith("model name"):
+	        cpu = ln.split(":", 1)[1].strip()
+	        break
+	machine = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+	           "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+	           "loadavg_start": load0, "loadavg_end": load1}
+	dataset = json.load(open(dsjson)) if os.path.exists(dsjson) else {}
+	mib = lambda n: "%.1f MiB" % (n / 1048576)
+	j = int(jobs)
+	rows = [
+	    ("pg_dump -Fc", med["pg_dump_fc_s"], med["pg_dump_fc_bytes"], None),
+	    ("pg_dump -Fd -j%d" % j, med["pg_dump_fd_s"], med["pg_dump_fd_bytes"], None),
+	    ("pgvault backup --logical -j%d" % j, med["pgvault_backup_s"], med["pgvault_backup_stored_bytes"],
+	     med["pgvault_backup_rss_kb"]),
+	    ("pg_restore -j%d (empty db)" % j, med["pg_restore_s"], None, None),
+	    ("pgvault restore -j%d (empty db)" % j, med["pgvault_restore_s"], None, med["pgvault_restore_rss_kb"]),
+	    ("pgvault restore -j%d --no-analyze" % j, med["pgvault_restore_noanalyze_s"], None,
+	     med["pgvault_restore_noanalyze_rss_kb"]),
+	    ("pgvault backup, +1% rows (new bytes)", med["pgvault_backup2_s"], med["pgvault_backup2_new_bytes"],
+	     med["pgvault_backup2_rss_kb"]),
+	]
+	ratios = {
+	    "backup_speedup_vs_pg_dump_fd": med["pg_dump_fd_s"] / med["pgvault_backup_s"],
+	    "backup_speedup_vs_pg_dump_fc": med["pg_dump_fc_s"] / med["pgvault_backup_s"],
+	    "size_vs_pg_dump_fd": med["pgvault_backup_stored_bytes"] / med["pg_dump_fd_bytes"],
+	    "restore_speedup_vs_pg_restore": med["pg_restore_s"] / med["pgvault_restore_s"],
+	    "restore_noanalyze_speedup_vs_pg_restore": med["pg_restore_s"] / med["pgvault_restore_noanalyze_s"],
+	    "second_backup_new_share": med["pgvault_backup2_new_bytes"] / med["pgvault_first_stored_bytes"],
+	    "peak_rss_mib": max(med[k] for k in med if k.endswith("_rss_kb") and k.startswith("pgvault")) / 1024,
+	}
+	doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "size": size, "runs": int(runs), "jobs": j,
+	       "pgvault": pgvault, "machine": machine, "dataset": dataset,
+	       "runs_raw": vals, "medians": med, "ratios": ratios}
+	json.dump(doc, open(out, "w"), indent=2)
+	print()
+	print("Dataset %s (%s), median of %s run(s); %d CPUs (%s), load average %s at the start, %s at the end"
+	      % (size, mib(dataset.get("database_bytes", 0)), runs, os.cpu_count(), cpu, load0, load1))
+	print("%-40s %9s %12s %12s" % ("", "seconds", "size", "peak RSS"))
+	for label, s, b, rss in rows:
+	    print("%-40s %9.2f %12s %12s" % (label, s, mib(b) if b is not None else "-",
+	                                     mib(rss * 1024) if rss is not None else "-"))
+	print()
+	print("backup:  %.2fx faster than pg_dump -Fd -j%d (target 2x), %.2fx than pg_dump -Fc; stored %.2fx the -Fd dump's size"
+	      % (ratios["backup_speedup_vs_pg_dump_fd"], j, ratios["backup_speedup_vs_pg_dump_fc"], ratios["size_vs_pg_dump_fd"]))
+	print("restore: %.2fx pg_restore -j%d's speed with ANALYZE, %.2fx without (target 1.3x)"
+	      % (ratios["restore_speedup_vs_pg_restore"], j, ratios["restore_noanalyze_speedup_vs_pg_restore"]))
+	print("second backup after +1%% rows: %s new, %.2f%% of the first backup's stored bytes (target < 3%%)"
+	      % (mib(med["pgvault_backup2_new_bytes"]), 100 * ratios["second_backup_new_share"]))
+	print("pgvault peak RSS: %.0f MiB (target < 256 MiB)" % ratios["peak_rss_mib"])
+	print("\nresults: %s" % out)
+PY

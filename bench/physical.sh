@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# physical.sh: pgvault's physical backups, restores and WAL archiving side by
+# side with pgBackRest 2.45 and pg_basebackup, on the benchmark dataset.
+#
+#   bench/physical.sh [SIZE] [--runs N]
+#
+# SIZE defaults to 1.5GB (built by make-dataset.sh when missing); QUICK=1
+# means 150MB and one run.  Medians of N runs (default 3, or $RUNS):
+#
+#   full       pgvault backup --physical (a fresh repository each run, so
+#              nothing deduplicates against an earlier run), pgBackRest
+#              --type=full, pg_basebackup -X stream -c fast (plain)
+#   incr       after updating 1% of pgbench_accounts' rows (a contiguous id
+#              range, a different one each run) and appending 1% to events:
+#              pgvault backup --physical (incremental by construction) and
+#              pgBackRest --type=incr; seconds and bytes stored
+#   restore    of the latest backup into a new directory (files only, no
+#              recovery): pgvault restore and pgBackRest restore
+#   push       archive_command's work for 100 real WAL segments, one call
+#              per segment as the server makes them (sync modes)
+#
+# Both tools use zstd level 3 and two processes/threads; the server archives
+# to both repositories (archive_command runs pgvault archive-push, then
+# pgbackrest archive-push).  The figures go to stdout and, as JSON, to
+# bench/results/physical-<time>.json.  PGVAULT_BIN picks the binary
+# (default build/pgvault).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+	exit "${1:-0}"
+}
+
+SIZE=
+RUNS=${RUNS:-3}
+if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; RUNS=1; fi
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) RUNS=$2; shift 2 ;;
+	--runs=*) RUNS=${1#*=}; shift ;;
+	-h | --help) usage 0 ;;
+	-*) echo "physical.sh: unknown option '$1'" >&2; usage 2 ;;
+	*) SIZE=$1; shift ;;
+	esac
+done
+SIZE=${SIZE:-1.5GB}
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
+PGV=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
+[ -x "$PGV" ] || die "pgvault binary not found at $PGV (build it, or set PGVAULT_BIN)"
+command -v pgbackrest >/dev/null || die "pgbackrest is not installed"
+
+DSDIR=$(dataset_dir "$SIZE")
+if [ ! -f "$DSDIR/dataset.json" ]; then
+	log "no $SIZE dataset yet: building it"
+	"$BENCH_SRC/make-dataset.sh" "$SIZE"
+fi
+STAMP=$(date +%Y%m%d-%H%M%S)
+WORK=$BENCH_DIR/physical-$STAMP
+OUT=$RESULTS_DIR/physical-$STAMP.json
+mkdir -p "$WORK" "$RESULTS_DIR"
+give_to_pg "$WORK"
+ORIG_ARCHIVE_COMMAND=
+
+finish() {
+	local rc=$?
+	if [ -n "${PGPORT:-}" ] && [ -n "$ORIG_ARCHIVE_COMMAND" ]; then
+		psql_q -d postgres -v orig="$ORIG_ARCHIVE_COMMAND" >/dev/null 2>&1 <<-'SQL' || true
+			ALTER SYSTEM SET archive_command = :'orig';
+			SELECT pg_reload_conf();
+		SQL
+	fi
+	stop_started_cluster
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+	return "$rc"
+}
+trap finish EXIT
+cluster_start "$DSDIR"
+export PGDATABASE=bench
+PGDATA_DIR=$DSDIR/data
+DBSIZE=$(scalar bench "SELECT pg_database_size(current_database())")
+CONN=(-h 127.0.0.1 -p "$PGPORT" -U postgres -d bench)
+
+# ------------------------------------------------------------ setup
+
+PGBR_CONF=$WORK/pgbackrest/pgbackrest.conf
+mkdir -p "$WORK/pgbackrest/repo" "$WORK/pgbackrest/log" "$WORK/pgbackrest/lock" \
+	"$WORK/pgbackrest/spool"
+cat >"$PGBR_CONF" <<EOF
+[global]
+repo1-path=$WORK/pgbackrest/repo
+repo1-retention-full=9999
+log-path=$WORK/pgbackrest/log
+lock-path=$WORK/pgbackrest/lock
+spool-path=$WORK/pgbackrest/spool
+log-level-console=warn
+log-level-file=off
+process-max=2
+compress-type=zst
+compress-level=3
+start-fast=y
+
+[bench]
+pg1-path=$PGDATA_DIR
+pg1-port=$PGPORT
+pg1-user=postgres
+pg1-socket-path=$DSDIR/sock
+EOF
+give_to_pg "$WORK"
+PGBR=(as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench)
+# pgvault's repository is reached through a link, so each full run can use a fresh one
+PGV_REPO=$WORK/pgvault-repo
+new_pgvault_repo() {
+	local r=$WORK/pgvault-$1
+	as_pg "$PGV" init --repo "$r" --compression zstd:3 >/dev/null
+	as_pg ln -sfn "$r" "$PGV_REPO"
+}
+new_pgvault_repo 0
+ORIG_ARCHIVE_COMMAND=$(scalar postgres "SHOW archive_command")
+psql_q -d postgres -c "ALTER SYSTEM SET archive_command = '$PGV archive-push --repo $PGV_REPO --source bench %p && pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p'" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+"${PGBR[@]}" stanza-create >/dev/null
+
+# ------------------------------------------------------------ helpers
+
+declare -A SECS=()   # key -> space-separated seconds of each run
+declare -A BYTES=()  # key -> space-separated bytes of each run
+
+# timeit KEY CMD...: run CMD, record its seconds under KEY
+timeit() {
+	local key=$1 t0 t1
+	shift
+	t0=$(now)
+	"$@" || die "'$*' failed"
+	t1=$(now)
+	SECS[$key]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
+}
+bytes() { BYTES[$1]+="$2 "; }
+median() { "$PY" -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:]]; print(statistics.median(v) if v else "")' $1; }
+pgbr_last() { # FIELD of the newest pgBackRest backup's info: repository delta size
+	"${PGBR[@]}" --output=json info |
+		"$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["delta"])'
+}
+pgv_json() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+PGV_BACKUP=(as_pg "$PGV" backup --physical --repo "$PGV_REPO" --source bench --pgdata "$PGDATA_DIR"
+	"${CONN[@]}" -j 2 --json)
+
+# ------------------------------------------------------------ full
+
+log "database bench: $(human_bytes "$DBSIZE"); $RUNS run(s); scratch in $WORK"
+for ((r = 1; r <= RUNS; r++)); do
+	log "full backups, run $r"
+	new_pgvault_repo "$r"
+	timeit pgvault_full "${PGV_BACKUP[@]}" >"$WORK/full.json"
+	bytes pgvault_full "$(pgv_json new_bytes <"$WORK/full.json")"
+	timeit pgbackrest_full "${PGBR[@]}" --type=full backup
+	bytes pgbackrest_full "$(pgbr_last)"
+	timeit pg_basebackup "$BINDIR/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres \
+		-D "$WORK/basebackup" -X stream -c fast
+	bytes pg_basebackup "$(du_bytes "$WORK/basebackup")"
+	rm -rf "$WORK/basebackup"
+done
+
+# ------------------------------------------------------------ incremental
+
+ROWS=$(scalar bench "SELECT count(*) FROM pgbench_accounts")
+EVENTS=$(scalar bench "SELECT count(*) FROM events")
+for ((r = 1; r <= RUNS; r++)); do
+	log "1% changed, incremental backups, run $r"
+	lo=$(((r - 1) * ROWS / 100 + 1))
+	hi=$((r * ROWS / 100))
+	psql_q -d bench -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN $lo AND $hi" \
+		-c "SELECT bench_append_events($((EVENTS / 100)))" -c "CHECKPOINT" >/dev/null
+	timeit pgvault_incr "${PGV_BACKUP[@]}" >"$WORK/incr.json"
+	bytes pgvault_incr "$(pgv_json new_bytes <"$WORK/incr.json")"
+	timeit pgbackrest_incr "${PGBR[@]}" --type=incr backup
+	bytes pgbackrest_incr "$(pgbr_last)"
+done
+
+# ------------------------------------------------------------ restore
+
+for ((r = 1; r <= RUNS; r++)); do
+	log "restores, run $r"
+	timeit pgvault_restore as_pg "$PGV" restore latest --repo "$PGV_REPO" --source bench \
+		--pgdata "$WORK/restore-pgvault" -j 2
+	bytes pgvault_restore "$(du_bytes "$WORK/restore-pgvault")"
+	rm -rf "$WORK/restore-pgvault"
+	as_pg mkdir -p "$WORK/restore-pgbackrest"
+	timeit pgbackrest_restore "${PGBR[@]}" --pg1-path="$WORK/restore-pgbackrest" restore
+	bytes pgbackrest_restore "$(du_bytes "$WORK/restore-pgbackrest")"
+	rm -rf "$WORK/restore-pgbackrest"
+done
+
+# ------------------------------------------------------------ archive-push
+
+log "making 100 WAL segments"
+as_pg mkdir -p "$WORK/walsrc"
+psql_q -d postgres -c "ALTER SYSTEM SET archive_command = 'cp %p $WORK/walsrc/%f'" \
+	-c "SELECT pg_reload_conf()" >/dev/null
+for ((i = 0; i < 100; i++)); do
+	psql_q -d bench -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, $i, 0, now())" \
+		-c "SELECT pg_switch_wal()" >/dev/null
+done
+for ((i = 0; i < 600; i++)); do
+	[ "$(ls "$WORK/walsrc" | wc -l)" -ge 100 ] && break
+	sleep 0.1
+done
+mapfile -t SEGS < <(ls "$WORK/walsrc" | grep -E '^[0-9A-F]{24}$' | sort | head -n 100)
+[ "${#SEGS[@]}" -ge 100 ] || die "only ${#SEGS[@]} segments were archived"
+push_pgvault() { for s in "${SEGS[@]}"; do as_pg "$PGV" archive-push --repo "$PGV_REPO" --source push$r "$WORK/walsrc/$s"; done; }
+push_pgbackrest() { for s in "${SEGS[@]}"; do "${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-push$r" archive-push "$WORK/walsrc/$s"; done; }
+for ((r = 1; r <= RUNS; r++)); do
+	log "archive-push of 100 segments, run $r"
+	timeit pgvault_push push_pgvault
+	as_pg mkdir -p "$WORK/pgbackrest/repo-push$r"
+	"${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-push$r" stanza-create >/dev/null
+	timeit pgbackrest_push push_pgbackrest
+done
+
+# ------------------------------------------------------------ report
+
+{
+	printf '{"size": "%s", "database_bytes": %s, "runs": %s, "cpus": %s, "results": {' \
+		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)"
+	sep=
+	for k in pgvault_full pgbackrest_full pg_basebackup pgvault_incr pgbackrest_incr \
+		pgvault_restore pgbackrest_restore pgvault_push pgbackrest_push; do
+		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "bytes": [%s], "median_bytes": %s}' \
+			"$sep" "$k" "$(echo ${SECS[$k]} | tr ' ' ',')" "$(median "${SECS[$k]}")" \
+			"$(echo ${BYTES[$k]:-} | tr ' ' ',')" "$(median "${BYTES[$k]:-}" | sed 's/^$/null/')"
+		sep=", "
+	done
+	printf '}}\n'
+} >"$OUT"
+"$PY" - "$OUT" <<-'PY'
+	import json, sys
+	d = json.load(open(sys.argv[1]))["results"]
+	def mib(b):
+	    return "%.1f MiB" % (b / 1048576) if b is not None else "-"
+	rows = [("full backup", "pgvault_full", "pgbackrest_full"),
+	        ("incremental (1% changed)", "pgvault_incr", "pgbackrest_incr"),
+	        ("restore (files)", "pgvault_restore", "pgbackrest_restore"),
+	        ("archive-push x100 (sync)", "pgvault_push", "pgbackrest_push")]
+	print("%-28s %10s %12s %12s %12s %8s" % ("", "pgvault s", "pgBackRest s", "pgvault", "pgBackRest", "x time"))
+	for label, a, b in rows:
+	    ta, tb = d[a]["median_seconds"], d[b]["median_seconds"]
+	    print("%-28s %10.2f %12.2f %12s %12s %8.2f" % (label, ta, tb, mib(d[a]["median_bytes"]),
+	          mib(d[b]["median_bytes"]), ta / tb))
+	bb = d["pg_basebackup"]
+	print("%-28s %10.2f %12s %12s" % ("pg_basebackup (plain)", bb["median_seconds"], "", mib(bb["median_bytes"])))
+	print("(bytes: stored by the backup; for restores, the restored directory; 'x time' = pgvault / pgBackRest)")
+PY
+log "results in $OUT"
