@@ -23,9 +23,12 @@
 # The rows appended (to events, with bench_append_events) are deleted again
 # and VACUUM trims the table, so every run sees the same data.  J is --jobs
 # (default 2).  Only the tool's own command is timed (creating and dropping
-# databases is not).  Peak RSS comes from /usr/bin/time -v.  The table shows
-# medians; every run's figures go to bench/results/logical-<time>.json (or
-# --out FILE).  PGVAULT_BIN names the binary (default build/pgvault).
+# databases is not).  Peak RSS comes from /usr/bin/time -v.  Next to the
+# seconds, the CPU seconds each command cost (its own, and the server's:
+# every process of the cluster) show the work done, which other load on
+# the machine does not change much.  The table shows medians; every run's
+# figures go to bench/results/logical-<time>.json (or --out FILE).
+# PGVAULT_BIN names the binary (default build/pgvault).
 #
 # The machine is shared: run QUICK=1 unless it is quiet, and read the load
 # average printed with the results.
@@ -92,16 +95,43 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # record RUN METRIC VALUE
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
 
-# measure RUN NAME CMD...: wall seconds and peak RSS of CMD; its stdout goes to $WORK/out
+# server_cpu: CPU seconds used so far by the cluster: the postmaster, its
+# live children, and the children it has reaped (backends that ended)
+server_cpu() {
+	"$PY" - "$(head -n1 "$DSDIR/data/postmaster.pid")" <<-'PY'
+		import os, sys
+		pm, hz, total = int(sys.argv[1]), os.sysconf("SC_CLK_TCK"), 0
+		def stat(pid):
+		    return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+		s = stat(pm)
+		total += sum(int(x) for x in s[11:15])
+		for d in os.listdir("/proc"):
+		    if d.isdigit():
+		        try:
+		            s = stat(int(d))
+		        except OSError:
+		            continue
+		        if int(s[1]) == pm:
+		            total += int(s[11]) + int(s[12])
+		print(total / hz)
+	PY
+}
+
+# measure RUN NAME CMD...: wall seconds, peak RSS and CPU seconds (its own and
+# the server's) of CMD; its stdout goes to $WORK/out
 measure() {
-	local run=$1 name=$2 t0 t1 rc=0
+	local run=$1 name=$2 t0 t1 c0 c1 rc=0
 	shift 2
+	c0=$(server_cpu)
 	t0=$(now)
 	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
 	t1=$(now)
+	c1=$(server_cpu)
 	[ "$rc" = 0 ] || { cat "$WORK/err" >&2; die "'$*' failed with exit status $rc"; }
 	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"
 	record "$run" "${name}_rss_kb" "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")"
+	record "$run" "${name}_client_cpu_s" "$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.txt")"
+	record "$run" "${name}_server_cpu_s" "$("$PY" -c "print(round($c1 - $c0, 3))")"
 }
 
 json_field() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/out" "$1"; }
@@ -111,7 +141,8 @@ fresh_db() {
 		-c "CREATE DATABASE bench_restore"
 }
 
-TOTAL_ROWS=$(scalar "$DB" "SELECT sum(n_live_tup)::bigint FROM pg_stat_user_tables")
+TOTAL_ROWS=$(scalar "$DB" "SELECT sum(c.reltuples)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')")
 APPEND=$(( TOTAL_ROWS / 100 ))
 log "database $DB: $(human_bytes "$(scalar "$DB" "SELECT pg_database_size(current_database())")"), $TOTAL_ROWS rows;" \
 	"$RUNS run(s), -j$JOBS; the second backup follows $APPEND new rows (1%)"
@@ -180,16 +211,13 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	mib = lambda n: "%.1f MiB" % (n / 1048576)
 	j = int(jobs)
 	rows = [
-	    ("pg_dump -Fc", med["pg_dump_fc_s"], med["pg_dump_fc_bytes"], None),
-	    ("pg_dump -Fd -j%d" % j, med["pg_dump_fd_s"], med["pg_dump_fd_bytes"], None),
-	    ("pgvault backup --logical -j%d" % j, med["pgvault_backup_s"], med["pgvault_backup_stored_bytes"],
-	     med["pgvault_backup_rss_kb"]),
-	    ("pg_restore -j%d (empty db)" % j, med["pg_restore_s"], None, None),
-	    ("pgvault restore -j%d (empty db)" % j, med["pgvault_restore_s"], None, med["pgvault_restore_rss_kb"]),
-	    ("pgvault restore -j%d --no-analyze" % j, med["pgvault_restore_noanalyze_s"], None,
-	     med["pgvault_restore_noanalyze_rss_kb"]),
-	    ("pgvault backup, +1% rows (new bytes)", med["pgvault_backup2_s"], med["pgvault_backup2_new_bytes"],
-	     med["pgvault_backup2_rss_kb"]),
+	    ("pg_dump -Fc", "pg_dump_fc", med["pg_dump_fc_bytes"], False),
+	    ("pg_dump -Fd -j%d" % j, "pg_dump_fd", med["pg_dump_fd_bytes"], False),
+	    ("pgvault backup --logical -j%d" % j, "pgvault_backup", med["pgvault_backup_stored_bytes"], True),
+	    ("pg_restore -j%d (empty db)" % j, "pg_restore", None, False),
+	    ("pgvault restore -j%d (empty db)" % j, "pgvault_restore", None, True),
+	    ("pgvault restore -j%d --no-analyze" % j, "pgvault_restore_noanalyze", None, True),
+	    ("pgvault backup, +1% rows (new bytes)", "pgvault_backup2", med["pgvault_backup2_new_bytes"], True),
 	]
 	ratios = {
 	    "backup_speedup_vs_pg_dump_fd": med["pg_dump_fd_s"] / med["pgvault_backup_s"],
@@ -207,10 +235,11 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	print()
 	print("Dataset %s (%s), median of %s run(s); %d CPUs (%s), load average %s at the start, %s at the end"
 	      % (size, mib(dataset.get("database_bytes", 0)), runs, os.cpu_count(), cpu, load0, load1))
-	print("%-40s %9s %12s %12s" % ("", "seconds", "size", "peak RSS"))
-	for label, s, b, rss in rows:
-	    print("%-40s %9.2f %12s %12s" % (label, s, mib(b) if b is not None else "-",
-	                                     mib(rss * 1024) if rss is not None else "-"))
+	print("%-40s %8s %11s %11s %12s %10s" % ("", "seconds", "CPU: tool", "CPU: server", "size", "peak RSS"))
+	for label, k, b, rss in rows:
+	    print("%-40s %8.2f %11.2f %11.2f %12s %10s" % (label, med[k + "_s"], med[k + "_client_cpu_s"],
+	          med[k + "_server_cpu_s"], mib(b) if b is not None else "-",
+	          mib(med[k + "_rss_kb"] * 1024) if rss else "-"))
 	print()
 	print("backup:  %.2fx faster than pg_dump -Fd -j%d (target 2x), %.2fx than pg_dump -Fc; stored %.2fx the -Fd dump's size"
 	      % (ratios["backup_speedup_vs_pg_dump_fd"], j, ratios["backup_speedup_vs_pg_dump_fc"], ratios["size_vs_pg_dump_fd"]))

@@ -17,6 +17,9 @@ packages=(
   # end-to-end tests, demo, benchmarks: real servers and tools
   postgresql-15 postgresql-client-15 python3 python3-pytest python3-psycopg
   pgbackrest zstd lz4 util-linux procps
+  # daemon tests (tests/e2e/test_daemon.py, test_statuspage.py): a Prometheus
+  # text parser, a local SMTP server with STARTTLS and AUTH, headless Chromium
+  python3-prometheus-client python3-aiosmtpd chromium
   # object-store tests (tests/e2e/emulators.py): OpenStack Swift with s3api,
   # a signature-checking S3; s3rver and azurite come from npm (below)
   swift swift-proxy swift-account swift-container swift-object memcached openssl

@@ -5,6 +5,12 @@
  * encrypted repository) and written to DEST atomically (temp file, fsync,
  * rename), so the server never sees half a segment.
  *
+ * With --prefetch N (or archive-get-prefetch) and a spool directory, a
+ * background prefetcher keeps the next N segments fetched and checked in
+ * the spool, so recovery is not bound by the repository's latency
+ * (src/pg/wal/prefetch.h); it is forked before anything is opened, like
+ * archive-push's pusher.
+ *
  * Exit statuses follow restore_command's contract: 0 the file is in place;
  * 1 the archive has no such file (the normal end of recovery, and the
  * answer to the server's probes for history files); anything else is a
@@ -22,10 +28,18 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/units.h"
+#include "common/fs.h"
+#include "common/mem.h"
 #include "pg/wal/archive.h"
+#include "pg/wal/prefetch.h"
 #include "repo/repo.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define ARCHIVE_GET_ABSENT 1
 #define ARCHIVE_GET_FAILED 6
@@ -37,6 +51,11 @@ static const char help_text[] =
 	"history file name) of the source, checks it and writes it to DEST\n"
 	"atomically.  'pgvault restore' writes this command into the restored\n"
 	"cluster's settings for you.\n\n"
+	"Options:\n"
+	"  --prefetch=N             keep the next N segments fetched ahead, in the\n"
+	"                           background (or archive-get-prefetch); needs\n"
+	"                           --spool-path\n"
+	"  --spool-path=DIR         local directory for prefetched segments\n\n"
 	"Exit status: 0 the file is in place; 1 the archive has no such file; 2 bad\n"
 	"usage or configuration; 3 the archived file is corrupt; 6 another failure\n"
 	"(repository unreachable, I/O error).\n\n"
@@ -44,14 +63,118 @@ static const char help_text[] =
 	"  restore_command = 'pgvault archive-get --repo /srv/pgvault --source main %%f %%p'\n"
 	"  pgvault archive-get --source main 000000010000000000000003 /tmp/seg\n";
 
+enum
+{
+	OPT_PREFETCH = CLI_OPT_FIRST_COMMAND,
+	OPT_SPOOL,
+};
+
+typedef struct Prefetcher
+{
+	PvConfig *cfg;
+	const CliCommon *common;
+	const PgWalPrefetchOpts *opts;
+} Prefetcher;
+
+/* Open the repository; a missing one is a configuration error, never "not archived". */
+static int
+get_repo_open(Repo **out, PvConfig *cfg, const CliCommon *common)
+{
+	int rc = cli_repo_open(out, cfg, common);
+
+	return rc == PV_ENOTFOUND ? pv_error_prefix(PV_ECONFIG, "cannot open the repository") : rc;
+}
+
+static int
+repo_open_cb(Repo **out, void *payload)
+{
+	Prefetcher *p = payload;
+
+	return get_repo_open(out, p->cfg, p->common);
+}
+
+static void __attribute__((noreturn))
+prefetcher_main(const Prefetcher *p)
+{
+	Repo *repo = NULL;
+	int lockfd, fd, rc;
+
+	if (pgwal_prefetch_lock(p->opts, &lockfd) != 1)
+		_exit(0);
+	if ((fd = open("/dev/null", O_RDWR)) >= 0)
+	{
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if ((rc = cli_repo_open(&repo, p->cfg, p->common)) < 0 ||
+		(rc = pgwal_prefetch_run(repo, p->opts)) < 0)
+		pv_log_error("archive-get prefetcher: %s", pv_error_msg());
+	repo_free(repo);
+	_exit(rc < 0 ? 1 : 0);
+}
+
+static int
+prefetcher_start(void *payload)
+{
+	pid_t pid = fork();
+	int ws;
+
+	if (pid < 0)
+		return pv_error_errno(PV_ERROR, errno, "cannot start the prefetcher");
+	if (pid == 0)
+	{
+		setsid();
+		if (fork() == 0)
+			prefetcher_main(payload);
+		_exit(0);
+	}
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+static int
+get_prefetch(PvConfig *cfg, const CliCommon *common, const char *source, const char *name,
+			 const char *dest, int count, const char *spool_opt)
+{
+	const char *spool_path = spool_opt ? spool_opt : cfg_str(cfg, NULL, "spool-path");
+	PgWalPrefetchOpts o = {0};
+	Prefetcher p = {cfg, common, &o};
+	char *spool = NULL;
+	int rc;
+
+	if (spool_path == NULL)
+	{
+		pv_error_set(PV_ECONFIG, "archive-get --prefetch needs a spool directory");
+		pv_error_hint("give --spool-path DIR or set spool-path in the configuration");
+		return PV_ECONFIG;
+	}
+	if ((rc = pv_fs_path_absolute(&spool, spool_path)) < 0)
+		return rc;
+	o.spool = pv_fs_path_join(spool, source);
+	o.source = source;
+	o.count = count;
+	o.jobs = (int) cfg_int(cfg, NULL, "jobs");
+	rc = pgwal_prefetch_get(&o, name, dest, repo_open_cb, prefetcher_start, &p);
+	pv_free((char *) o.spool);
+	pv_free(spool);
+	return rc;
+}
+
 int
 cli_archive_get(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
+		{"prefetch", required_argument, NULL, OPT_PREFETCH},
+		{"spool-path", required_argument, NULL, OPT_SPOOL},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
+	const char *prefetch = NULL, *spool = NULL;
+	int count = 0;
 	PvConfig *cfg = NULL;
 	CfgSection *sec;
 	Repo *repo = NULL;
@@ -61,8 +184,16 @@ cli_archive_get(int argc, char **argv)
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1)
-		if (!cli_common_option(&common, opt, optarg))
+	{
+		if (cli_common_option(&common, opt, optarg))
+			continue;
+		if (opt == OPT_PREFETCH)
+			prefetch = optarg;
+		else if (opt == OPT_SPOOL)
+			spool = optarg;
+		else
 			return cli_bad_option("archive-get", argv, opt);
+	}
 	if (common.help)
 	{
 		cli_print_help(help_text, false);
@@ -73,18 +204,32 @@ cli_archive_get(int argc, char **argv)
 							   "path (%%p)");
 	if (argc - optind > 2)
 		return cli_usage_error("archive-get", "unexpected argument '%s'", argv[optind + 2]);
+	if (prefetch != NULL)
+	{
+		char *end;
+		long v = strtol(prefetch, &end, 10);
+
+		if (*prefetch == '\0' || *end != '\0' || v < 0 || v > 1024)
+			return cli_usage_error("archive-get", "invalid --prefetch '%s' (0 to 1024 segments)",
+								   prefetch);
+		count = (int) v;
+	}
 	name = argv[optind];
 	dest = argv[optind + 1];
 	if ((rc = cli_setup(&common, &cfg)) < 0 ||
-		(rc = cli_physical_source(&source, &sec, cfg, &common)) < 0 ||
-		(rc = cli_repo_open(&repo, cfg, &common)) < 0)
+		(rc = cli_physical_source(&source, &sec, cfg, &common)) < 0)
 	{
 		status = cli_fail(rc);
 		if (status == 1)
 			status = ARCHIVE_GET_FAILED;
 		goto done;
 	}
-	rc = pgwal_get(repo, source, name, dest);
+	if (prefetch == NULL)
+		count = (int) cfg_int(cfg, NULL, "archive-get-prefetch");
+	if (count > 0)
+		rc = get_prefetch(cfg, &common, source, name, dest, count, spool);
+	else if ((rc = get_repo_open(&repo, cfg, &common)) == 0)
+		rc = pgwal_get(repo, source, name, dest);
 	if (rc == PV_ENOTFOUND)
 	{
 		pv_log_info("%s", pv_error_msg());

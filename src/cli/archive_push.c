@@ -17,6 +17,7 @@
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/copy.h"
 #include "cli/physical.h"
 
 #include "common/error.h"
@@ -226,6 +227,7 @@ cli_archive_push(int argc, char **argv)
 		status = cli_fail(rc);
 		goto done;
 	}
+	cli_sync_secondaries_wal(cfg, sec, repo, path);
 	if (common.json)
 	{
 		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I}", "file", path, "source", source,

@@ -13,6 +13,7 @@
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/copy.h"
 #include "cli/logical.h"
 #include "cli/physical.h"
 
@@ -36,8 +37,12 @@
 static const char help_text[] =
 	"pgvault backup: make a backup\n\n"
 	"Usage:\n"
+	"  pgvault backup --logical [-d DB | --all] [OPTIONS]   databases (pg_dump's job)\n"
+	"  pgvault backup --physical [OPTIONS]                  the whole cluster, for PITR\n"
 	"  pgvault backup --file PATH [--file PATH...] [OPTIONS]\n"
 	"  pgvault backup --stdin --name NAME [OPTIONS]\n\n"
+	"'pgvault backup --logical --help' and 'pgvault backup --physical --help'\n"
+	"explain those kinds.  The rest of this page is about file backups.\n\n"
 	"File backups store files (configuration files, scripts) or a stream read\n"
 	"from standard input (pg_dumpall output, anything) as a backup of kind\n"
 	"'file'.  Only chunks the repository does not hold yet are stored, so a\n"
@@ -250,6 +255,7 @@ backup_file(const BackupArgs *a, PvConfig *cfg, Repo *repo, int jobs)
 		goto done;
 	repo_writer_stats(w, &st);
 	summary_print(a, repo_writer_id(w), &st, pv_time_monotonic_ms() - t0);
+	cli_sync_secondaries_by_name(cfg, a->common.source, repo, repo_writer_id(w));
 done:
 	if (rc < 0 && w != NULL)
 		rc = pv_error_prefix(rc, "backup %s failed (nothing was recorded)", repo_writer_id(w));

@@ -6,6 +6,7 @@
  * them.
  */
 #include "cli/cli.h"
+#include "cli/copy.h"
 #include "cli/logical.h"
 
 #include "common/error.h"
@@ -282,6 +283,8 @@ cli_backup_logical(int argc, char **argv)
 		goto done;
 	}
 	summary_print(common.json, &res);
+	/* Keep the source's other repositories in step; a failure only warns. */
+	cli_sync_secondaries(cfg, source, repo, res.id);
 	status = 0;
 done:
 	pgfilter_clear(&o.filter);

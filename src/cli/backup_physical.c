@@ -8,6 +8,7 @@
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/copy.h"
 #include "cli/physical.h"
 
 #include "common/error.h"
@@ -245,6 +246,8 @@ cli_backup_physical(int argc, char **argv)
 		goto done;
 	}
 	summary_print(common.json, source, &res);
+	/* Keep the source's other repositories in step; a failure only warns. */
+	cli_sync_secondaries(cfg, sec, repo, res.id);
 	status = 0;
 	if (res.checksum_failures > 0)
 	{

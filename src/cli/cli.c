@@ -75,8 +75,12 @@ print_main_help(void)
 		   "if present.  Without a file, libpq's environment (PGHOST, PGPORT, PGUSER,\n"
 		   "PGDATABASE, PGSERVICE, ~/.pgpass) says where to connect.\n\n"
 		   "Examples:\n"
-		   "  pgvault check -d mydb          is this cluster ready to be backed up?\n"
-		   "  pgvault config                 show the effective configuration\n\n"
+		   "  pgvault check -d mydb                         ready to be backed up?\n"
+		   "  pgvault init --repo /srv/pgvault              a repository (--encrypt optional)\n"
+		   "  pgvault backup --logical -d mydb -j 4         the nightly pg_dump, done better\n"
+		   "  pgvault restore latest --target-db mydb_copy  into a new database\n"
+		   "  pgvault restore latest --pgdata /srv/pg --target-time '2026-11-22 14:30'\n"
+		   "  pgvault list; pgvault verify; pgvault drill latest\n\n"
 		   "Documentation: README.md and docs/ in the source tree.\n",
 		   PV_SYSCONFDIR);
 }

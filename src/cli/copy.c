@@ -421,6 +421,45 @@ copy_wal(CopyRun *r, const char *source)
 	json_array_append_new(r->wal, j);
 }
 
+/* Did this run leave what/id in step (a backup copied or present, a source's WAL copied)? */
+static bool
+run_in_step(const CopyRun *r, const char *what, const char *id)
+{
+	json_t *list = strcmp(what, "backup") == 0 ? r->backups : r->wal;
+	const char *key = strcmp(what, "backup") == 0 ? "id" : "source";
+	size_t i;
+	json_t *j;
+
+	json_array_foreach(list, i, j)
+		if (strcmp(json_string_value(json_object_get(j, key)), id) == 0)
+			return strcmp(json_string_value(json_object_get(j, "status")), "failed") != 0;
+	return false;
+}
+
+/*
+ * The destination is a [repo:NAME] that syncs after backups may have
+ * recorded as lagging in the source: clear what this run brought in step.
+ */
+static void
+lag_clear_after_copy(CopyRun *r)
+{
+	RepoCopyLagList lags;
+
+	if (r->dry_run || cfg_repo_find(r->cfg, r->to) == NULL ||
+		repo_copy_lag_list(r->from, r->to, &lags) < 0)
+	{
+		pv_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < lags.n; i++)
+		if (run_in_step(r, lags.items[i].what, lags.items[i].id) &&
+			repo_copy_lag_clear(r->from, r->to, lags.items[i].what, lags.items[i].id) == 0)
+			pv_log_detail("repository '%s' no longer lags for %s %s", r->to, lags.items[i].what,
+						  lags.items[i].id);
+	pv_error_clear();
+	repo_copy_lag_list_free(&lags);
+}
+
 static void
 print_summary(CopyRun *r)
 {
@@ -491,6 +530,7 @@ cli_copy(int argc, char **argv)
 		copy_backup(&r, r.ids[i]);
 	for (size_t i = 0; !r.no_wal && i < r.nwal; i++)
 		copy_wal(&r, r.wal_sources[i]);
+	lag_clear_after_copy(&r);
 	print_summary(&r);
 	status = r.failed ? pv_error_exit_status(r.first_error) : 0;
 done:
@@ -729,13 +769,14 @@ sync_wal_one(PvConfig *cfg, const CfgSection *source, Repo *primary, const Secon
 		goto done;
 	}
 	if ((rc = second_repo_open(&to, NULL, cfg, s->name, NULL, false)) == 0)
-		rc = lagging ? repo_copy_wal_source(primary, to, source->name,
-											&(RepoCopyOpts) {.jobs = 2}, NULL) :
+		rc = lagging || name == NULL ?
+			repo_copy_wal_source(primary, to, source->name, &(RepoCopyOpts) {.jobs = 2}, NULL) :
 			repo_copy_wal_file(primary, to, source->name, name, NULL);
 	if (rc < 0)
 	{
-		pv_log_warn("WAL file '%s' is archived in repository '%s' but could not be copied to "
-					"'%s': %s", name, repo_url(primary), s->name, pv_error_msg());
+		pv_log_warn("WAL %s%s%s is archived in repository '%s' but could not be copied to "
+					"'%s': %s", name ? "file '" : "of source '", name ? name : source->name, "'",
+					repo_url(primary), s->name, pv_error_msg());
 		lag_note(primary, s, "wal", source->name, pv_error_msg());
 		pv_error_clear();
 		goto done;
@@ -759,7 +800,7 @@ cli_sync_secondaries_wal(PvConfig *cfg, const CfgSection *source, Repo *primary,
 						 const char *wal_path)
 {
 	Secondary *secs = NULL;
-	const char *slash = strrchr(wal_path, '/');
+	const char *slash = wal_path ? strrchr(wal_path, '/') : NULL;
 	const char *name = slash ? slash + 1 : wal_path;
 	size_t n = secondaries_find(&secs, cfg, source, primary);
 	int lagging = 0;

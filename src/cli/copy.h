@@ -41,8 +41,10 @@ int cli_sync_secondaries_by_name(PvConfig *cfg, const char *source, struct Repo 
  * is used) in primary: copy that file to every other repository.  A
  * secondary that lags for WAL is retried (a whole catch-up of the source's
  * archive) at most every few minutes, so a secondary that is down does not
- * slow every archive_command down.  Returns the number of secondaries that
- * lag; never an error.
+ * slow every archive_command down.  wal_path NULL: copy whatever the
+ * secondaries lack of the source's archive (for the asynchronous pusher,
+ * once per run).  Returns the number of secondaries that lag; never an
+ * error.
  */
 int cli_sync_secondaries_wal(PvConfig *cfg, const CfgSection *source, struct Repo *primary,
 							 const char *wal_path);

@@ -25,20 +25,26 @@
 static const char help_text[] =
 	"pgvault drill: prove a backup restorable, and measure how long it takes\n\n"
 	"Usage:\n  pgvault drill [ID|latest] [OPTIONS]\n  pgvault drill --random[=DAYS] [OPTIONS]\n\n"
-	"Restores a logical backup (default: the latest one) into a scratch PostgreSQL\n"
-	"cluster that pgvault starts from the local binaries (initdb into a temporary\n"
-	"directory, reachable only through its own Unix socket; as root the server\n"
-	"runs as drill-user), then checks the restored database against what was\n"
-	"recorded at backup time: every table's row count and content fingerprint,\n"
-	"sequences, materialized views, large objects; that every index is valid and\n"
-	"every recorded index exists, that no foreign key has orphans, that no\n"
-	"constraint is NOT VALID unless it was; and the checks of the drill-checks\n"
-	"file ('QUERY => EXPECTED' lines).  Setup, restore, checks and total time\n"
-	"are measured; the total is compared with the RTO.  The report is recorded\n"
-	"in the repository (list, show and status show it) and the scratch cluster\n"
-	"is always removed.\n\n"
+	"Restores a backup (default: the latest one that can be drilled) into a\n"
+	"scratch PostgreSQL cluster that pgvault starts from the local binaries, in a\n"
+	"temporary directory and reachable only through its own Unix socket (as root\n"
+	"the server runs as drill-user), then checks it:\n"
+	"  logical   into a new cluster (initdb): every table's row count and content\n"
+	"            fingerprint, sequences, materialized views and large objects as\n"
+	"            recorded at backup time; every index valid and every recorded\n"
+	"            index present; no foreign-key orphans; no constraint NOT VALID\n"
+	"            unless it was in the backup\n"
+	"  physical  the data directory and the WAL to the backup's end, recovered\n"
+	"            and promoted; in every database: indexes valid, no foreign-key\n"
+	"            orphans; pg_amcheck over everything when installed\n"
+	"and the checks of the drill-checks file ('QUERY => EXPECTED' lines; physical:\n"
+	"in database postgres).  Setup, restore, recovery, checks and total time are\n"
+	"measured; the total is compared with the RTO.  The report is recorded in the\n"
+	"repository (list, show and status show it) and the scratch cluster is always\n"
+	"removed.\n\n"
 	"Options:\n"
 	"  --random[=DAYS]          a random backup (of the last DAYS days)\n"
+	"  --kind=KIND              latest/random: only logical or only physical backups\n"
 	"  --rto=DURATION           recovery time objective (default: the rto setting)\n"
 	"  --checks=FILE            SQL checks (default: the drill-checks setting)\n"
 	"  -j, --jobs=N             parallel connections (default 2, or 'jobs' setting)\n"
@@ -56,6 +62,7 @@ enum
 	OPT_RTO,
 	OPT_CHECKS,
 	OPT_NO_RECORD,
+	OPT_KIND,
 };
 
 typedef struct DrillArgs
@@ -67,6 +74,7 @@ typedef struct DrillArgs
 	const char *rto;
 	const char *checks;
 	const char *jobs;
+	const char *kind;
 	bool no_record;
 } DrillArgs;
 
@@ -80,6 +88,7 @@ parse_args(DrillArgs *a, int argc, char **argv)
 		{"checks", required_argument, NULL, OPT_CHECKS},
 		{"jobs", required_argument, NULL, 'j'},
 		{"no-record", no_argument, NULL, OPT_NO_RECORD},
+		{"kind", required_argument, NULL, OPT_KIND},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -107,6 +116,9 @@ parse_args(DrillArgs *a, int argc, char **argv)
 			case OPT_NO_RECORD:
 				a->no_record = true;
 				break;
+			case OPT_KIND:
+				a->kind = optarg;
+				break;
 			default:
 				return cli_bad_option("drill", argv, opt);
 		}
@@ -122,6 +134,8 @@ parse_args(DrillArgs *a, int argc, char **argv)
 		return cli_usage_error("drill", "unexpected argument '%s'", argv[optind]);
 	if (a->random && a->backup != NULL)
 		return cli_usage_error("drill", "give a backup ID or --random, not both");
+	if (a->kind != NULL && strcmp(a->kind, "logical") != 0 && strcmp(a->kind, "physical") != 0)
+		return cli_usage_error("drill", "invalid kind '%s' (logical or physical)", a->kind);
 	return -1;
 }
 
@@ -151,9 +165,11 @@ print_report(const DrillResult *res)
 	size_t i;
 	char s[4][32];
 
-	printf("drill: backup %s (source %s, database %s, started %s)\n", res->backup,
-		   json_string_length(json_object_get(b, "source")) ? json_string_value(json_object_get(b, "source")) : "-",
-		   json_string_value(json_object_get(b, "database")), json_string_value(json_object_get(b, "start_time")));
+	printf("drill: backup %s (%s, source %s", res->backup, json_string_value(json_object_get(b, "kind")),
+		   json_string_length(json_object_get(b, "source")) ? json_string_value(json_object_get(b, "source")) : "-");
+	if (json_is_string(json_object_get(b, "database")))
+		printf(", database %s", json_string_value(json_object_get(b, "database")));
+	printf(", started %s)\n", json_string_value(json_object_get(b, "start_time")));
 	json_array_foreach(json_object_get(rep, "warnings"), i, w)
 		printf("  warning: %s\n", json_string_value(w));
 	json_array_foreach(json_object_get(rep, "checks"), i, c)
@@ -167,9 +183,13 @@ print_report(const DrillResult *res)
 		json_array_foreach(probs, k, p)
 			printf("  %-7s %-14s   %s\n", "", "", json_string_value(p));
 	}
-	printf("drill: %s (setup %s, restore %s, checks %s, total %s", res->ok ? "PASSED" : "FAILED",
+	printf("drill: %s (setup %s, restore %s", res->ok ? "PASSED" : "FAILED",
 		   pv_elapsed_format(s[0], sizeof(s[0]), json_integer_value(json_object_get(times, "setup"))),
-		   pv_elapsed_format(s[1], sizeof(s[1]), json_integer_value(json_object_get(times, "restore"))),
+		   pv_elapsed_format(s[1], sizeof(s[1]), json_integer_value(json_object_get(times, "restore"))));
+	if (json_integer_value(json_object_get(times, "recovery")) > 0)
+		printf(", recovery %s", pv_elapsed_format(s[0], sizeof(s[0]),
+												  json_integer_value(json_object_get(times, "recovery"))));
+	printf(", checks %s, total %s",
 		   pv_elapsed_format(s[2], sizeof(s[2]), json_integer_value(json_object_get(times, "checks"))),
 		   pv_elapsed_format(s[3], sizeof(s[3]), json_integer_value(json_object_get(times, "total"))));
 	if (json_is_integer(json_object_get(rep, "rto_seconds")))
@@ -222,6 +242,7 @@ cli_drill(int argc, char **argv)
 	o.backup = a.backup;
 	o.random = a.random;
 	o.source = a.common.source;
+	o.kind = a.kind;
 	/* Settings follow the backup's source, so pick it first. */
 	if ((rc = drill_backup_pick(&o, id)) < 0 || (rc = repo_manifest_load(&m, repo, id)) < 0)
 		goto fail;
@@ -229,6 +250,7 @@ cli_drill(int argc, char **argv)
 	o.backup = id;
 	o.random = false;
 	o.source = NULL;
+	o.kind = NULL;
 	o.bindir = src ? cfg_str(cfg, src, "bindir") : NULL;
 	o.work_dir = cfg_str(cfg, NULL, "drill-dir");
 	o.run_as = cfg_str(cfg, NULL, "drill-user");

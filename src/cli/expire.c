@@ -98,6 +98,8 @@ print_backup(const RetentionPlan *plan, const RetentionItem *it, const char *tz_
 	}
 	if (it->error != NULL)
 		buf_printf(&why, ": %s", it->error);
+	if (it->reasons == 0)
+		buf_append_str(&why, "(no rule keeps it)");
 	printf("  %-6s  %s  %s  %s\n", it->reasons ? "keep" : "expire", it->id, t, buf_cstr(&why));
 	buf_free(&why);
 }

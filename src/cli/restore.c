@@ -41,8 +41,12 @@
 static const char help_text[] =
 	"pgvault restore: bring a backup back\n\n"
 	"Usage:\n"
+	"  pgvault restore ID --target-db NAME [OPTIONS]     a logical backup, into a database\n"
+	"  pgvault restore ID --pgdata DIR [--target-time T]  a physical backup, with PITR\n"
 	"  pgvault restore ID --target-dir DIR [--item NAME...] [OPTIONS]\n"
 	"  pgvault restore ID --item NAME -o FILE|- [OPTIONS]\n\n"
+	"'pgvault restore --target-db x --help' and 'pgvault restore --pgdata x --help'\n"
+	"explain the database kinds.  The rest of this page is about file backups.\n\n"
 	"ID is a backup id, a unique prefix of one, or 'latest'.  For backups of kind\n"
 	"'file', every item (or each --item) is written under DIR with its name in\n"
 	"the backup, or one item to FILE ('-': standard output).  Every chunk and\n"

@@ -56,6 +56,9 @@ static const char help_text[] =
 	"  --tablespace-map=OID=DIR restore tablespace OID into DIR instead of its\n"
 	"                           original location (repeat for more)\n"
 	"  -j, --jobs=N             files written in parallel (default: one per core)\n"
+	"  --prefetch=N             the restored server's archive-get keeps N segments\n"
+	"                           fetched ahead (needs --spool-path or spool-path)\n"
+	"  --spool-path=DIR         local directory for the prefetched segments\n"
 	"  --start                  start the server (pg_ctl, as the user running this)\n"
 	"                           and wait until recovery ends; report the times\n"
 	"  --start-options=OPTS     options for the server (pg_ctl -o), e.g. '-p 5433'\n\n"
@@ -82,6 +85,8 @@ enum
 	OPT_TS_MAP,
 	OPT_START,
 	OPT_START_OPTIONS,
+	OPT_PREFETCH,
+	OPT_SPOOL,
 };
 
 bool
@@ -98,9 +103,9 @@ cli_restore_physical_wanted(int argc, char **argv)
 	return false;
 }
 
-/* "'/usr/bin/pgvault' archive-get --repo URL [--config FILE]" */
+/* "'/usr/bin/pgvault' archive-get --repo URL [--config FILE] [--prefetch N --spool-path DIR]" */
 static char *
-archive_get_command(Repo *repo, const PvConfig *cfg)
+archive_get_command(Repo *repo, const PvConfig *cfg, int prefetch, const char *spool)
 {
 	char *self = cli_self_path();
 	char *qself = pgphys_shell_quote(self);
@@ -113,6 +118,15 @@ archive_get_command(Repo *repo, const PvConfig *cfg)
 	pv_error_clear();
 	cmd = pv_asprintf("%s archive-get --repo %s%s%s", qself, qrepo, qcfg ? " --config " : "",
 					  qcfg ? qcfg : "");
+	if (prefetch > 0)
+	{
+		char *qspool = pgphys_shell_quote(spool);
+		char *more = pv_asprintf("%s --prefetch %d --spool-path %s", cmd, prefetch, qspool);
+
+		pv_free(qspool);
+		pv_free(cmd);
+		cmd = more;
+	}
 	pv_free(self);
 	pv_free(qself);
 	pv_free(qrepo);
@@ -177,6 +191,8 @@ struct Args
 	size_t nts_map;
 	bool start;
 	const char *start_options;
+	const char *prefetch;
+	const char *spool;
 	PgPhysTarget target;
 	PgPhysTargetKind kind;
 	const char *value;
@@ -272,6 +288,8 @@ args_parse(Args *a, int argc, char **argv)
 		{"tablespace-map", required_argument, NULL, OPT_TS_MAP},
 		{"start", no_argument, NULL, OPT_START},
 		{"start-options", required_argument, NULL, OPT_START_OPTIONS},
+		{"prefetch", required_argument, NULL, OPT_PREFETCH},
+		{"spool-path", required_argument, NULL, OPT_SPOOL},
 		{NULL, 0, NULL, 0},
 	};
 	static const PgPhysTargetKind kinds[] = {
@@ -323,6 +341,12 @@ args_parse(Args *a, int argc, char **argv)
 				break;
 			case OPT_START_OPTIONS:
 				a->start_options = optarg;
+				break;
+			case OPT_PREFETCH:
+				a->prefetch = optarg;
+				break;
+			case OPT_SPOOL:
+				a->spool = optarg;
 				break;
 			case OPT_TS_MAP:
 				if (ts_map_add(a, optarg) < 0)
@@ -424,7 +448,32 @@ cli_restore_physical(int argc, char **argv)
 		pv_log_warn("the repository is encrypted: the restored server's restore_command needs "
 					"the passphrase from a configuration file (passphrase-file); without one, "
 					"recovery finds no WAL");
-	cmd = archive_get_command(repo, cfg);
+	{
+		const char *spool = a.spool ? a.spool : cfg_str(cfg, NULL, "spool-path");
+		char *spoolabs = NULL, *end = NULL;
+		long prefetch = a.prefetch ? strtol(a.prefetch, &end, 10) : 0;
+
+		if (a.prefetch != NULL && (*a.prefetch == '\0' || *end != '\0' || prefetch < 1 ||
+								   prefetch > 1024))
+		{
+			status = cli_usage_error("restore", "invalid --prefetch '%s' (1 to 1024 segments)",
+									 a.prefetch);
+			goto done;
+		}
+		if (prefetch > 0 && spool == NULL)
+		{
+			status = cli_usage_error("restore", "--prefetch needs --spool-path DIR (or spool-path "
+									 "in the configuration)");
+			goto done;
+		}
+		if (prefetch > 0 && (rc = pv_fs_path_absolute(&spoolabs, spool)) < 0)
+		{
+			status = cli_fail(rc);
+			goto done;
+		}
+		cmd = archive_get_command(repo, cfg, (int) prefetch, spoolabs);
+		pv_free(spoolabs);
+	}
 	o.repo = repo;
 	o.backup_id = id;
 	o.pgdata = pgdata;

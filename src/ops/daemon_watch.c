@@ -150,6 +150,39 @@ problems_join(Buf *out, const json_t *problems)
 				   json_string_value(json_object_get(p, "message")) : "?");
 }
 
+/*
+ * Whether a problem of the report's list is a group's (status prefixes
+ * those with the group's label, "SOURCE KIND[ DATABASE]: ") or a WAL
+ * archive's: those are alerts of their own, keyed by what they are about.
+ */
+static bool
+problem_is_covered(const json_t *doc, const char *msg)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "groups"), i, g)
+	{
+		const char *db = json_string_value(json_object_get(g, "database"));
+		const char *src = json_string_value(json_object_get(g, "source"));
+		char label[512];
+
+		snprintf(label, sizeof(label), "%s %s%s%s: ", src && src[0] ? src : "-",
+				 str_or(json_string_value(json_object_get(g, "kind")), "?"), db ? " " : "", db ? db : "");
+		if (strncmp(msg, label, strlen(label)) == 0)
+			return true;
+	}
+	json_array_foreach(json_object_get(doc, "archives"), i, g)
+	{
+		char label[512];
+
+		snprintf(label, sizeof(label), "%s WAL archive: ", str_or(json_string_value(json_object_get(g, "source")), ""));
+		if (strncmp(msg, label, strlen(label)) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* key -> {"level", "message", "subject"} for everything status does not call OK. */
 static json_t *
 alerts_from_status(const json_t *doc)
@@ -198,9 +231,32 @@ alerts_from_status(const json_t *doc)
 	}
 	if (json_array_size(json_object_get(doc, "groups")) == 0 &&
 		strcmp(str_or(json_string_value(json_object_get(doc, "status")), ""), "UNKNOWN") == 0)
+	{
 		json_object_set_new(out, "repository", json_pack("{s:s, s:s, s:s}", "level", "UNKNOWN", "message",
 														 str_or(json_string_value(json_object_get(doc, "summary")), ""),
 														 "subject", "pgvault UNKNOWN: the repository cannot be read"));
+		return out;
+	}
+	/* Problems of the repository as a whole ("source 'x' has no backup ..."). */
+	json_array_foreach(json_object_get(doc, "problems"), i, g)
+	{
+		const char *msg = str_or(json_string_value(json_object_get(g, "message")), "");
+		const char *level = str_or(json_string_value(json_object_get(g, "level")), "WARNING");
+		char key[600], subject[700];
+		size_t k = 0;
+
+		if (problem_is_covered(doc, msg))
+			continue;
+		/* A stable key: the message without its numbers ("3 backups cannot be read"). */
+		k = (size_t) snprintf(key, sizeof(key), "problem:");
+		for (const char *p = msg; *p && k + 2 < sizeof(key); p++)
+			if (!(*p >= '0' && *p <= '9') || (k > 0 && key[k - 1] != '#'))
+				key[k++] = (*p >= '0' && *p <= '9') ? '#' : *p;
+		key[k] = '\0';
+		snprintf(subject, sizeof(subject), "pgvault %s: %s", level, msg);
+		json_object_set_new(out, key, json_pack("{s:s, s:s, s:s}", "level", level, "message", msg, "subject",
+												subject));
+	}
 	return out;
 }
 

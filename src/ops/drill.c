@@ -25,13 +25,17 @@
 #include "pg/logical/fingerprint.h"
 #include "pg/logical/logical.h"
 #include "pg/logical/util.h"
+#include "pg/physical/restore.h"
 #include "pg/tools.h"
+#include "pg/wal/archive.h"
+#include "pg/wal/wal.h"
 #include "pv_build.h"
 #include "repo/repo.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -228,6 +232,41 @@ chown_to(const char *path, const char *user)
 	return PV_OK;
 }
 
+static uid_t tree_uid;
+static gid_t tree_gid;
+
+static int
+chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void) st;
+	(void) flag;
+	(void) ftw;
+	return lchown(path, tree_uid, tree_gid) == 0 ? 0 : errno;
+}
+
+/* Hand a whole tree to user (root only: what pgvault restored as root, the server must own). */
+static int
+chown_tree(const char *path, const char *user)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+	int e;
+
+	if (user == NULL)
+		return PV_OK;
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return pv_error_set(PV_ECONFIG, "user '%s' (drill-user) does not exist", user);
+	pthread_mutex_lock(&mu);	/* nftw has no payload: the ids travel in statics */
+	tree_uid = pw.pw_uid;
+	tree_gid = pw.pw_gid;
+	e = nftw(path, chown_one, 32, FTW_PHYS);
+	pthread_mutex_unlock(&mu);
+	if (e != 0)
+		return pv_error_errno(PV_EIO, e > 0 ? e : errno, "cannot hand '%s' to user '%s'", path, user);
+	return PV_OK;
+}
+
 static int
 scratch_conf_write(Scratch *s, int jobs)
 {
@@ -346,6 +385,27 @@ done:
 	return rc;
 }
 
+/* The end of the server's log on one line (and the whole log at warning level: the file goes with the drill). */
+static void
+server_log_tail(const Scratch *s, char *out, size_t outsz)
+{
+	Buf log = PV_BUF_INIT;
+
+	out[0] = '\0';
+	if (pv_fs_read_file(s->serverlog, &log) == 0 && log.len > 0)
+	{
+		size_t keep = outsz - 1;
+
+		snprintf(out, outsz, "%s", (const char *) log.data + (log.len > keep ? log.len - keep : 0));
+		pv_log_warn("scratch server log:\n%s", buf_cstr(&log));
+	}
+	pv_error_clear();
+	buf_free(&log);
+	for (char *p = out; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
 /* Start the server (extra: more options for postgres, or NULL) and wait until it takes connections. */
 static int
 scratch_start(Scratch *s, const char *extra, int timeout_secs)
@@ -376,18 +436,9 @@ scratch_start(Scratch *s, const char *extra, int timeout_secs)
 	scratch_pid = read_postmaster_pid(s->datadir);
 	if (rc < 0)
 	{
-		Buf log = PV_BUF_INIT;
-		char tail[1001] = "";
+		char tail[1001];
 
-		if (pv_fs_read_file(s->serverlog, &log) == 0 && log.len > 0)
-		{
-			snprintf(tail, sizeof(tail), "%s", (const char *) log.data + (log.len > 1000 ? log.len - 1000 : 0));
-			pv_log_warn("scratch server log:\n%s", buf_cstr(&log));
-		}
-		buf_free(&log);
-		for (char *p = tail; *p; p++)
-			if (*p == '\n')
-				*p = ' ';
+		server_log_tail(s, tail, sizeof(tail));
 		rc = pv_error_set(PV_ERROR, "the scratch server did not start%s%s", tail[0] ? ": " : "", tail);
 	}
 	return rc;
@@ -834,6 +885,7 @@ typedef struct DrillRun
 	json_t *checks;				/* the report's array */
 	bool integrity_ok;
 	PgConnOpts conn;			/* to the restored database */
+	const char *scope;			/* physical drills: the database the checks are about, or NULL */
 } DrillRun;
 
 /* Add a check to the report: status "ok", "warning", "failed" or "skipped"; returns its details. */
@@ -851,7 +903,13 @@ check_add(DrillRun *r, const char *name, const char *status, const char *fmt, ..
 	va_start(ap, fmt);
 	buf_vprintf(&msg, fmt, ap);
 	va_end(ap);
-	json_object_set_new(c, "name", json_string(name));
+	if (r->scope != NULL)
+	{
+		json_object_set_new(c, "name", json_sprintf("%s:%s", r->scope, name));
+		json_object_set_new(c, "database", json_string(r->scope));
+	}
+	else
+		json_object_set_new(c, "name", json_string(name));
 	json_object_set_new(c, "status", json_string(status));
 	json_object_set_new(c, "message", json_string(buf_cstr(&msg)));
 	json_object_set_new(c, "details", details);
@@ -1460,23 +1518,24 @@ check_user(DrillRun *r, PGconn *c, const UserCheck *uc, int n)
 /* ---- drill_run ---- */
 
 static json_t *
-report_new(DrillRun *r)
+report_new(DrillRun *r, PvTime started)
 {
 	char t[PV_TIME_FORMAT_MAX];
 	const json_t *totals = repo_manifest_totals(r->m);
 	json_t *b = json_object();
+	bool logical = strcmp(repo_manifest_kind(r->m), "logical") == 0;
 
 	json_object_set_new(b, "id", json_string(repo_manifest_id(r->m)));
 	json_object_set_new(b, "kind", json_string(repo_manifest_kind(r->m)));
 	json_object_set_new(b, "source", json_string(repo_manifest_source(r->m)));
-	json_object_set_new(b, "database", json_string(r->dbname));
+	json_object_set_new(b, "database", logical && r->dbname ? json_string(r->dbname) : json_null());
 	json_object_set_new(b, "start_time", json_string(pv_time_format_utc(t, sizeof(t),
 																		 repo_manifest_start_time(r->m))));
 	json_object_set_new(b, "size", json_incref(json_object_get(totals, "logical_bytes")));
 	if (json_object_get(b, "size") == NULL)
 		json_object_set_new(b, "size", json_null());
 	return json_pack("{s:o, s:s, s:s, s:s, s:s}", "backup", b, "started",
-					 pv_time_format_utc(t, sizeof(t), pv_time_now()), "host", repo_hostname(r->o->repo),
+					 pv_time_format_utc(t, sizeof(t), started), "host", repo_hostname(r->o->repo),
 					 "tool_version", PV_VERSION, "target", "scratch cluster");
 }
 
@@ -1541,20 +1600,444 @@ drill_result_clear(DrillResult *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Times of the phases, in milliseconds (0: the phase did not run). */
+typedef struct DrillTimes
+{
+	int64_t setup, restore, recovery, checks;
+} DrillTimes;
+
+/* ---- logical ---- */
+
+static int
+drill_logical(DrillRun *r, const char *backup_id, const UserCheck *uc, int nuc, json_t *warnings, DrillTimes *tm,
+			  int64_t t0)
+{
+	const DrillOpts *o = r->o;
+	PgLogicalRestoreResult rres;
+	const char *db;
+	int rc;
+
+	db = json_string_value(json_object_get(r->meta, "database"));
+	r->dbname = pv_strdup(db && db[0] ? db : "drill");
+	r->encoding = json_string_value(json_object_get(r->meta, "encoding"));
+	if (r->encoding == NULL)
+		r->encoding = "UTF8";
+	pv_log_info("drill: backup %s (logical, source '%s', database '%s')", backup_id,
+				repo_manifest_source(r->m), r->dbname);
+
+	/* The catalog is read before anything starts: a backup whose catalog is damaged fails right here. */
+	if ((rc = pglogical_catalog_foreach(o->repo, r->m, catalog_entry, &r->cat)) < 0)
+	{
+		check_add(r, "restore", "failed", "the backup's catalog cannot be read: %s", pv_error_msg());
+		pv_error_clear();
+		return PV_OK;
+	}
+	if (r->cat.error != NULL)
+		json_array_append_new(warnings, json_string(r->cat.error));
+	if ((rc = scratch_create(&r->scratch, o,
+							 (int) (json_integer_value(json_object_get(r->meta, "server_version_num")) / 10000))) < 0 ||
+		(rc = target_create(r, warnings)) < 0)
+		return rc;
+	tm->setup = pv_time_monotonic_ms() - t0;
+	scratch_conn(&r->scratch, &r->conn, r->dbname);
+	{
+		PgLogicalRestoreOpts ro = {.bindir = r->scratch.bindir, .repo = o->repo, .backup = backup_id,
+			.target_db = r->dbname, .no_owner = true, .no_privileges = true, .jobs = o->jobs};
+		int64_t t1 = pv_time_monotonic_ms();
+
+		scratch_conn(&r->scratch, &ro.conn, "template1");
+		rc = pglogical_restore(&rres, &ro);
+		tm->restore = pv_time_monotonic_ms() - t1;
+		if (rc < 0)
+		{
+			json_t *d = check_add(r, "restore", "failed", "%s", pv_error_msg());
+
+			json_object_set_new(d, "error", json_string(pv_error_name(rc)));
+			pv_error_clear();
+			return PV_OK;
+		}
+		json_object_set_new(check_add(r, "restore", "ok", "%llu tables, %llu rows, %llu sequences, %llu large "
+									  "objects restored", (unsigned long long) rres.tables,
+									  (unsigned long long) rres.rows, (unsigned long long) rres.sequences,
+									  (unsigned long long) rres.large_objects),
+							"bytes", json_integer((json_int_t) rres.bytes));
+	}
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0' && (rc = fault_inject(r)) < 0)
+		return rc;
+	{
+		int64_t t1 = pv_time_monotonic_ms();
+
+		run_checks(r, uc, nuc);
+		tm->checks = pv_time_monotonic_ms() - t1;
+	}
+	return PV_OK;
+}
+
+/* ---- physical ---- */
+
+/*
+ * The WAL from the backup's start to its end (what recovery to consistency
+ * needs), fetched and checked into dir, so the scratch server's
+ * restore_command is a plain copy that needs no access to the repository.
+ */
+static int
+physical_wal_fetch(DrillRun *r, const char *dir, size_t *out_n)
+{
+	const char *start = json_string_value(json_object_get(r->meta, "start_wal"));
+	const char *stop = json_string_value(json_object_get(r->meta, "stop_wal"));
+	const json_t *sz = json_object_get(r->meta, "wal_segment_size");
+	const char *source = repo_manifest_source(r->m)[0] ? repo_manifest_source(r->m) : PGWAL_DEFAULT_SOURCE;
+	uint64_t seg_size = json_is_integer(sz) ? (uint64_t) json_integer_value(sz) : 0, a, b;
+	uint32_t tla, tlb;
+	int rc;
+
+	*out_n = 0;
+	if (start == NULL || stop == NULL || seg_size == 0 || pgwal_segment_parse(&tla, &a, start, seg_size) < 0 ||
+		pgwal_segment_parse(&tlb, &b, stop, seg_size) < 0 || tla != tlb || b < a)
+		return pv_error_set(PV_ECORRUPT, "backup '%s' does not record a usable WAL range", repo_manifest_id(r->m));
+	for (uint64_t segno = a; segno <= b; segno++)
+	{
+		char name[64], *dest;
+
+		pgwal_segment_name(name, tla, segno, seg_size);
+		dest = pv_fs_path_join(dir, name);
+		rc = pgwal_get(r->o->repo, source, name, dest);
+		pv_free(dest);
+		if (rc < 0)
+			return rc;
+		(*out_n)++;
+	}
+	if (tla > 1)
+	{
+		/* the timeline's history, so recovery knows how it got there (absent: recovery says so) */
+		char name[32], *dest;
+
+		snprintf(name, sizeof(name), "%08X.history", tla);
+		dest = pv_fs_path_join(dir, name);
+		if (pgwal_get(r->o->repo, source, name, dest) < 0)
+			pv_error_clear();
+		pv_free(dest);
+	}
+	return PV_OK;
+}
+
+/*
+ * Our settings, appended to postgresql.auto.conf (read last: they win over
+ * whatever the source had there), and our own postgresql.conf, hba and
+ * ident files in the scratch directory: the source's postgresql.conf is not
+ * read at all, because it may set data_directory (a scratch server started
+ * on the source's data directory is the one thing a drill must never do),
+ * include files that are not here, or ask for more memory than we have.
+ */
+static int
+physical_conf_write(Scratch *s, const char *waldir, char **out_config_file)
+{
+	char *auto_conf = pv_fs_path_join(s->datadir, "postgresql.auto.conf");
+	char *conf = pv_fs_path_join(s->dir, "postgresql.conf");
+	char *hba = pv_fs_path_join(s->dir, "pg_hba.conf");
+	char *ident = pv_fs_path_join(s->dir, "pg_ident.conf");
+	Buf b = PV_BUF_INIT, old = PV_BUF_INIT;
+	int rc;
+
+	buf_printf(&b,
+			   "\n# pgvault drill: a scratch server (these lines win over everything above)\n"
+			   "listen_addresses = ''\nport = %s\nunix_socket_directories = '%s'\n"
+			   "unix_socket_permissions = 0700\nhba_file = '%s'\nident_file = '%s'\n"
+			   "ssl = off\nshared_buffers = '128MB'\nhuge_pages = off\n"
+			   "hot_standby = off\narchive_mode = off\nfsync = off\nsynchronous_commit = off\n"
+			   "synchronous_standby_names = ''\nprimary_conninfo = ''\nlogging_collector = off\n"
+			   "log_destination = 'stderr'\nlc_messages = 'C'\n"
+			   "restore_command = 'cp \"%s/%%f\" \"%%p\"'\n",
+			   s->port, s->sockdir, hba, ident, waldir);
+	if ((rc = pv_fs_read_file(auto_conf, &old)) < 0 && rc != PV_ENOTFOUND)
+		goto done;
+	pv_error_clear();
+	buf_append(&old, b.data, b.len);
+	if ((rc = pv_fs_write_atomic(auto_conf, old.data, old.len, 0600)) < 0 ||
+		(rc = pv_fs_write_atomic(conf, "# pgvault drill: see postgresql.auto.conf\n", 42, 0644)) < 0 ||
+		(rc = pv_fs_write_atomic(hba, "local all all trust\n", 20, 0600)) < 0 ||
+		(rc = pv_fs_write_atomic(ident, "", 0, 0600)) < 0)
+		goto done;
+	*out_config_file = conf;
+	conf = NULL;
+done:
+	buf_free(&b);
+	buf_free(&old);
+	pv_free(auto_conf);
+	pv_free(conf);
+	pv_free(hba);
+	pv_free(ident);
+	return rc;
+}
+
+/* pg_amcheck over every database, when this installation has it (heap and B-tree checks). */
+static void
+check_amcheck(DrillRun *r)
+{
+	char *prog = pv_fs_path_join(r->scratch.bindir, "pg_amcheck");
+	char *log = pv_fs_path_join(r->scratch.dir, "amcheck.log");
+	char *h = pv_asprintf("--host=%s", r->scratch.sockdir), *p = pv_asprintf("--port=%s", r->scratch.port);
+	char *argv[] = {prog, h, p, (char *) "--username=postgres", (char *) "--all", (char *) "--install-missing",
+		(char *) "--no-strict-names", NULL};
+
+	if (access(prog, X_OK) != 0)
+		check_add(r, "amcheck", "skipped", "pg_amcheck is not installed in '%s'", r->scratch.bindir);
+	else if (spawn_wait(argv, NULL, r->scratch.dir, log) < 0)
+	{
+		check_add(r, "amcheck", "failed", "%s", pv_error_msg());
+		pv_error_clear();
+	}
+	else
+		check_add(r, "amcheck", "ok", "pg_amcheck found no corruption in tables and B-tree indexes");
+	pv_free(prog);
+	pv_free(log);
+	pv_free(h);
+	pv_free(p);
+}
+
+/* Every database: it takes connections, its indexes are valid, its foreign keys have no orphans. */
+static void
+physical_checks(DrillRun *r, const UserCheck *uc, int nuc)
+{
+	PGconn *c = NULL;
+	PGresult *res = NULL;
+	PgConnOpts co;
+	json_t *names = json_array(), *d;
+
+	scratch_conn(&r->scratch, &co, "postgres");
+	if (pgconn_connect(&c, &co) < 0 ||
+		pgconn_query(&res, c, 1, "SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND "
+					 "datname <> 'template0' ORDER BY 1", 0, NULL) < 0)
+	{
+		check_add(r, "databases", "failed", "cannot list the databases: %s", pv_error_msg());
+		pv_error_clear();
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(names, json_string(PQgetvalue(res, i, 0)));
+	d = check_add(r, "databases", "ok", "%d databases take connections", PQntuples(res));
+	json_object_set(d, "databases", names);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		PGconn *dc = NULL;
+
+		r->scope = PQgetvalue(res, i, 0);
+		scratch_conn(&r->scratch, &co, r->scope);
+		if (pgconn_connect(&dc, &co) < 0 ||
+			pgconn_exec(dc, "SET search_path = pg_catalog; SET statement_timeout = 0") < 0)
+		{
+			check_add(r, "connect", "failed", "%s", pv_error_msg());
+			pv_error_clear();
+		}
+		else
+		{
+			PQsetNoticeProcessor(dc, notice_ignore, NULL);
+			check_indexes(r, dc);
+			check_foreign_keys(r, dc);
+		}
+		PQfinish(dc);
+	}
+	r->scope = NULL;
+	check_amcheck(r);
+	if (nuc > 0)
+	{
+		/* the user's checks run in database postgres, with the usual search_path */
+		if (pgconn_exec(c, "RESET search_path") == 0)
+			check_user(r, c, uc, nuc);
+		else
+		{
+			check_add(r, "sql", "failed", "%s", pv_error_msg());
+			pv_error_clear();
+		}
+	}
+done:
+	r->scope = NULL;
+	PQclear(res);
+	PQfinish(c);
+	json_decref(names);
+}
+
+/*
+ * pg_ctl -w returns once recovery is consistent; without hot standby the
+ * server takes connections only when recovery has ended and it promoted.
+ */
+static int
+scratch_wait_promoted(Scratch *s, int timeout_secs)
+{
+	PgConnOpts co;
+	int64_t deadline = pv_time_monotonic_ms() + (int64_t) timeout_secs * 1000;
+	int rc;
+
+	scratch_conn(s, &co, "postgres");
+	for (;;)
+	{
+		PGconn *c = NULL;
+		char *v = NULL;
+
+		rc = pgconn_connect(&c, &co);
+		if (rc == 0)
+			rc = pgconn_query_value(&v, c, "SELECT pg_catalog.pg_is_in_recovery()::text", 0, NULL);
+		PQfinish(c);
+		if (rc == 0 && v != NULL && strcmp(v, "false") == 0)
+		{
+			pv_free(v);
+			return PV_OK;
+		}
+		pv_free(v);
+		if (kill((pid_t) scratch_pid, 0) != 0)
+		{
+			char tail[1001];
+
+			server_log_tail(s, tail, sizeof(tail));
+			return pv_error_set(PV_ERROR, "the scratch server stopped during recovery: %s", tail);
+		}
+		if (pv_time_monotonic_ms() > deadline)
+			return pv_error_prefix(rc < 0 ? rc : PV_ERROR, "recovery did not end within %ds", timeout_secs);
+		pv_error_clear();
+		usleep(100 * 1000);
+	}
+}
+
+static int
+drill_physical(DrillRun *r, const char *backup_id, const UserCheck *uc, int nuc, json_t *warnings, DrillTimes *tm,
+			   int64_t t0)
+{
+	const DrillOpts *o = r->o;
+	PgPhysTarget target = {.kind = PGPHYS_TARGET_IMMEDIATE, .action = "promote"};
+	PgPhysRestoreResult pres;
+	char *waldir = NULL, *config_file = NULL, *extra = NULL;
+	size_t nwal = 0;
+	int64_t t1;
+	int rc;
+
+	(void) warnings;
+	r->dbname = pv_strdup("postgres");
+	r->encoding = "UTF8";
+	pv_log_info("drill: backup %s (physical, source '%s')", backup_id, repo_manifest_source(r->m));
+	if ((rc = scratch_prepare(&r->scratch, o,
+							  (int) (json_integer_value(json_object_get(r->meta, "pg_version")) / 10000), true)) < 0)
+		goto done;
+	tm->setup = pv_time_monotonic_ms() - t0;
+
+	/* restore: the files, then the WAL to consistency */
+	t1 = pv_time_monotonic_ms();
+	waldir = pv_fs_path_join(r->scratch.dir, "wal");
+	if (mkdir(waldir, 0700) != 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create '%s'", waldir);
+		goto done;
+	}
+	rc = pgphys_restore(&pres, &(PgPhysRestoreOpts) {.repo = o->repo, .backup_id = backup_id,
+						.pgdata = r->scratch.datadir, .jobs = o->jobs, .target = &target,
+						.archive_get_command = "false", .archive_off = true, .progress_ms = -1});
+	if (rc == 0)
+		rc = physical_wal_fetch(r, waldir, &nwal);
+	tm->restore = pv_time_monotonic_ms() - t1;
+	if (rc < 0)
+	{
+		json_t *d = check_add(r, "restore", "failed", "%s", pv_error_msg());
+
+		json_object_set_new(d, "error", json_string(pv_error_name(rc)));
+		pv_error_clear();
+		rc = PV_OK;
+		goto done;
+	}
+	json_object_set_new(check_add(r, "restore", "ok", "%llu files (%llu bytes) and %zu WAL segments restored",
+								  (unsigned long long) pres.files, (unsigned long long) pres.bytes, nwal),
+						"bytes", json_integer((json_int_t) pres.bytes));
+	if ((rc = physical_conf_write(&r->scratch, waldir, &config_file)) < 0 ||
+		(rc = chown_tree(r->scratch.dir, r->scratch.run_as)) < 0)
+		goto done;
+
+	/* recovery: start, replay to the backup's end, promote (pg_ctl waits: hot_standby is off) */
+	t1 = pv_time_monotonic_ms();
+	extra = pv_asprintf("-c config_file='%s'", config_file);
+	if ((rc = scratch_start(&r->scratch, extra, 3600)) == 0)
+		rc = scratch_wait_promoted(&r->scratch, 3600);
+	tm->recovery = pv_time_monotonic_ms() - t1;
+	if (rc < 0)
+	{
+		check_add(r, "recovery", "failed", "%s", pv_error_msg());
+		pv_error_clear();
+		rc = PV_OK;
+		goto done;
+	}
+	check_add(r, "recovery", "ok", "consistent and promoted after replaying the backup's WAL");
+	scratch_conn(&r->scratch, &r->conn, "postgres");
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0' && (rc = fault_inject(r)) < 0)
+		goto done;
+	t1 = pv_time_monotonic_ms();
+	physical_checks(r, uc, nuc);
+	tm->checks = pv_time_monotonic_ms() - t1;
+done:
+	pv_free(waldir);
+	pv_free(config_file);
+	pv_free(extra);
+	return rc;
+}
+
+/* ---- drill_run ---- */
+
+/* The verdict: RTO, the report's summary members, the record. */
+static void
+drill_judge(DrillRun *r, DrillResult *out, json_t *report, json_t *warnings, const DrillTimes *tm, int64_t t0)
+{
+	const DrillOpts *o = r->o;
+	int64_t total = pv_time_monotonic_ms() - t0;
+	char a[64], b[64];
+
+	out->rto_ok = true;
+	if (o->rto_secs > 0)
+	{
+		out->rto_ok = total <= o->rto_secs * 1000;
+		check_add(r, "rto", out->rto_ok ? "ok" : "failed", "total %s %s the RTO of %s",
+				  pv_elapsed_format(a, sizeof(a), total), out->rto_ok ? "is within" : "exceeds",
+				  pv_duration_format(b, sizeof(b), o->rto_secs));
+	}
+	out->integrity_ok = r->integrity_ok;
+	out->ok = r->integrity_ok && out->rto_ok;
+	json_object_set_new(report, "times_ms", json_pack("{s:I, s:I, s:I, s:I, s:I}", "setup", (json_int_t) tm->setup,
+													  "restore", (json_int_t) tm->restore,
+													  "recovery", (json_int_t) tm->recovery,
+													  "checks", (json_int_t) tm->checks, "total", (json_int_t) total));
+	json_object_set_new(report, "rto_seconds", o->rto_secs > 0 ? json_integer((json_int_t) o->rto_secs) : json_null());
+	json_object_set_new(report, "rto_ok", o->rto_secs > 0 ? json_boolean(out->rto_ok) : json_null());
+	json_object_set_new(report, "integrity_ok", json_boolean(out->integrity_ok));
+	json_object_set_new(report, "ok", json_boolean(out->ok));
+	json_object_set_new(report, "outcome", json_string(out->ok ? "passed" : "failed"));
+	json_object_set_new(report, "checks", json_incref(r->checks));
+	json_object_set_new(report, "warnings", json_incref(warnings));
+	if (r->scratch.version_num > 0)
+		json_object_set_new(report, "server", json_pack("{s:i, s:s}", "version_num", r->scratch.version_num,
+														"bindir", r->scratch.bindir));
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0')
+		json_object_set_new(report, "fault_injected", json_string(o->fault_sql));
+	if (o->record &&
+		catalog_record_write(o->repo, CATALOG_DRILL, out->backup, out->ok, report, out->record) < 0)
+	{
+		/* The verdict stands; not being able to file it is worth a loud warning, not a lost result. */
+		pv_log_warn("drill: %s", pv_error_msg());
+		json_object_set_new(report, "record_error", json_string(pv_error_msg()));
+		pv_error_clear();
+		out->record[0] = '\0';
+	}
+}
+
 int
 drill_run(DrillResult *out, const DrillOpts *o)
 {
 	DrillRun r = {.o = o, .integrity_ok = true};
 	UserCheck *uc = NULL;
-	int nuc = 0, rc, jobs = o->jobs > 0 ? o->jobs : 2;
-	int64_t t0 = pv_time_monotonic_ms(), t_setup = 0, t_restore = 0, t_checks = 0;
-	PgLogicalRestoreResult rres;
-	json_t *report = NULL, *warnings = json_array(), *times;
+	int nuc = 0, rc;
+	int64_t t0 = pv_time_monotonic_ms();
+	PvTime started = pv_time_now();
+	DrillTimes tm = {0};
+	json_t *report = NULL, *warnings = json_array();
 	DrillOpts local = *o;
-	const char *db;
+	bool physical;
 
 	memset(out, 0, sizeof(*out));
-	local.jobs = jobs;
+	local.jobs = o->jobs > 0 ? o->jobs : 2;
 	r.o = &local;
 	r.checks = json_array();
 	r.cat.matviews = json_array();
@@ -1564,122 +2047,30 @@ drill_run(DrillResult *out, const DrillOpts *o)
 	if ((rc = drill_backup_pick(o, out->backup)) < 0 || (rc = repo_manifest_load(&r.m, o->repo, out->backup)) < 0)
 		goto done;
 	r.meta = repo_manifest_metadata(r.m);
-	if (strcmp(repo_manifest_kind(r.m), "logical") != 0)
+	physical = strcmp(repo_manifest_kind(r.m), "physical") == 0;
+	if (!physical && strcmp(repo_manifest_kind(r.m), "logical") != 0)
 	{
-		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup: drills restore logical backups (physical "
-						  "drills are not available yet)", out->backup, repo_manifest_kind(r.m));
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup: drills restore logical and physical backups",
+						  out->backup, repo_manifest_kind(r.m));
 		goto done;
 	}
-	if (json_is_true(json_object_get(r.meta, "all")))
+	if (!physical && json_is_true(json_object_get(r.meta, "all")))
 	{
 		rc = pv_error_set(PV_EUSAGE, "backup '%s' holds every database of its cluster: drills restore "
-						  "backups of one database", out->backup);
+						  "logical backups of one database", out->backup);
 		goto done;
 	}
-	if (json_is_true(json_object_get(r.meta, "schema_only")))
+	if (!physical && json_is_true(json_object_get(r.meta, "schema_only")))
 	{
 		rc = pv_error_set(PV_EUSAGE, "backup '%s' is schema-only: there is no data to drill", out->backup);
 		goto done;
 	}
-	db = json_string_value(json_object_get(r.meta, "database"));
-	r.dbname = pv_strdup(db && db[0] ? db : "drill");
-	r.encoding = json_string_value(json_object_get(r.meta, "encoding"));
-	if (r.encoding == NULL)
-		r.encoding = "UTF8";
-	report = report_new(&r);
-	pv_log_info("drill: backup %s (source '%s', database '%s')", out->backup, repo_manifest_source(r.m),
-				r.dbname);
-
-	/* The catalog is read before anything starts: a backup whose catalog is damaged fails right here. */
-	if ((rc = pglogical_catalog_foreach(o->repo, r.m, catalog_entry, &r.cat)) < 0)
-	{
-		check_add(&r, "restore", "failed", "the backup's catalog cannot be read: %s", pv_error_msg());
-		pv_error_clear();
-		rc = PV_OK;
-		goto judged;
-	}
-	if (r.cat.error != NULL)
-		json_array_append_new(warnings, json_string(r.cat.error));
-
-	if ((rc = scratch_create(&r.scratch, &local,
-							 (int) (json_integer_value(json_object_get(r.meta, "server_version_num")) / 10000))) < 0 ||
-		(rc = target_create(&r, warnings)) < 0)
+	rc = physical ? drill_physical(&r, out->backup, uc, nuc, warnings, &tm, t0)
+		: drill_logical(&r, out->backup, uc, nuc, warnings, &tm, t0);
+	if (rc < 0)
 		goto done;
-	t_setup = pv_time_monotonic_ms() - t0;
-	scratch_conn(&r.scratch, &r.conn, r.dbname);
-	{
-		PgLogicalRestoreOpts ro = {.bindir = r.scratch.bindir, .repo = o->repo, .backup = out->backup,
-			.target_db = r.dbname, .no_owner = true, .no_privileges = true, .jobs = jobs};
-		int64_t t1 = pv_time_monotonic_ms();
-
-		scratch_conn(&r.scratch, &ro.conn, "template1");
-		rc = pglogical_restore(&rres, &ro);
-		t_restore = pv_time_monotonic_ms() - t1;
-		if (rc < 0)
-		{
-			json_t *d = check_add(&r, "restore", "failed", "%s", pv_error_msg());
-
-			json_object_set_new(d, "error", json_string(pv_error_name(rc)));
-			pv_error_clear();
-			rc = PV_OK;
-			goto judged;
-		}
-		json_object_set_new(check_add(&r, "restore", "ok", "%llu tables, %llu rows, %llu sequences, %llu large "
-									  "objects restored", (unsigned long long) rres.tables,
-									  (unsigned long long) rres.rows, (unsigned long long) rres.sequences,
-									  (unsigned long long) rres.large_objects),
-							"bytes", json_integer((json_int_t) rres.bytes));
-	}
-	if (o->fault_sql != NULL && o->fault_sql[0] != '\0' && (rc = fault_inject(&r)) < 0)
-		goto done;
-	{
-		int64_t t1 = pv_time_monotonic_ms();
-
-		run_checks(&r, uc, nuc);
-		t_checks = pv_time_monotonic_ms() - t1;
-	}
-judged:
-	{
-		int64_t total = pv_time_monotonic_ms() - t0;
-		char a[64], b[64];
-
-		out->rto_ok = true;
-		if (o->rto_secs > 0)
-		{
-			out->rto_ok = total <= o->rto_secs * 1000;
-			check_add(&r, "rto", out->rto_ok ? "ok" : "failed", "total %s %s the RTO of %s",
-					  pv_elapsed_format(a, sizeof(a), total), out->rto_ok ? "is within" : "exceeds",
-					  pv_duration_format(b, sizeof(b), o->rto_secs));
-		}
-		times = json_pack("{s:I, s:I, s:I, s:I}", "setup", (json_int_t) t_setup, "restore", (json_int_t) t_restore,
-						  "checks", (json_int_t) t_checks, "total", (json_int_t) total);
-	}
-	out->integrity_ok = r.integrity_ok;
-	out->ok = r.integrity_ok && out->rto_ok;
-	json_object_set_new(report, "times_ms", times);
-	json_object_set_new(report, "rto_seconds", o->rto_secs > 0 ? json_integer((json_int_t) o->rto_secs) : json_null());
-	json_object_set_new(report, "rto_ok", o->rto_secs > 0 ? json_boolean(out->rto_ok) : json_null());
-	json_object_set_new(report, "integrity_ok", json_boolean(out->integrity_ok));
-	json_object_set_new(report, "ok", json_boolean(out->ok));
-	json_object_set_new(report, "outcome", json_string(out->ok ? "passed" : "failed"));
-	json_object_set_new(report, "checks", json_incref(r.checks));
-	json_object_set_new(report, "warnings", json_incref(warnings));
-	if (r.scratch.version_num > 0)
-		json_object_set_new(report, "server", json_pack("{s:i, s:s}", "version_num", r.scratch.version_num,
-														"bindir", r.scratch.bindir));
-	if (o->fault_sql != NULL && o->fault_sql[0] != '\0')
-		json_object_set_new(report, "fault_injected", json_string(o->fault_sql));
-	if (o->record)
-	{
-		if ((rc = catalog_record_write(o->repo, CATALOG_DRILL, out->backup, out->ok, report, out->record)) < 0)
-		{
-			/* The verdict stands; not being able to file it is worth a loud warning, not a lost result. */
-			pv_log_warn("drill: %s", pv_error_msg());
-			json_object_set_new(report, "record_error", json_string(pv_error_msg()));
-			pv_error_clear();
-			out->record[0] = '\0';
-		}
-	}
+	report = report_new(&r, started);
+	drill_judge(&r, out, report, warnings, &tm, t0);
 	out->report = report;
 	report = NULL;
 	rc = PV_OK;
@@ -1695,4 +2086,81 @@ done:
 	user_checks_free(uc, nuc);
 	pv_free(r.dbname);
 	return rc;
+}
+
+/* ---- estimates from earlier drills ---- */
+
+int
+drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out)
+{
+	CatalogRecordList l;
+	json_t *basis = json_array();
+	uint64_t bytes = 0;
+	int64_t ms = 0, rec_ms = 0;
+	size_t reads = 0, nrec = 0;
+	const json_t *sz = json_object_get(repo_manifest_totals(m), "logical_bytes");
+	int rc;
+
+	*out = NULL;
+	if ((rc = catalog_records_list(repo, CATALOG_DRILL, NULL, &l)) < 0)
+	{
+		json_decref(basis);
+		return rc;
+	}
+	for (size_t i = l.n; i > 0 && json_array_size(basis) < DRILL_ESTIMATE_SAMPLES &&
+		 reads < 4 * DRILL_ESTIMATE_SAMPLES; i--)
+	{
+		json_t *doc = NULL;
+		const json_t *b, *t, *size;
+		int64_t restore_ms, recovery_ms;
+
+		reads++;
+		if (catalog_record_read(repo, &l.items[i - 1], &doc) < 0)
+		{
+			pv_error_clear();
+			continue;
+		}
+		b = json_object_get(doc, "backup");
+		t = json_object_get(doc, "times_ms");
+		size = json_object_get(b, "size");
+		restore_ms = json_integer_value(json_object_get(t, "restore"));
+		recovery_ms = json_integer_value(json_object_get(t, "recovery"));
+		/* only drills of the same source and kind whose restore went through say something */
+		if (json_is_string(json_object_get(b, "kind")) && json_is_string(json_object_get(b, "source")) &&
+			strcmp(json_string_value(json_object_get(b, "kind")), repo_manifest_kind(m)) == 0 &&
+			strcmp(json_string_value(json_object_get(b, "source")), repo_manifest_source(m)) == 0 &&
+			json_is_integer(size) && json_integer_value(size) > 0 && restore_ms > 0 &&
+			!json_is_false(json_object_get(doc, "integrity_ok")))
+		{
+			bytes += (uint64_t) json_integer_value(size);
+			ms += restore_ms;
+			if (recovery_ms > 0)
+			{
+				rec_ms += recovery_ms;
+				nrec++;
+			}
+			json_array_append_new(basis, json_pack("{s:s, s:s, s:I, s:I, s:I}", "record", l.items[i - 1].id,
+												   "backup", l.items[i - 1].backup,
+												   "size", (json_int_t) json_integer_value(size),
+												   "restore_ms", (json_int_t) restore_ms,
+												   "recovery_ms", (json_int_t) recovery_ms));
+		}
+		json_decref(doc);
+	}
+	catalog_records_free(&l);
+	if (json_array_size(basis) == 0 || ms <= 0)
+	{
+		json_decref(basis);
+		return PV_OK;
+	}
+	{
+		double bps = (double) bytes * 1000.0 / (double) ms;
+		uint64_t size_m = json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t) json_integer_value(sz) : 0;
+		int64_t recovery = nrec ? rec_ms / (int64_t) nrec : 0;
+		int64_t est = (int64_t) ((double) size_m * 1000.0 / bps) + recovery;
+
+		*out = json_pack("{s:I, s:I, s:I, s:o}", "estimate_ms", (json_int_t) est,
+						 "bytes_per_second", (json_int_t) bps, "recovery_ms", (json_int_t) recovery, "basis", basis);
+	}
+	return PV_OK;
 }

@@ -93,7 +93,8 @@ joblog_entry_json(const JobLogEntry *e)
 	json_object_set_new(j, "format", json_integer(JOBLOG_FORMAT));
 	json_object_set_new(j, "date", time_json(e->start));
 	json_object_set_new(j, "end", time_json(e->end));
-	json_object_set_new(j, "duration_ms", json_integer((json_int_t) ((e->end - e->start) / PV_USEC_PER_MS)));
+	/* From the millisecond times as written, so "date" + "duration_ms" = "end" exactly. */
+	json_object_set_new(j, "duration_ms", json_integer((json_int_t) (e->end / PV_USEC_PER_MS - e->start / PV_USEC_PER_MS)));
 	json_object_set_new(j, "job", str_or_null(e->job));
 	json_object_set_new(j, "type", str_or_null(e->type));
 	json_object_set_new(j, "source", str_or_null(e->source));

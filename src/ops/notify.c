@@ -566,14 +566,21 @@ window_prune(Notifier *n, PvTime now)
  * Decide under the lock whether m goes out; *out_suppressed gets the count
  * held back for its key.  Returns false when it is rate-limited.
  */
+static void
+limit_key_name(char *out, size_t outsz, const NotifyMessage *m)
+{
+	snprintf(out, outsz, "%s|%s", m->key ? m->key : "", notify_event_name(m->event));
+}
+
 static bool
-limits_admit(Notifier *n, const NotifyMessage *m, PvTime now, uint64_t *out_suppressed)
+limits_admit(Notifier *n, const NotifyMessage *m, PvTime now, uint64_t *out_suppressed, PvTime *out_prev)
 {
 	char k[512];
 	LimitKey *lk;
 
-	snprintf(k, sizeof(k), "%s|%s", m->key ? m->key : "", notify_event_name(m->event));
+	limit_key_name(k, sizeof(k), m);
 	*out_suppressed = 0;
+	*out_prev = 0;
 	window_prune(n, now);
 	lk = limit_find(n, k, true);
 	if (m->event != NOTIFY_RECOVERY && lk->last_sent != 0 &&
@@ -592,6 +599,7 @@ limits_admit(Notifier *n, const NotifyMessage *m, PvTime now, uint64_t *out_supp
 		return false;
 	}
 	*out_suppressed = lk->suppressed;
+	*out_prev = lk->last_sent;
 	if (m->event == NOTIFY_RECOVERY && m->key != NULL)
 		limit_clear_key(n, m->key);
 	else
@@ -602,6 +610,32 @@ limits_admit(Notifier *n, const NotifyMessage *m, PvTime now, uint64_t *out_supp
 	n->window = pv_realloc(n->window, (n->nwindow + 1) * sizeof(PvTime));
 	n->window[n->nwindow++] = now;
 	return true;
+}
+
+/*
+ * Nothing reached anyone: forget that it was sent, so the next occurrence
+ * tries again instead of waiting out the interval (a recovery cleared its
+ * key already and stays cleared).
+ */
+static void
+limits_undo(Notifier *n, const NotifyMessage *m, PvTime now, uint64_t suppressed, PvTime prev)
+{
+	char k[512];
+	LimitKey *lk;
+
+	limit_key_name(k, sizeof(k), m);
+	if (m->event != NOTIFY_RECOVERY && (lk = limit_find(n, k, false)) != NULL && lk->last_sent == now)
+	{
+		lk->last_sent = prev;
+		lk->suppressed += suppressed;
+	}
+	for (size_t i = n->nwindow; i-- > 0;)
+		if (n->window[i] == now)
+		{
+			memmove(n->window + i, n->window + i + 1, (n->nwindow - i - 1) * sizeof(PvTime));
+			n->nwindow--;
+			break;
+		}
 }
 
 /* A private copy of the configuration, so a reload during delivery is harmless. */
@@ -670,7 +704,7 @@ NotifyOutcome
 notify_send(Notifier *n, const NotifyMessage *m)
 {
 	NotifyConfig *c = NULL;
-	PvTime now = m->time ? m->time : pv_time_now();
+	PvTime now = m->time ? m->time : pv_time_now(), prev = 0;
 	uint64_t suppressed = 0;
 	int ok = 0, failed = 0;
 
@@ -680,7 +714,7 @@ notify_send(Notifier *n, const NotifyMessage *m)
 		pthread_mutex_unlock(&n->lock);
 		return NOTIFY_OUT_DISABLED;
 	}
-	if (!limits_admit(n, m, now, &suppressed))
+	if (!limits_admit(n, m, now, &suppressed, &prev))
 	{
 		pthread_mutex_unlock(&n->lock);
 		pv_log_detail("notification '%s' held back (notify-interval)", m->subject ? m->subject : "");
@@ -722,6 +756,8 @@ notify_send(Notifier *n, const NotifyMessage *m)
 	pthread_mutex_lock(&n->lock);
 	n->stats.sent += ok > 0;
 	n->stats.failed += (uint64_t) failed;
+	if (ok == 0)
+		limits_undo(n, m, now, suppressed, prev);
 	pthread_mutex_unlock(&n->lock);
 	if (ok > 0)
 		pv_log_info("notification sent (%s): %s", notify_event_name(m->event), m->subject ? m->subject : "");

@@ -17,6 +17,8 @@
  *     key's limits, so the next failure after it is news again.
  *  3. Whatever the keys, at most notify-max-per-hour messages go out per
  *     hour (a sliding window); the rest are counted as suppressed.
+ *  4. A message that no channel took (the webhook and the mail server were
+ *     both unreachable) does not count: the next one of its key tries again.
  * The limits' state can be saved and loaded (notify_state_json/_load) so a
  * restarted daemon does not repeat itself.
  *

@@ -247,6 +247,10 @@ def test_copy_configured_repositories_and_dry_run(tmp_path):
     assert r.rc == 2 and "not both" in r.err
     r = run_pgvault("copy", "--from", "offsite", "--to", "offsite", env=env)
     assert r.rc == 2 and "are the same repository" in r.err
+    r = run_pgvault("copy", "--to", "offsite", "--bogus", env=env)
+    assert r.rc == 2 and "--bogus" in r.err
+    r = run_pgvault("copy", "--to", "offsite", "-j", "x", env=env)
+    assert r.rc == 2 and "invalid number of jobs 'x'" in r.err
     r = run_pgvault("copy", "--help")
     assert r.rc == 0 and "--to-passphrase-file" in r.out
 

@@ -278,7 +278,55 @@ def test_drill_random_and_errors(env, tmp_path):
     empty = str(tmp_path / "empty")
     assert run_pgvault("init", "--repo", empty).rc == 0
     rc, out, err = pv(env["cluster"], empty, "drill")
-    assert rc == 1 and "no backup 'latest'" in err, err
+    assert rc == 1 and "no backup to drill in repository" in err, err
     rc, out, err = run_pgvault("drill", "--help")
     assert rc == 0 and "pgvault drill" in out and "--random" in out
     assert_cleaned_up(env)
+
+
+def test_physical_drill(pg, pgvault_bin):
+    """A physical backup: restored with its WAL, recovered, promoted and
+    checked in every database; a foreign-key orphan made by the hook fails
+    it; the scratch server never touches the source's data directory."""
+    from physical_helpers import archive_to, backup as pbackup, make_repo, switch_wal, wait_archived
+
+    repo = make_repo(pg)
+    archive_to(pg, repo)
+    pg.execute("CREATE DATABASE app")
+    pg.execute("CREATE TABLE parent (id int PRIMARY KEY);"
+               "CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent (id));"
+               "INSERT INTO parent SELECT generate_series(1, 100);"
+               "INSERT INTO child SELECT g, 1 + g % 100 FROM generate_series(1, 1000) g")
+    pg.execute("CREATE TABLE t AS SELECT generate_series(1, 5000) AS x; CREATE INDEX ON t (x)", db="app")
+    wait_archived(pg, switch_wal(pg))
+    bid = pbackup(pg, repo)[0]
+    drill_dir = pg.mkdir("drills")
+    env = {"PGVAULT_DRILL_DIR": drill_dir}
+
+    rc, rep, err = pv(pg, repo, "drill", "--kind", "physical", "--rto", "1h", env=env, json_out=True)
+    assert rc == 0, ([c for c in rep["checks"] if c["status"] != "ok"], err)
+    assert rep["backup"]["id"] == bid and rep["backup"]["kind"] == "physical"
+    assert rep["backup"]["database"] is None
+    checks = checks_by_name(rep)
+    assert [c["status"] for c in rep["checks"]] == ["ok"] * len(rep["checks"]), rep["checks"]
+    assert checks["restore"]["message"].endswith("WAL segments restored")
+    assert checks["recovery"]["status"] == "ok"
+    assert checks["databases"]["details"]["databases"] == ["app", "postgres", "template1"]
+    for db in ("app", "postgres", "template1"):
+        assert db + ":indexes" in checks and db + ":foreign_keys" in checks
+    assert checks["postgres:foreign_keys"]["details"]["constraints"] == 1
+    assert checks["amcheck"]["status"] == "ok"
+    t = rep["times_ms"]
+    assert t["restore"] > 0 and t["recovery"] > 0 and t["total"] >= t["restore"] + t["recovery"]
+    assert rep["record"]["ok"] is True
+    assert os.listdir(drill_dir) == []
+    # the source is untouched and still running
+    assert pg.is_running() and pg.scalar("SELECT count(*) FROM child") == 1000
+
+    rc, rep, err = pv(pg, repo, "drill", bid, "--no-record", env=dict(env, PGVAULT_DRILL_FAULT_SQL=
+                      "SET session_replication_role = replica; DELETE FROM parent WHERE id = 3"), json_out=True)
+    assert rc == 3, (rep, err)
+    fk = checks_by_name(rep)["postgres:foreign_keys"]
+    assert fk["status"] == "failed"
+    assert fk["details"]["problems"] == ["10 rows of public.child reference no row (foreign key child_parent_id_fkey)"]
+    assert os.listdir(drill_dir) == []

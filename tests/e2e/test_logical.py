@@ -191,7 +191,11 @@ def test_backup_summary_and_show(env):
 
 def test_fidelity_roundtrip(env):
     c, repo, doc = env["cluster"], env["repo"], env["backup"]
-    res = restore(c, repo, doc["id"], "fid_copy", "-j", "2")
+    rc, res, err = pv(c, repo, "restore", doc["id"], "--target-db", "fid_copy", "-j", "2", "--log-level", "detail",
+                      *conn_args(c, "postgres"), json_out=True)
+    assert rc == 0, err
+    # the biggest tables get their indexes as soon as their rows are in, the rest after all rows
+    assert re.search(r"indexes and constraints of [1-9]\d* tables are built as soon as their rows are in", err), err
     assert res["created"] is True and res["database"] == "fid_copy"
     assert res["rows"] == doc["rows"] and res["large_objects"] == 3
     assert c.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'fid_copy'") == "fid_owner"

@@ -111,13 +111,19 @@ def test_target_action_pause(history, pg_factory):
 
 
 def test_no_target_replays_everything(history, pg_factory):
-    c = restore_to(pg_factory, history["repo"], history["b1"], "--archive-mode", "off")
+    # with read-ahead: the restored server's archive-get prefetches segments
+    spool = os.path.join(history["pg"].basedir, "spool-replay")
+    c = restore_to(pg_factory, history["repo"], history["b1"], "--archive-mode", "off",
+                   "--prefetch", "4", "--spool-path", spool)
+    assert "--prefetch 4 --spool-path" in c.auto_conf()["restore_command"]
     c.start()
     deadline = time.time() + 30
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.scalar("SELECT to_regclass('events')") is None
     assert c.scalar("SELECT to_regclass('later')") == "later"
+    # recovery asked for segments through the spool
+    assert os.path.exists(os.path.join(spool, SOURCE, "in", "want"))
 
 
 def test_backup_after_the_target_is_refused(history, pg_factory):

@@ -275,3 +275,52 @@ def test_async_queue_max_drops_loudly(pg):
            "pg_wal/" + segs[0], cwd=base)
     assert r.rc == 0, r  # its (drop) note is consumed: the server moves on
     assert os.listdir(os.path.join(spool, SOURCE, "out")) == [segs[1] + ".ok"]
+
+
+def test_get_prefetches_the_next_segments(archived):
+    pg, repo, segs = archived
+    more = [switch_wal(pg) for _ in range(3)]
+    wait_archived(pg, more[-1])
+    allsegs = segs + more
+    spool = os.path.join(pg.basedir, "spool-get")
+    dest = os.path.join(pg.basedir, "got")
+    ok(pg, "archive-get", "--repo", repo, "--source", SOURCE, "--prefetch", "2",
+       "--spool-path", spool, allsegs[0], dest)
+    assert read(dest) == read(os.path.join(pg.datadir, "pg_wal", allsegs[0]))
+    inq = os.path.join(spool, SOURCE, "in")
+    import time
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(
+            os.path.exists(os.path.join(inq, s)) for s in allsegs[1:3]):
+        time.sleep(0.1)
+    assert sorted(n for n in os.listdir(inq) if n != "want" and ".tmp." not in n) == \
+        allsegs[1:3]
+    # the next call takes the prefetched file, and the read-ahead moves on
+    ok(pg, "archive-get", "--repo", repo, "--source", SOURCE, "--prefetch", "2",
+       "--spool-path", spool, allsegs[1], dest)
+    assert read(dest) == read(os.path.join(pg.datadir, "pg_wal", allsegs[1]))
+    assert not os.path.exists(os.path.join(inq, allsegs[1]))
+    deadline = time.time() + 15
+    while time.time() < deadline and not os.path.exists(os.path.join(inq, allsegs[3])):
+        time.sleep(0.1)
+    assert os.path.exists(os.path.join(inq, allsegs[3]))
+    assert _pusher_idle_file(os.path.join(spool, SOURCE, "prefetch.lock"))
+    # absent files are still exit 1 with read-ahead on
+    r = pv(pg, "archive-get", "--repo", repo, "--source", SOURCE, "--prefetch", "2",
+           "--spool-path", spool, "0000000100000099000000FE", dest)
+    assert r.rc == 1, r
+
+
+def _pusher_idle_file(path, timeout=15):
+    import fcntl
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+        time.sleep(0.2)
+    return False

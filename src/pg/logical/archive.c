@@ -200,7 +200,7 @@ pgcatalog_select(bool **out_sel, const PgCatalog *c, const PgArchiveDb *db, cons
 
 			if (schema == NULL || name == NULL)
 				continue;
-			if (sre == NULL)
+			if (sre == NULL && pgfilter_pattern_dots(patterns->v[k]) == 0)
 			{
 				/* unqualified: the default search_path's schemas, as pg_dump -t */
 				if (json_is_array(path))

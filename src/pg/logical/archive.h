@@ -62,8 +62,8 @@ void pgcatalog_clear(PgCatalog *c);
 
 /*
  * Select tables by pg_dump patterns: *out_sel gets one bool per entry of
- * c->tables.  A pattern without a schema matches tables in the schemas of
- * the source database's default search_path (as pg_dump's does; recorded
+ * c->tables.  A pattern without a schema ("t", not "*.t") matches tables in
+ * the schemas of the source database's default search_path (as pg_dump's does; recorded
  * at backup time, "public" for older backups).  Every pattern must match
  * a table: PV_ENOTFOUND "no matching tables were found for pattern '%s'".
  */

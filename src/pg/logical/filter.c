@@ -137,6 +137,27 @@ pgfilter_pattern_regex(char **out_db, char **out_schema, char **out_name,
 	return PV_OK;
 }
 
+int
+pgfilter_pattern_dots(const char *pattern)
+{
+	bool inquotes = false;
+	int dots = 0;
+
+	for (const char *cp = pattern; *cp; cp++)
+	{
+		if (*cp == '"')
+		{
+			if (inquotes && cp[1] == '"')
+				cp++;
+			else
+				inquotes = !inquotes;
+		}
+		else if (!inquotes && *cp == '.')
+			dots++;
+	}
+	return dots;
+}
+
 /* ---- oid sets ---- */
 
 static int
@@ -242,7 +263,7 @@ match_pattern(PgOidSet *set, size_t *out_n, PGconn *conn, const char *pattern, b
 			params[np++] = name;
 			buf_printf(&sql, " AND c.relname OPERATOR(pg_catalog.~) $%d", np);
 		}
-		if (schema == NULL)
+		if (schema == NULL && pgfilter_pattern_dots(pattern) == 0)
 			buf_append_str(&sql, " AND pg_catalog.pg_table_is_visible(c.oid)");
 	}
 	else

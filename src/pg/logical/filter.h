@@ -55,6 +55,13 @@ bool pgfilter_includes_everything(const PgFilter *f);
 int pgfilter_pattern_regex(char **out_db, char **out_schema, char **out_name,
 						   const char *pattern, int maxdots);
 
+/*
+ * How many separating dots (outside double quotes) pattern has: a relation
+ * pattern with at least one names its schema, even as "*" ("*.t" matches t
+ * in every schema; "t" only where the search_path sees it).
+ */
+int pgfilter_pattern_dots(const char *pattern);
+
 typedef struct PgOidSet
 {
 	uint32_t *v;				/* sorted, unique */

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "config/config.h"
 #include "ops/catalog.h"
+#include "ops/drill.h"
 #include "ops/retention.h"
 #include "repo/verify.h"
 #include "storage/storage.h"
@@ -356,6 +357,61 @@ test_plan(void **state)
 	cfg_free(cfg);
 }
 
+/* restore --dry-run's estimate from earlier drills of the same source and kind */
+static void
+test_restore_estimate(void **state)
+{
+	Fixture *f = *state;
+	static const struct
+	{
+		const char *backup, *kind, *source;
+		int size, restore_ms, recovery_ms;
+		bool integrity;
+	} drills[] = {
+		{"20250601T010000Z-000001", "physical", "prod", 1000, 100, 40, true},
+		{"20250601T010000Z-000001", "physical", "prod", 3000, 300, 60, true},
+		{"20250601T010000Z-000001", "physical", "prod", 10, 1000, 1, false},	/* failed: no basis */
+		{"20250601T010000Z-000001", "physical", "other", 10, 1000, 1, true},	/* another source */
+		{"20250601T010000Z-000001", "logical", "prod", 10, 1000, 1, true},		/* another kind */
+	};
+	RepoManifest *m = NULL;
+	json_t *est = NULL, *doc;
+
+	doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i}, s:{s:i, s:[]}}", "format", 1,
+					"id", "20250602T010000Z-000002", "kind", "physical", "source", "prod", "host", "t",
+					"start_time", "2025-06-02T01:00:00Z", "stop_time", "2025-06-02T01:00:00Z", "metadata",
+					"totals", "logical_bytes", 5000, "items", "count", 0, "blobs");
+	assert_int_equal(repo_manifest_write(f->repo, doc), PV_OK);
+	json_decref(doc);
+	manifest_add(f->repo, "20250601T010000Z-000001", "2025-06-01T01:00:00Z", "physical", "prod", NULL);
+	assert_int_equal(repo_manifest_load(&m, f->repo, "20250602T010000Z-000002"), PV_OK);
+
+	/* no drills yet: no estimate */
+	assert_int_equal(drill_restore_estimate(f->repo, m, &est), PV_OK);
+	assert_null(est);
+	for (size_t i = 0; i < PV_ARRAY_LEN(drills); i++)
+	{
+		json_t *body = json_pack("{s:{s:s, s:s, s:i}, s:{s:i, s:i}, s:b}", "backup", "kind", drills[i].kind,
+								 "source", drills[i].source, "size", drills[i].size, "times_ms", "restore",
+								 drills[i].restore_ms, "recovery", drills[i].recovery_ms, "integrity_ok",
+								 drills[i].integrity);
+
+		assert_int_equal(catalog_record_write(f->repo, CATALOG_DRILL, drills[i].backup, drills[i].integrity,
+											  body, NULL), PV_OK);
+		json_decref(body);
+		usleep(2000);
+	}
+	assert_int_equal(drill_restore_estimate(f->repo, m, &est), PV_OK);
+	assert_non_null(est);
+	/* 4000 bytes in 400 ms: 10000 B/s; 5000 bytes take 500 ms, plus the mean recovery (50 ms) */
+	assert_int_equal(json_integer_value(json_object_get(est, "bytes_per_second")), 10000);
+	assert_int_equal(json_integer_value(json_object_get(est, "recovery_ms")), 50);
+	assert_int_equal(json_integer_value(json_object_get(est, "estimate_ms")), 550);
+	assert_int_equal(json_array_size(json_object_get(est, "basis")), 2);
+	json_decref(est);
+	repo_manifest_free(m);
+}
+
 int
 main(void)
 {
@@ -366,6 +422,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verify_records, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_plan, setup_plain, teardown),
 		cmocka_unit_test_setup_teardown(test_plan, setup_encrypted, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_estimate, setup_plain, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -132,6 +132,17 @@ test_patterns_list(void **state)
 	assert_int_equal(f.tables.n, 0);
 }
 
+static void
+test_pattern_dots(void **state)
+{
+	(void) state;
+	assert_int_equal(pgfilter_pattern_dots("orders"), 0);
+	assert_int_equal(pgfilter_pattern_dots("*.orders"), 1);
+	assert_int_equal(pgfilter_pattern_dots("db.s.t"), 2);
+	assert_int_equal(pgfilter_pattern_dots("\"a.b\""), 0);			/* quoted dots are names */
+	assert_int_equal(pgfilter_pattern_dots("\"a\"\"b.c\".t"), 1);
+}
+
 int
 main(void)
 {
@@ -140,6 +151,7 @@ main(void)
 		cmocka_unit_test(test_pattern_too_many_dots),
 		cmocka_unit_test(test_selection_rules),
 		cmocka_unit_test(test_patterns_list),
+		cmocka_unit_test(test_pattern_dots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

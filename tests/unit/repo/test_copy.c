@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/mem.h"
+#include "cli/commands.h"
 #include "cli/copy.h"
 #include "config/config.h"
 #include "pg/wal/archive.h"
@@ -38,6 +39,7 @@
 
 #include "repo_test.h"
 
+#include <getopt.h>
 #include <unistd.h>
 
 #define MiB (1024u * 1024u)
@@ -812,6 +814,10 @@ test_sync_secondaries(void **state)
 	assert_int_equal(one.attempts, 1);
 	repo_copy_lag_free(&one);
 	assert_int_equal(pgwal_fetch(f->b, "main", "000000010000000000000003", &out), 0);
+	/* the whole archive at once (wal_path NULL), as the asynchronous pusher may ask */
+	wal_put(f->a, "main", "000000010000000000000004", wal, WAL_LEN);
+	assert_int_equal(cli_sync_secondaries_wal(cfg, src, f->a, NULL), 1);	/* c: throttled */
+	assert_int_equal(pgwal_fetch(f->b, "main", "000000010000000000000004", &out), 0);
 
 	/* the next backup catches c's WAL up and clears that lag too */
 	assert_int_equal(cli_sync_secondaries(cfg, src, f->a, id2), 0);
@@ -835,6 +841,32 @@ test_sync_secondaries(void **state)
 		backup_xy(f->a, f->x, 3000, f->y, 100, id3);
 		assert_int_equal(cli_sync_secondaries_by_name(cfg, "main", f->a, id3), 0);
 		assert_item_equals(c, id3, "x", f->x, 3000);
+	}
+
+	/* c lags again; "pgvault copy --from a --to c" brings it in step and clears the record */
+	{
+		char id4[REPO_BACKUP_ID_LEN + 1];
+		char *conf = pv_fs_path_join(f->dir, "pgvault.conf");
+		char *argv[] = {"copy", "--from", "a", "--to", "c", "--no-wal", NULL};
+
+		repo_free(c);
+		c = NULL;
+		assert_int_equal(rename(c_url, c_moved), 0);
+		sleep(1);
+		backup_xy(f->a, f->x, 4000, f->y, 100, id4);
+		assert_int_equal(cli_sync_secondaries(cfg, src, f->a, id4), 1);
+		assert_int_equal(rename(c_moved, c_url), 0);
+		assert_int_equal(repo_copy_lag_get(f->a, "c", "backup", id4, &one), 0);
+		repo_copy_lag_free(&one);
+		assert_int_equal(pv_fs_write_atomic(conf, text, strlen(text), 0600), 0);
+		setenv("PGVAULT_CONFIG", conf, 1);
+		optind = 0;
+		assert_int_equal(cli_copy(6, argv), 0);
+		unsetenv("PGVAULT_CONFIG");
+		assert_int_equal(repo_copy_lag_get(f->a, "c", "backup", id4, &one), PV_ENOTFOUND);
+		c = rt_repo_open_plain(c_url);
+		assert_item_equals(c, id4, "x", f->x, 4000);
+		pv_free(conf);
 	}
 
 	buf_free(&out);
