@@ -126,6 +126,7 @@ measure() {
 	t0=$(now)
 	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
 	t1=$(now)
+	sleep 0.2	# let the postmaster reap the backends that just ended
 	c1=$(server_cpu)
 	[ "$rc" = 0 ] || { cat "$WORK/err" >&2; die "'$*' failed with exit status $rc"; }
 	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"

@@ -16,8 +16,9 @@
 #              pgBackRest --type=incr; seconds and bytes stored
 #   restore    of the latest backup into a new directory (files only, no
 #              recovery): pgvault restore and pgBackRest restore
-#   push       archive_command's work for 100 real WAL segments, one call
-#              per segment as the server makes them (sync modes)
+#   push       the server archives 100 new segments through archive_command:
+#              seconds from the first pg_switch_wal() until pg_stat_archiver
+#              reports the last one archived, sync and async modes
 #
 # Both tools use zstd level 3 and two processes/threads; the server archives
 # to both repositories (archive_command runs pgvault archive-push, then
@@ -193,28 +194,50 @@ done
 
 # ------------------------------------------------------------ archive-push
 
-log "making 100 WAL segments"
-as_pg mkdir -p "$WORK/walsrc"
-psql_q -d postgres -c "ALTER SYSTEM SET archive_command = 'cp %p $WORK/walsrc/%f'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
-for ((i = 0; i < 100; i++)); do
-	psql_q -d bench -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, $i, 0, now())" \
-		-c "SELECT pg_switch_wal()" >/dev/null
-done
-for ((i = 0; i < 600; i++)); do
-	[ "$(ls "$WORK/walsrc" | wc -l)" -ge 100 ] && break
-	sleep 0.1
-done
-mapfile -t SEGS < <(ls "$WORK/walsrc" | grep -E '^[0-9A-F]{24}$' | sort | head -n 100)
-[ "${#SEGS[@]}" -ge 100 ] || die "only ${#SEGS[@]} segments were archived"
-push_pgvault() { for s in "${SEGS[@]}"; do as_pg "$PGV" archive-push --repo "$PGV_REPO" --source push$r "$WORK/walsrc/$s"; done; }
-push_pgbackrest() { for s in "${SEGS[@]}"; do "${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-push$r" archive-push "$WORK/walsrc/$s"; done; }
+# The server archives 100 new segments through archive_command; timed from
+# the first switch until pg_stat_archiver reports the last one archived.
+archive_via() {
+	psql_q -d postgres -v cmd="$1" >/dev/null <<-'SQL'
+		ALTER SYSTEM SET archive_command = :'cmd';
+		SELECT pg_reload_conf();
+	SQL
+}
+wait_archived() { # SEGMENT: until the server has archived it (or a later one)
+	local got
+	for ((i = 0; i < 6000; i++)); do
+		got=$(scalar postgres "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+		if [ "$got" = "$1" ] || [[ "$got" > "$1" ]]; then return 0; fi
+		sleep 0.05
+	done
+	die "segment $1 was not archived within 5 minutes"
+}
+push_run() { # KEY ARCHIVE_COMMAND
+	local last t0 t1
+	archive_via "$2"
+	sleep 0.3
+	t0=$(now)
+	for ((i = 0; i < 100; i++)); do
+		last=$(scalar bench "SELECT pg_walfile_name(pg_current_wal_lsn())")
+		psql_q -d bench -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, $i, 0, now())" \
+			-c "SELECT pg_switch_wal()" >/dev/null
+	done
+	wait_archived "$last"
+	t1=$(now)
+	SECS[$1]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
+}
+as_pg mkdir -p "$WORK/pgvault-spool"
 for ((r = 1; r <= RUNS; r++)); do
-	log "archive-push of 100 segments, run $r"
-	timeit pgvault_push push_pgvault
-	as_pg mkdir -p "$WORK/pgbackrest/repo-push$r"
-	"${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-push$r" stanza-create >/dev/null
-	timeit pgbackrest_push push_pgbackrest
+	for mode in sync async; do
+		log "the server archives 100 segments, $mode, run $r"
+		as_pg mkdir -p "$WORK/pgbackrest/repo-$mode$r"
+		"${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-$mode$r" stanza-create >/dev/null
+		flag=
+		[ "$mode" = sync ] || flag="--async --spool-path $WORK/pgvault-spool"
+		push_run "pgvault_push_$mode" "$PGV archive-push $flag --repo $PGV_REPO --source push$mode$r %p"
+		flag=
+		[ "$mode" = sync ] || flag=--archive-async
+		push_run "pgbackrest_push_$mode" "pgbackrest --config=$PGBR_CONF --stanza=bench $flag --repo1-path=$WORK/pgbackrest/repo-$mode$r archive-push %p"
+	done
 done
 
 # ------------------------------------------------------------ report
@@ -224,7 +247,8 @@ done
 		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)"
 	sep=
 	for k in pgvault_full pgbackrest_full pg_basebackup pgvault_incr pgbackrest_incr \
-		pgvault_restore pgbackrest_restore pgvault_push pgbackrest_push; do
+		pgvault_restore pgbackrest_restore pgvault_push_sync pgbackrest_push_sync \
+		pgvault_push_async pgbackrest_push_async; do
 		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "bytes": [%s], "median_bytes": %s}' \
 			"$sep" "$k" "$(echo ${SECS[$k]} | tr ' ' ',')" "$(median "${SECS[$k]}")" \
 			"$(echo ${BYTES[$k]:-} | tr ' ' ',')" "$(median "${BYTES[$k]:-}" | sed 's/^$/null/')"
@@ -240,7 +264,8 @@ done
 	rows = [("full backup", "pgvault_full", "pgbackrest_full"),
 	        ("incremental (1% changed)", "pgvault_incr", "pgbackrest_incr"),
 	        ("restore (files)", "pgvault_restore", "pgbackrest_restore"),
-	        ("archive-push x100 (sync)", "pgvault_push", "pgbackrest_push")]
+	        ("archive 100 segments (sync)", "pgvault_push_sync", "pgbackrest_push_sync"),
+	        ("archive 100 segments (async)", "pgvault_push_async", "pgbackrest_push_async")]
 	print("%-28s %10s %12s %12s %12s %8s" % ("", "pgvault s", "pgBackRest s", "pgvault", "pgBackRest", "x time"))
 	for label, a, b in rows:
 	    ta, tb = d[a]["median_seconds"], d[b]["median_seconds"]

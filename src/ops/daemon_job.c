@@ -619,6 +619,7 @@ job_thread(void *arg)
 {
 	JobRun *r = arg;
 	Daemon *d = r->d;
+	Job *job;
 	JobLogEntry e;
 	ChildResult res = {0};
 	json_t *entry;
@@ -674,13 +675,18 @@ job_thread(void *arg)
 	child_result_clear(&res);
 	joblog_entry_clear(&e);
 	daemon_cfg_put(d, r->cfg);
-	pthread_mutex_lock(&d->lock);
-	r->job->running = false;
-	r->job->finished = true;
-	r->job->pid = 0;
-	pthread_mutex_unlock(&d->lock);
+	job = r->job;
 	jobrun_free(r);
 	daemon_refresh_request(d);
+	/*
+	 * Last use of the lock: the main thread joins this thread holding it, so
+	 * nothing after this point may take it (nor touch the Job).
+	 */
+	pthread_mutex_lock(&d->lock);
+	job->running = false;
+	job->finished = true;
+	job->pid = 0;
+	pthread_mutex_unlock(&d->lock);
 	daemon_wake(d);
 	return NULL;
 }

@@ -42,13 +42,23 @@ void
 repo_backup_id_new(char out[REPO_BACKUP_ID_LEN + 1], PvTime start)
 {
 	PvCalendar c;
-	unsigned char rnd[3];
+	unsigned char rnd[2];
+	int ms;
 
+	/*
+	 * The suffix is the millisecond (3 hex digits, 000..3e7) then 3 random
+	 * hex digits: two backups started in the same second still sort in the
+	 * order they started, and "latest" is the one that started last.
+	 */
 	pv_time_calendar(&c, start, "UTC");
+	ms = (int) ((start / 1000) % 1000);
+	if (ms < 0)
+		ms += 1000;
 	if (pv_random_bytes(rnd, sizeof(rnd)) < 0)
 		memset(rnd, 0, sizeof(rnd));	/* uncovered: the time part still orders it */
-	snprintf(out, REPO_BACKUP_ID_LEN + 1, "%04d%02d%02dT%02d%02d%02dZ-%02x%02x%02x",
-			 c.year, c.month, c.day, c.hour, c.minute, c.second, rnd[0], rnd[1], rnd[2]);
+	snprintf(out, REPO_BACKUP_ID_LEN + 1, "%04d%02d%02dT%02d%02d%02dZ-%03x%03x",
+			 c.year, c.month, c.day, c.hour, c.minute, c.second, ms,
+			 ((unsigned) rnd[0] << 4 | rnd[1] >> 4) & 0xfff);
 }
 
 bool
