@@ -225,12 +225,20 @@ push_run() { # KEY ARCHIVE_COMMAND
 	t1=$(now)
 	SECS[$1]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
 }
+# pgBackRest's async archiver may still hold the stanza's archive lock for a moment
+stanza_create() { # REPO_PATH
+	for ((i = 0; i < 120; i++)); do
+		"${PGBR[@]}" --repo1-path="$1" stanza-create >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	"${PGBR[@]}" --repo1-path="$1" stanza-create
+}
 as_pg mkdir -p "$WORK/pgvault-spool"
 for ((r = 1; r <= RUNS; r++)); do
 	for mode in sync async; do
 		log "the server archives 100 segments, $mode, run $r"
 		as_pg mkdir -p "$WORK/pgbackrest/repo-$mode$r"
-		"${PGBR[@]}" --repo1-path="$WORK/pgbackrest/repo-$mode$r" stanza-create >/dev/null
+		stanza_create "$WORK/pgbackrest/repo-$mode$r"
 		flag=
 		[ "$mode" = sync ] || flag="--async --spool-path $WORK/pgvault-spool"
 		push_run "pgvault_push_$mode" "$PGV archive-push $flag --repo $PGV_REPO --source push$mode$r %p"

@@ -257,6 +257,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	return respond_error(c, MHD_HTTP_NOT_FOUND, "no such page: try /, /status, /history, /metrics or /health");
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {

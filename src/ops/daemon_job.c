@@ -349,6 +349,17 @@ done:
 
 /* ---- results ---- */
 
+static bool
+daemon_stopping(Daemon *d)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&d->lock);
+	stopping = d->stopping;
+	pthread_mutex_unlock(&d->lock);
+	return stopping;
+}
+
 static int64_t
 int_member(const json_t *j, const char *key)
 {
@@ -460,10 +471,8 @@ command_run(JobRun *r, JobLogEntry *e, ChildResult *res)
 	json_decref(doc);
 	for (size_t i = 0; i < json_array_size(res->warnings); i++)
 		joblog_entry_note(e, "warning: %s", json_string_value(json_array_get(res->warnings, i)));
-	pthread_mutex_lock(&r->d->lock);
-	if (r->d->stopping && res->exit_status != 0)
+	if (res->exit_status != 0 && daemon_stopping(r->d))
 		e->outcome = pv_strdup("aborted");
-	pthread_mutex_unlock(&r->d->lock);
 	if (e->outcome != NULL)
 		joblog_entry_note(e, "stopped by the daemon's shutdown%s", res->signal ? " (killed)" : "");
 	else if (res->exit_status == 0)
@@ -495,6 +504,8 @@ verify_after_run(JobRun *r, JobLogEntry *e)
 		joblog_entry_note(e, "verify after backup did not run: %s", pv_error_msg());
 		pv_error_clear();
 	}
+	else if (res.exit_status != 0 && daemon_stopping(r->d))
+		joblog_entry_note(e, "verify after backup interrupted by the daemon's shutdown");
 	else
 	{
 		e->verified = res.exit_status == 0;
@@ -614,17 +625,59 @@ jobrun_free(JobRun *r)
 	pv_free(r);
 }
 
+/* Pre-checks, the command, the verify after it: fills e (its outcome included). */
+static void
+job_execute(JobRun *r, JobLogEntry *e, ChildResult *res)
+{
+	bool is_backup = r->kind == JOB_LOGICAL || r->kind == JOB_PHYSICAL || r->kind == JOB_FILE;
+
+	if ((r->kind == JOB_LOGICAL || r->kind == JOB_PHYSICAL) && r->prechecks != PRECHECKS_OFF &&
+		prechecks_run(r, e) && r->prechecks == PRECHECKS_STRICT)
+	{
+		e->outcome = pv_strdup("failure");
+		joblog_entry_note(e, "backup skipped: a pre-backup check failed (pre-checks = strict)");
+		return;
+	}
+	if (daemon_stopping(r->d))
+	{
+		e->outcome = pv_strdup("aborted");
+		joblog_entry_note(e, "not started: the daemon is stopping");
+		return;
+	}
+	command_run(r, e, res);
+	if (is_backup && strcmp(e->outcome, "success") == 0 && r->verify_after && e->backup_id != NULL)
+		verify_after_run(r, e);
+}
+
+/* The end of a run: the log line, the job log, the job's counters, notifications, the state. */
+static void
+job_record(JobRun *r, const JobLogEntry *e)
+{
+	Daemon *d = r->d;
+	json_t *entry = joblog_entry_json(e);
+	bool ok = strcmp(e->outcome, "success") == 0;
+	int64_t before;
+
+	pv_log(ok ? PV_LOG_INFO : strcmp(e->outcome, "aborted") == 0 ? PV_LOG_WARN : PV_LOG_ERROR,
+		   "job %s: %s in %.1fs%s%s", r->name, e->outcome, (double) (e->end - e->start) / (double) PV_USEC_PER_SEC,
+		   e->backup_id ? ", backup " : "", e->backup_id ? e->backup_id : "");
+	entry_store(r, e);
+	pthread_mutex_lock(&d->lock);
+	before = job_account(r->job, e, entry);
+	pthread_mutex_unlock(&d->lock);
+	notify_job(r, e, entry, before);
+	daemon_state_save(d);
+	json_decref(entry);
+}
+
 static void *
 job_thread(void *arg)
 {
 	JobRun *r = arg;
 	Daemon *d = r->d;
-	Job *job;
+	Job *job = r->job;
 	JobLogEntry e;
 	ChildResult res = {0};
-	json_t *entry;
-	int64_t before;
-	bool stopping, is_backup = r->kind == JOB_LOGICAL || r->kind == JOB_PHYSICAL || r->kind == JOB_FILE;
 	char host[256] = "";
 
 	joblog_entry_init(&e);
@@ -638,44 +691,12 @@ job_thread(void *arg)
 	if (gethostname(host, sizeof(host) - 1) == 0)
 		e.host = pv_strdup(host);
 	pv_log_info("job %s started (%s)", r->name, r->trigger);
-
-	if ((r->kind == JOB_LOGICAL || r->kind == JOB_PHYSICAL) && r->prechecks != PRECHECKS_OFF &&
-		prechecks_run(r, &e) && r->prechecks == PRECHECKS_STRICT)
-	{
-		e.outcome = pv_strdup("failure");
-		joblog_entry_note(&e, "backup skipped: a pre-backup check failed (pre-checks = strict)");
-	}
-	pthread_mutex_lock(&d->lock);
-	stopping = d->stopping;
-	pthread_mutex_unlock(&d->lock);
-	if (e.outcome == NULL && stopping)
-	{
-		e.outcome = pv_strdup("aborted");
-		joblog_entry_note(&e, "not started: the daemon is stopping");
-	}
-	if (e.outcome == NULL)
-	{
-		command_run(r, &e, &res);
-		if (is_backup && strcmp(e.outcome, "success") == 0 && r->verify_after && e.backup_id != NULL)
-			verify_after_run(r, &e);
-	}
+	job_execute(r, &e, &res);
 	e.end = pv_time_now();
-	entry = joblog_entry_json(&e);
-	pv_log(strcmp(e.outcome, "success") == 0 ? PV_LOG_INFO : PV_LOG_ERROR, "job %s: %s in %.1fs%s%s", r->name,
-		   e.outcome, (double) (e.end - e.start) / (double) PV_USEC_PER_SEC, e.backup_id ? ", backup " : "",
-		   e.backup_id ? e.backup_id : "");
-	entry_store(r, &e);
-	pthread_mutex_lock(&d->lock);
-	before = job_account(r->job, &e, entry);
-	pthread_mutex_unlock(&d->lock);
-	notify_job(r, &e, entry, before);
-	daemon_state_save(d);
-
-	json_decref(entry);
+	job_record(r, &e);
 	child_result_clear(&res);
 	joblog_entry_clear(&e);
 	daemon_cfg_put(d, r->cfg);
-	job = r->job;
 	jobrun_free(r);
 	daemon_refresh_request(d);
 	/*

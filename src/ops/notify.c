@@ -558,6 +558,8 @@ window_prune(Notifier *n, PvTime now)
 
 	while (drop < n->nwindow && n->window[drop] <= now - HOUR_USEC)
 		drop++;
+	if (drop == 0)
+		return;
 	memmove(n->window, n->window + drop, (n->nwindow - drop) * sizeof(PvTime));
 	n->nwindow -= drop;
 }

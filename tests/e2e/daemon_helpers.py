@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -93,6 +94,7 @@ class DaemonProc:
         self.proc = None
         self.logpath = os.path.join(workdir, "daemon-%d.log" % time.monotonic_ns())
         self.token = None
+        self.cafile = None  # set: the endpoints speak HTTPS with a certificate from this CA
 
     def start(self, port, wait=True):
         self.port = port
@@ -111,11 +113,11 @@ class DaemonProc:
         try:
             st, _, _ = self.get("/health")
             return st == 200
-        except OSError:
+        except (OSError, ssl.SSLError):
             return False
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % ("https" if self.cafile else "http", self.port, path)
 
     def get(self, path, token=None, headers=None, timeout=10):
         """(status, headers, body bytes); HTTP errors are returned, not raised."""
@@ -124,8 +126,9 @@ class DaemonProc:
         if tok:
             h["Authorization"] = "Bearer " + tok
         req = urllib.request.Request(self.url(path), headers=h)
+        ctx = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()

@@ -33,9 +33,10 @@ def daemons():
     every one is stopped at the end (its log printed when it did not exit cleanly)."""
     started = []
 
-    def start(config, workdir, port, env=None, args=(), token=None, wait=True):
+    def start(config, workdir, port, env=None, args=(), token=None, cafile=None, wait=True):
         d = DaemonProc(config, str(workdir), env=env, args=args)
         d.token = token
+        d.cafile = cafile
         started.append(d)
         return d.start(port, wait=wait)
 
@@ -59,8 +60,8 @@ def make_setup(tmp_path, source="", extra_global="", port=None):
     return repo, state, port, conf
 
 
-def start_daemon(daemons, conf, tmp_path, port, env=None, args=(), token=None):
-    return daemons(conf, tmp_path, port, env=env, args=args, token=token)
+def start_daemon(daemons, conf, tmp_path, port, env=None, args=(), token=None, cafile=None):
+    return daemons(conf, tmp_path, port, env=env, args=args, token=token, cafile=cafile)
 
 
 def list_ids(repo, source=None):
@@ -522,3 +523,44 @@ def test_logical_backups_prechecks_verify_and_drill_failure(pg, tmp_path, daemon
         hook.close()
         if drills:
             shutil.rmtree(drills, ignore_errors=True)
+
+
+def test_cli_help_and_bad_options(tmp_path):
+    for cmd in ("daemon", "log"):
+        r = run_pgvault(cmd, "--help")
+        assert r.rc == 0 and r.out.startswith("pgvault %s: " % cmd) and "Common options:" in r.out
+        r = run_pgvault(cmd, "--bogus")
+        assert r.rc == 2 and "pgvault %s: error: unknown option '--bogus'" % cmd in r.err
+    r = run_pgvault("daemon", "--source", "x")
+    assert r.rc == 2 and "--source does not apply" in r.err
+    r = run_pgvault("daemon", "extra")
+    assert r.rc == 2 and "unexpected argument 'extra'" in r.err
+    r = run_pgvault("log", "--outcome", "maybe")
+    assert r.rc == 2 and "--outcome must be success, failure or aborted, not 'maybe'" in r.err
+    r = run_pgvault("log", "--kind", "nightly")
+    assert r.rc == 2 and "unknown kind 'nightly'" in r.err
+    r = run_pgvault("log", "--since", "someday")
+    assert r.rc == 2 and "invalid time 'someday'" in r.err
+    r = run_pgvault("log", "--file", str(tmp_path / "none.jsonl"))
+    assert r.rc == 1 and "cannot open job log '%s'" % (tmp_path / "none.jsonl") in r.err
+    # No configuration file: the daemon says what it needs.
+    r = run_pgvault("daemon", timeout=20)
+    assert r.rc == 2 and "the daemon needs a configuration file" in r.err
+
+
+def test_https_endpoints(tmp_path, daemons):
+    cert, key = _self_signed(tmp_path)
+    repo, state, port, conf = make_setup(tmp_path, extra_global="daemon-tls-cert = %s\ndaemon-tls-key = %s\n"
+                                         % (cert, key))
+    d = start_daemon(daemons, conf, tmp_path, port, cafile=cert)
+    st, _, body = d.get("/health")
+    assert st == 200 and json.loads(body)["status"] == "ok"
+    assert "endpoints on https 127.0.0.1:%d" % port in d.log()
+    # Plain HTTP gets no answer it could use.
+    plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                            "http://127.0.0.1:%d/health" % port], capture_output=True, text=True)
+    assert plain.stdout.strip() != "200"
+    # Only one of the pair: refused at start-up.
+    write_config(conf, open(conf).read().replace("daemon-tls-key = %s\n" % key, ""))
+    r = run_pgvault("daemon", "--config", conf, timeout=20)
+    assert r.rc == 2 and "daemon-tls-cert and daemon-tls-key go together" in r.err
