@@ -16,7 +16,7 @@ packages=(
   tzdata
   # end-to-end tests, demo, benchmarks: real servers and tools
   postgresql-15 postgresql-client-15 python3 python3-pytest python3-psycopg
-  pgbackrest zstd lz4 util-linux procps
+  pgbackrest zstd lz4 util-linux procps time
   # daemon tests (tests/e2e/test_daemon.py, test_statuspage.py): a Prometheus
   # text parser, a local SMTP server with STARTTLS and AUTH, headless Chromium
   python3-prometheus-client python3-aiosmtpd chromium

@@ -21,7 +21,19 @@ if [ -f "$build/meson-logs/testlog.json" ]; then
 fi
 
 echo "== end-to-end tests ($build)"
-PGVAULT_BIN="$root/$build/pgvault" "$python" -m pytest tests/e2e -q -p no:cacheprovider \
+bin="$root/$build/pgvault"
+# As root, test servers run as an unprivileged user, and they run pgvault
+# themselves (archive_command, restore_command): give them a copy of the
+# binary they can reach even when the checkout lives in a private directory.
+if [ "$(id -u)" = 0 ]; then
+  bindir=$(mktemp -d /tmp/pgvault-bin.XXXXXX)
+  chmod 755 "$bindir"
+  cp "$bin" "$bindir/pgvault"
+  chmod 755 "$bindir/pgvault"
+  bin="$bindir/pgvault"
+  trap 'rm -rf "$bindir"' EXIT
+fi
+PGVAULT_BIN="$bin" "$python" -m pytest tests/e2e -q -p no:cacheprovider \
   --junitxml="$build/e2e-junit.xml" ${PYTEST_ARGS:-}
 e2e_rc=$?
 e2e_pass=0; e2e_fail=0
