@@ -30,6 +30,12 @@ if [ "$(id -u)" = 0 ]; then
   chmod 755 "$bindir"
   cp "$bin" "$bindir/pgvault"
   chmod 755 "$bindir/pgvault"
+  # developer tools the storage tests expect beside the binary
+  if [ -d "$root/$build/bench" ]; then
+    mkdir -p "$bindir/bench"
+    cp "$root/$build/bench/storage_tool" "$root/$build/bench/codec_bench" "$bindir/bench/" 2>/dev/null || true
+    chmod -R a+rX "$bindir/bench"
+  fi
   bin="$bindir/pgvault"
   trap 'rm -rf "$bindir"' EXIT
 fi

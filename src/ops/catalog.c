@@ -9,6 +9,7 @@
  */
 #include "ops/catalog.h"
 
+#include "common/sort.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -262,7 +263,7 @@ catalog_records_list(Repo *repo, CatalogType type, const char *backup_id, Catalo
 		return pv_error_prefix(rc, "cannot list the %s records", catalog_type_name(type));
 	}
 	if (out->n > 1)
-		qsort(out->items, out->n, sizeof(CatalogRecord), record_cmp);
+		pv_qsort(out->items, out->n, sizeof(CatalogRecord), record_cmp);
 	return PV_OK;
 }
 
@@ -525,7 +526,7 @@ catalog_pins(Repo *repo, bool details, CatalogPinList *out)
 		return pv_error_prefix(rc, "cannot list the pins");
 	}
 	if (out->n > 1)
-		qsort(out->items, out->n, sizeof(CatalogPin), pin_cmp);
+		pv_qsort(out->items, out->n, sizeof(CatalogPin), pin_cmp);
 	for (size_t i = 0; details && i < out->n; i++)
 		pin_read(repo, &out->items[i]);
 	return PV_OK;
@@ -552,7 +553,7 @@ catalog_pins_has(const CatalogPinList *l, const char *backup_id)
 	if (l->n == 0 || strlen(backup_id) >= sizeof(key.id))
 		return false;
 	snprintf(key.id, sizeof(key.id), "%s", backup_id);
-	return bsearch(&key, l->items, l->n, sizeof(CatalogPin), pin_cmp) != NULL;
+	return pv_bsearch(&key, l->items, l->n, sizeof(CatalogPin), pin_cmp) != NULL;
 }
 
 /* ---- state ---- */

@@ -4,6 +4,7 @@
  */
 #include "ops/joblog.h"
 
+#include "common/sort.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -423,7 +424,7 @@ joblog_read_repo(json_t **out, Repo *repo, const JobLogFilter *f)
 	*out = NULL;
 	if ((rc = storage_list(repo_storage(repo), JOBLOG_PREFIX, record_key_add, &c)) < 0)
 		goto done;
-	qsort(c.keys, c.n, sizeof(char *), key_compare);
+	pv_qsort(c.keys, c.n, sizeof(char *), key_compare);
 	/* Newest first, so a limit stops the reading early; reversed at the end. */
 	for (size_t i = c.n; i-- > 0;)
 	{

@@ -11,6 +11,7 @@
  */
 #include "ops/retention.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -910,7 +911,7 @@ wal_judge(RetentionWal *w, Repo *repo, const RetentionPlan *plan, const char *pl
 	if ((rc = pgwal_list(repo, w->source, 0, wal_scan_cb, &sc)) < 0)
 		return pv_error_prefix(rc, "WAL archive of source '%s'", w->source);
 	if (w->nfiles > 1)
-		qsort(w->files, w->nfiles, sizeof(RetentionWalFile), wal_file_cmp);
+		pv_qsort(w->files, w->nfiles, sizeof(RetentionWalFile), wal_file_cmp);
 	return PV_OK;
 }
 

@@ -36,6 +36,7 @@
  */
 #include "repo/copy.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -185,7 +186,7 @@ cmp_str(const void *a, const void *b)
 static bool
 backup_in_list(char **ids, size_t n, const char *id)
 {
-	return n > 0 && bsearch(&id, ids, n, sizeof(char *), cmp_str) != NULL;
+	return n > 0 && pv_bsearch(&id, ids, n, sizeof(char *), cmp_str) != NULL;
 }
 
 /* Parse a metadata object's plaintext that must be a JSON object. */
@@ -771,7 +772,7 @@ copy_wanted(RepoCopy *c, Plan *p, PvPool *pool, RepoPackWriter **pw)
 	int rc = 0, wrc;
 
 	if (p->n > 1)
-		qsort(p->wants, p->n, sizeof(Want), want_cmp);
+		pv_qsort(p->wants, p->n, sizeof(Want), want_cmp);
 	while (i < p->n && rc == 0)
 	{
 		RangeJob *j = PV_NEW(RangeJob);
@@ -1347,7 +1348,7 @@ repo_copy_wal_source(Repo *from, Repo *to, const char *source, const RepoCopyOpt
 
 		if (!wal_key_valid(key, plen))
 			continue;			/* archive.info and anything foreign */
-		if (bsearch(&key, b.keys, b.n, sizeof(char *), cmp_str) != NULL)
+		if (b.n > 0 && pv_bsearch(&key, b.keys, b.n, sizeof(char *), cmp_str) != NULL)
 		{
 			s.wal_present++;
 			continue;
@@ -1450,7 +1451,7 @@ repo_copy_wal_sources(Repo *repo, char ***out, size_t *out_n)
 		return rc;
 	}
 	if (l.n > 1)
-		qsort(l.keys, l.n, sizeof(char *), cmp_str);
+		pv_qsort(l.keys, l.n, sizeof(char *), cmp_str);
 	*out = l.keys;
 	*out_n = l.n;
 	pv_free(l.info);

@@ -8,6 +8,7 @@
  */
 #include "repo/maint.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/mem.h"
 #include "repo/blob.h"
@@ -198,7 +199,7 @@ repo_keylist_get(RepoKeyList *out, Storage *st, const char *prefix)
 	pairs = pv_malloc((l.n ? l.n : 1) * sizeof(KeyInfoPair));
 	for (size_t i = 0; i < l.n; i++)
 		pairs[i] = (KeyInfoPair) {l.keys[i], l.info[i]};
-	qsort(pairs, l.n, sizeof(KeyInfoPair), pair_cmp);
+	pv_qsort(pairs, l.n, sizeof(KeyInfoPair), pair_cmp);
 	for (size_t i = 0; i < l.n; i++)
 	{
 		l.keys[i] = pairs[i].key;

@@ -9,6 +9,7 @@
  */
 #include "repo/manifest.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/mem.h"
 #include "repo/reader.h"
@@ -407,7 +408,7 @@ repo_manifest_ids(Repo *repo, char ***out, size_t *out_n)
 		return rc;
 	}
 	if (l.n > 1)
-		qsort(l.ids, l.n, sizeof(char *), cmp_id);
+		pv_qsort(l.ids, l.n, sizeof(char *), cmp_id);
 	*out = l.ids;
 	*out_n = l.n;
 	return 0;

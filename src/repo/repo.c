@@ -16,6 +16,7 @@
  */
 #include "repo/repo.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -441,7 +442,7 @@ key_names_list(Storage *st, KeyNames *out)
 	if ((rc = storage_list(st, "keys/", key_names_add, out)) < 0)
 		key_names_free(out);
 	else if (out->n > 1)
-		qsort(out->names, out->n, sizeof(char *), cmp_str);
+		pv_qsort(out->names, out->n, sizeof(char *), cmp_str);
 	return rc;
 }
 

@@ -27,6 +27,7 @@
 #include "storage/sigv4.h"
 #include "storage/storage_driver.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -189,7 +190,7 @@ az_canonical_query(Buf *out, const char *query)
 		p = end ? end + 1 : NULL;
 	}
 	if (n > 1)
-		qsort(ps, n, sizeof(*ps), az_param_cmp);
+		pv_qsort(ps, n, sizeof(*ps), az_param_cmp);
 	for (size_t i = 0; i < n; i++)
 	{
 		if (i > 0 && strcmp(ps[i].name, ps[i - 1].name) == 0)
@@ -256,7 +257,7 @@ az_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
 		if (strncasecmp(h->lines[i], "x-ms-", 5) == 0)
 			xms[nxms++] = h->lines[i];
 	if (nxms > 1)
-		qsort(xms, nxms, sizeof(*xms), az_hdr_cmp);
+		pv_qsort(xms, nxms, sizeof(*xms), az_hdr_cmp);
 	for (size_t i = 0; i < nxms; i++)
 	{
 		const char *colon = strchr(xms[i], ':');

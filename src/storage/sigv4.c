@@ -8,6 +8,7 @@
  */
 #include "storage/sigv4.h"
 
+#include "common/sort.h"
 #include "common/mem.h"
 
 #include <openssl/crypto.h>
@@ -141,7 +142,7 @@ sigv4_canonical_query(Buf *out, const char *query)
 		p = end ? end + 1 : NULL;
 	}
 	if (n > 1)
-		qsort(pairs, n, sizeof(*pairs), sigv4_pair_cmp);
+		pv_qsort(pairs, n, sizeof(*pairs), sigv4_pair_cmp);
 	for (size_t i = 0; i < n; i++)
 	{
 		buf_printf(out, "%s%s=%s", i ? "&" : "", pairs[i].name, pairs[i].value);
@@ -206,7 +207,7 @@ sigv4_headers_sorted(const SigV4Request *req)
 		h[i].value = req->headers[i].value;
 		h[i].order = i;
 	}
-	qsort(h, req->nheaders, sizeof(*h), sigv4_hdr_cmp);
+	pv_qsort(h, req->nheaders, sizeof(*h), sigv4_hdr_cmp);
 	return h;
 }
 

@@ -21,6 +21,7 @@
  */
 #include "pg/logical/logical.h"
 
+#include "common/sort.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -848,7 +849,7 @@ relations_load(Dump *d)
 			goto done;
 		}
 	}
-	qsort(d->rels, d->nrels, sizeof(DumpRel), rel_cmp_size);
+	pv_qsort(d->rels, d->nrels, sizeof(DumpRel), rel_cmp_size);
 	rc = PV_OK;
 done:
 	PQclear(r);

@@ -6,6 +6,7 @@
  */
 #include "pg/logical/filter.h"
 
+#include "common/sort.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/mem.h"
@@ -186,7 +187,7 @@ oidset_sort(PgOidSet *s)
 
 	if (s->n == 0)
 		return;
-	qsort(s->v, s->n, sizeof(uint32_t), oid_cmp);
+	pv_qsort(s->v, s->n, sizeof(uint32_t), oid_cmp);
 	for (size_t i = 1; i < s->n; i++)
 		if (s->v[i] != s->v[j])
 			s->v[++j] = s->v[i];
@@ -196,7 +197,7 @@ oidset_sort(PgOidSet *s)
 bool
 pgfilter_oidset_has(const PgOidSet *s, uint32_t oid)
 {
-	return s->n > 0 && bsearch(&oid, s->v, s->n, sizeof(uint32_t), oid_cmp) != NULL;
+	return s->n > 0 && pv_bsearch(&oid, s->v, s->n, sizeof(uint32_t), oid_cmp) != NULL;
 }
 
 static void

@@ -35,6 +35,7 @@
  */
 #include "pg/logical/logical.h"
 
+#include "common/sort.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -294,13 +295,14 @@ parts_attach(Rst *s, Repo *repo)
 	Buf line = PV_BUF_INIT;
 	int rc;
 
-	qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_name);
+	if (s->nparts > 0)
+		pv_qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_name);
 	if ((rc = repo_item_iter_new(&it, repo, s->m)) < 0)
 		return rc;
 	while ((rc = repo_item_iter_next(it, &item)) == PV_OK && item != NULL)
 	{
 		RPart key = {.item = item->name};
-		RPart *p = s->nparts ? bsearch(&key, s->parts, s->nparts, sizeof(RPart), part_cmp_name) : NULL;
+		RPart *p = s->nparts ? pv_bsearch(&key, s->parts, s->nparts, sizeof(RPart), part_cmp_name) : NULL;
 
 		if (p == NULL || p->ri != NULL)
 			continue;
@@ -317,7 +319,7 @@ parts_attach(Rst *s, Repo *repo)
 		if (s->parts[i].ri == NULL)
 			return pv_error_set(PV_ECORRUPT, "backup '%s' lists data item '%s' in its catalog but not in its items",
 								repo_manifest_id(s->m), s->parts[i].item);
-	qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_size);
+	pv_qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_size);
 	return PV_OK;
 }
 

@@ -11,6 +11,7 @@
  */
 #include "pg/logical/toc.h"
 
+#include "common/sort.h"
 #include "common/mem.h"
 
 #include <stdbool.h>
@@ -442,14 +443,14 @@ pgtoc_subtract(Buf *out, const char *list, const char *remove)
 		}
 	}
 	if (n > 0)
-		qsort(ids, n, sizeof(long), id_cmp);
+		pv_qsort(ids, n, sizeof(long), id_cmp);
 	for (p = list; p && *p;)
 	{
 		const char *nl = strchr(p, '\n');
 		size_t len = nl ? (size_t) (nl - p) + 1 : strlen(p);
 		long id = line_id(p);
 
-		if (id < 0 || n == 0 || bsearch(&id, ids, n, sizeof(long), id_cmp) == NULL)
+		if (id < 0 || n == 0 || pv_bsearch(&id, ids, n, sizeof(long), id_cmp) == NULL)
 		{
 			buf_append(out, p, len);
 			if (nl == NULL)

@@ -19,6 +19,7 @@
  */
 #include "pg/physical/backup.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -95,7 +96,7 @@ parent_find(const Parent *p, const char *name)
 {
 	ParentFile key = {.name = (char *) name};
 
-	return p->n ? bsearch(&key, p->v, p->n, sizeof(ParentFile), parent_cmp) : NULL;
+	return p->n ? pv_bsearch(&key, p->v, p->n, sizeof(ParentFile), parent_cmp) : NULL;
 }
 
 /*
@@ -157,7 +158,7 @@ parent_load(Parent *out, Repo *repo, const char *source, uint64_t sysid)
 	}
 	if (rc < 0)
 		goto done;
-	qsort(out->v, out->n, sizeof(ParentFile), parent_cmp);
+	pv_qsort(out->v, out->n, sizeof(ParentFile), parent_cmp);
 	snprintf(out->id, sizeof(out->id), "%s", id);
 	out->start_sec = repo_manifest_start_time(m) / PV_USEC_PER_SEC;
 done:

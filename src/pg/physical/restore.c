@@ -12,6 +12,7 @@
  */
 #include "pg/physical/restore.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -551,7 +552,7 @@ tree_create(Restore *r, ItemList *items)
 		return rc;
 	if (chmod(pgdata, 0700) < 0)
 		return pv_error_errno(PV_EIO, errno, "cannot chmod '%s'", pgdata);
-	qsort(items->v, items->n, sizeof(RepoItem *), item_cmp);
+	pv_qsort(items->v, items->n, sizeof(RepoItem *), item_cmp);
 	for (size_t i = 0; i < items->n && rc == 0; i++)
 	{
 		const RepoItem *it = items->v[i];

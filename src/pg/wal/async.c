@@ -7,6 +7,7 @@
  */
 #include "pg/wal/async.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -328,7 +329,7 @@ ready_scan(Ready *out, const PgWalAsyncOpts *o, Handled *handled)
 		out->names[out->n++] = name;
 	}
 	closedir(d);
-	qsort(out->names, out->n, sizeof(char *), name_cmp);
+	pv_qsort(out->names, out->n, sizeof(char *), name_cmp);
 	handled_free(handled);
 	*handled = still;
 	still = (Handled) {0};

@@ -5,6 +5,7 @@
  */
 #include "pg/wal/window.h"
 
+#include "common/sort.h"
 #include "common/error.h"
 #include "common/mem.h"
 #include "repo/repo.h"
@@ -113,7 +114,7 @@ ranges_compute(PgWalTimelineInfo *t, TlSegs *segs)
 
 	if (segs->n == 0)
 		return;
-	qsort(segs->v, segs->n, sizeof(uint64_t), u64_cmp);
+	pv_qsort(segs->v, segs->n, sizeof(uint64_t), u64_cmp);
 	t->segments = segs->n;
 	t->first = segs->v[0];
 	t->last = segs->v[segs->n - 1];
@@ -151,7 +152,7 @@ pgwal_archive_summarize(PgWalArchiveSummary *out, Repo *repo, const char *source
 	{
 		for (size_t i = 0; i < out->ntimelines; i++)
 			ranges_compute(&out->timelines[i], &c.segs[i]);
-		qsort(out->timelines, out->ntimelines, sizeof(PgWalTimelineInfo), timeline_cmp);
+		pv_qsort(out->timelines, out->ntimelines, sizeof(PgWalTimelineInfo), timeline_cmp);
 	}
 	for (size_t i = 0; i < out->ntimelines; i++)
 		pv_free(c.segs[i].v);
