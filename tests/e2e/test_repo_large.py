@@ -11,6 +11,7 @@ not zstd; PGVAULT_TEST_LARGE_GIB changes the size (0 skips).
 
 import hashlib
 import os
+import shutil
 import random
 import struct
 import subprocess
@@ -38,9 +39,16 @@ def _feed(pipe, nblocks, digest):
         pipe.close()
 
 
-@pytest.mark.skipif(GIB <= 0, reason="PGVAULT_TEST_LARGE_GIB=0")
-def test_stream_5gib_roundtrip_bounded_memory(tmp_path):
+@pytest.fixture
+def big_repo(tmp_path):
     repo = str(tmp_path / "repo")
+    yield repo
+    shutil.rmtree(repo, ignore_errors=True)  # gigabytes: do not keep them
+
+
+@pytest.mark.skipif(GIB <= 0, reason="PGVAULT_TEST_LARGE_GIB=0")
+def test_stream_5gib_roundtrip_bounded_memory(big_repo):
+    repo = big_repo
     ok(repo, "init", "--compression", "none")
     nblocks = int(GIB * 1024)
     want = hashlib.sha256()
