@@ -20,6 +20,11 @@
 #              seconds from the first pg_switch_wal() until pg_stat_archiver
 #              reports the last one archived, sync and async modes
 #
+# Beside wall seconds, each backup and restore records its CPU seconds (user
+# + system of the command's processes, from bash's `times`; not the server's
+# side), and the JSON keeps the load average at the end: on a shared machine
+# CPU seconds say more than wall time.
+#
 # Both tools use zstd level 3 and two processes/threads; the server archives
 # to both repositories (archive_command runs pgvault archive-push, then
 # pgbackrest archive-push).  The figures go to stdout and, as JSON, to
@@ -127,14 +132,27 @@ psql_q -d postgres -c "ALTER SYSTEM SET archive_command = '$PGV archive-push --r
 declare -A SECS=()   # key -> space-separated seconds of each run
 declare -A BYTES=()  # key -> space-separated bytes of each run
 
-# timeit KEY CMD...: run CMD, record its seconds under KEY
+declare -A CPU=()   # key -> space-separated CPU seconds (user + system) of each run
+# child_cpu: user + system seconds of this shell's finished children so far (bash's `times`)
+# (`times` runs in this shell, not in a $(...) subshell, whose children would be its own)
+child_cpu() {
+	times >"$WORK/times.txt"
+	tail -n 1 "$WORK/times.txt" | "$PY" -c 'import re, sys
+print(sum(int(m) * 60 + float(s) for m, s in re.findall(r"([0-9]+)m([0-9.]+)s", sys.stdin.read())))'
+}
+# timeit KEY CMD...: run CMD, record its seconds and CPU seconds under KEY
 timeit() {
-	local key=$1 t0 t1
+	local key=$1 t0 t1 c0 c1
 	shift
+	child_cpu >"$WORK/cpu0"
 	t0=$(now)
 	"$@" || die "'$*' failed"
 	t1=$(now)
+	child_cpu >"$WORK/cpu1"
+	c0=$(cat "$WORK/cpu0")
+	c1=$(cat "$WORK/cpu1")
 	SECS[$key]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
+	CPU[$key]+="$("$PY" -c "print(round($c1 - $c0, 2))") "
 }
 bytes() { BYTES[$1]+="$2 "; }
 median() { "$PY" -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:]]; print(statistics.median(v) if v else "")' $1; }
@@ -148,7 +166,7 @@ PGV_BACKUP=(as_pg "$PGV" backup --physical --repo "$PGV_REPO" --source bench --p
 
 # ------------------------------------------------------------ full
 
-log "database bench: $(human_bytes "$DBSIZE"); $RUNS run(s); scratch in $WORK"
+log "database bench: $(human_bytes "$DBSIZE"); $RUNS run(s); scratch in $WORK; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= RUNS; r++)); do
 	log "full backups, run $r"
 	new_pgvault_repo "$r"
@@ -251,14 +269,15 @@ done
 # ------------------------------------------------------------ report
 
 {
-	printf '{"size": "%s", "database_bytes": %s, "runs": %s, "cpus": %s, "results": {' \
-		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)"
+	printf '{"size": "%s", "database_bytes": %s, "runs": %s, "cpus": %s, "loadavg_end": "%s", "results": {' \
+		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 	sep=
 	for k in pgvault_full pgbackrest_full pg_basebackup pgvault_incr pgbackrest_incr \
 		pgvault_restore pgbackrest_restore pgvault_push_sync pgbackrest_push_sync \
 		pgvault_push_async pgbackrest_push_async; do
-		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "bytes": [%s], "median_bytes": %s}' \
+		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "cpu_seconds": [%s], "bytes": [%s], "median_bytes": %s}' \
 			"$sep" "$k" "$(echo ${SECS[$k]} | tr ' ' ',')" "$(median "${SECS[$k]}")" \
+			"$(echo ${CPU[$k]:-} | tr ' ' ',')" \
 			"$(echo ${BYTES[$k]:-} | tr ' ' ',')" "$(median "${BYTES[$k]:-}" | sed 's/^$/null/')"
 		sep=", "
 	done
@@ -274,13 +293,18 @@ done
 	        ("restore (files)", "pgvault_restore", "pgbackrest_restore"),
 	        ("archive 100 segments (sync)", "pgvault_push_sync", "pgbackrest_push_sync"),
 	        ("archive 100 segments (async)", "pgvault_push_async", "pgbackrest_push_async")]
-	print("%-28s %10s %12s %12s %12s %8s" % ("", "pgvault s", "pgBackRest s", "pgvault", "pgBackRest", "x time"))
+	def cpu(k):
+	    v = d[k].get("cpu_seconds") or []
+	    return "%.1f" % sorted(v)[len(v) // 2] if v else "-"
+	print("%-28s %10s %12s %12s %12s %8s %14s" % ("", "pgvault s", "pgBackRest s", "pgvault", "pgBackRest", "x time",
+	      "CPU s (pv/br)"))
 	for label, a, b in rows:
 	    ta, tb = d[a]["median_seconds"], d[b]["median_seconds"]
-	    print("%-28s %10.2f %12.2f %12s %12s %8.2f" % (label, ta, tb, mib(d[a]["median_bytes"]),
-	          mib(d[b]["median_bytes"]), ta / tb))
+	    print("%-28s %10.2f %12.2f %12s %12s %8.2f %14s" % (label, ta, tb, mib(d[a]["median_bytes"]),
+	          mib(d[b]["median_bytes"]), ta / tb, cpu(a) + "/" + cpu(b)))
 	bb = d["pg_basebackup"]
 	print("%-28s %10.2f %12s %12s" % ("pg_basebackup (plain)", bb["median_seconds"], "", mib(bb["median_bytes"])))
-	print("(bytes: stored by the backup; for restores, the restored directory; 'x time' = pgvault / pgBackRest)")
+	print("(bytes: stored by the backup; for restores, the restored directory; 'x time' = pgvault / pgBackRest;")
+	print(" CPU s: user + system seconds of the command's processes, medians; '-' for archiving, run by the server)")
 PY
 log "results in $OUT"

@@ -79,7 +79,17 @@ typedef struct Pusher
 	PvConfig *cfg;
 	const CliCommon *common;
 	const PgWalAsyncOpts *opts;
+	const CfgSection *sec;		/* the source's section (its secondaries), or NULL */
 } Pusher;
+
+/* The pusher keeps the source's other repositories in step, as the synchronous path does. */
+static void
+pusher_pushed(Repo *repo, const char *name, void *payload)
+{
+	const Pusher *p = payload;
+
+	cli_sync_secondaries_wal(p->cfg, p->sec, repo, name);
+}
 
 /* The background pusher's process: never returns. */
 static void __attribute__((noreturn))
@@ -126,14 +136,14 @@ pusher_start(void *payload)
 
 /* Asynchronous mode: wait for the pusher's note about path. */
 static int
-push_async(PvConfig *cfg, const CliCommon *common, const char *source, const char *path,
-		   const char *spool_opt)
+push_async(PvConfig *cfg, const CliCommon *common, const CfgSection *sec, const char *source,
+		   const char *path, const char *spool_opt)
 {
 	const char *spool_path = spool_opt ? spool_opt : cfg_str(cfg, NULL, "spool-path");
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char *spool = NULL, *wal_dir = NULL;
 	PgWalAsyncOpts o = {0};
-	Pusher p = {cfg, common, &o};
+	Pusher p = {cfg, common, &o, sec};
 	int rc;
 
 	if (spool_path == NULL)
@@ -151,6 +161,8 @@ push_async(PvConfig *cfg, const CliCommon *common, const char *source, const cha
 	o.jobs = (int) cfg_int(cfg, NULL, "jobs");
 	o.timeout_ms = cfg_duration(cfg, NULL, "archive-push-timeout") * 1000;
 	o.queue_max = cfg_size(cfg, NULL, "archive-push-queue-max");
+	o.pushed = pusher_pushed;
+	o.payload = &p;
 	rc = pgwal_async_push(&o, name, pusher_start, &p);
 	pv_free((char *) o.spool);
 	pv_free(spool);
@@ -208,7 +220,7 @@ cli_archive_push(int argc, char **argv)
 	}
 	if (async || cfg_bool(cfg, NULL, "archive-async"))
 	{
-		if ((rc = push_async(cfg, &common, source, path, spool)) < 0)
+		if ((rc = push_async(cfg, &common, sec, source, path, spool)) < 0)
 		{
 			pv_error_prefix(rc, "archive-push of '%s' failed", path);
 			status = cli_fail(rc);

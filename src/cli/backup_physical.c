@@ -44,7 +44,17 @@ static const char help_text[] =
 	"  --full                   read every file, reuse nothing of the previous backup\n"
 	"  --archive-wait-timeout=DURATION\n"
 	"                           how long to wait for the WAL to be archived\n"
-	"                           (default 60s)\n\n"
+	"                           (default 60s)\n"
+	"  --with-wal               also store the WAL from the backup's start to its\n"
+	"                           end in the backup itself (once it is archived), so\n"
+	"                           it can be restored to a consistent state even when\n"
+	"                           the archive has lost those segments\n"
+	"  --no-external-config     leave out configuration files that live outside the\n"
+	"                           data directory (postgresql.conf, pg_hba.conf,\n"
+	"                           pg_ident.conf and their includes, as Debian keeps\n"
+	"                           them in /etc/postgresql/VERSION/CLUSTER); by default\n"
+	"                           they are stored with the backup, under their\n"
+	"                           original paths (see 'pgvault restore --help')\n\n"
 	"Output: the backup id on the first line, then a summary; with --json one\n"
 	"JSON object.  Exit status 3 means the backup was made but some pages failed\n"
 	"their checksums: the cluster has damaged pages (named in the log).\n\n"
@@ -52,7 +62,8 @@ static const char help_text[] =
 	"  pgvault backup --physical --source main\n"
 	"  pgvault backup --physical --repo /srv/pgvault --source main --pgdata "
 	"/var/lib/postgresql/15/main\n"
-	"  pgvault backup --physical --checkpoint spread -j 4 --json\n";
+	"  pgvault backup --physical --checkpoint spread -j 4 --json\n"
+	"  pgvault backup --physical --source main --with-wal\n";
 
 enum
 {
@@ -61,6 +72,8 @@ enum
 	OPT_CHECKPOINT,
 	OPT_FULL,
 	OPT_ARCHIVE_WAIT,
+	OPT_WITH_WAL,
+	OPT_NO_EXTCONF,
 };
 
 bool
@@ -105,6 +118,9 @@ summary_print(bool json, const char *source, const PgPhysBackupResult *r)
 							  "duration_ms", (json_int_t) r->duration_ms,
 							  "wal_wait_ms", (json_int_t) r->wal_wait_ms);
 
+		json_object_set_new(j, "wal_included", json_boolean(r->wal_files > 0));
+		json_object_set_new(j, "wal_files", json_integer(r->wal_files));
+		json_object_set_new(j, "external_config_files", json_integer(r->extconf_files));
 		pv_json_dump(stdout, j);
 		json_decref(j);
 		return;
@@ -118,6 +134,12 @@ summary_print(bool json, const char *source, const PgPhysBackupResult *r)
 		   pv_size_format(fresh, sizeof(fresh), r->stats.new_bytes),
 		   pv_size_format(stored, sizeof(stored), r->stats.stored_bytes),
 		   r->start_wal, r->stop_wal, pv_elapsed_format(took, sizeof(took), r->duration_ms));
+	if (r->wal_files > 0)
+		printf("backup %s carries its WAL (%u files): restorable without the archive\n", r->id,
+			   r->wal_files);
+	if (r->extconf_files > 0)
+		printf("backup %s holds %u configuration files from outside the data directory\n",
+			   r->id, r->extconf_files);
 }
 
 static int
@@ -144,6 +166,8 @@ cli_backup_physical(int argc, char **argv)
 		{"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
 		{"full", no_argument, NULL, OPT_FULL},
 		{"archive-wait-timeout", required_argument, NULL, OPT_ARCHIVE_WAIT},
+		{"with-wal", no_argument, NULL, OPT_WITH_WAL},
+		{"no-external-config", no_argument, NULL, OPT_NO_EXTCONF},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0}, conn_common;
@@ -180,6 +204,12 @@ cli_backup_physical(int argc, char **argv)
 				break;
 			case OPT_ARCHIVE_WAIT:
 				wait = optarg;
+				break;
+			case OPT_WITH_WAL:
+				o.with_wal = true;
+				break;
+			case OPT_NO_EXTCONF:
+				o.no_extconf = true;
 				break;
 			default:
 				return cli_bad_option("backup", argv, opt);

@@ -28,20 +28,28 @@ static const char help_text[] =
 	"    psql -X -v ON_ERROR_STOP=1 -d NEWDB -f FILE\n"
 	"It holds the schema (as pg_restore writes it), every table's rows as COPY\n"
 	"blocks, sequence values, large objects, then indexes, constraints and\n"
-	"triggers, and refreshes the materialized views.\n\n"
+	"triggers, refreshes the materialized views, and sets the database's own\n"
+	"settings (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET).\n\n"
+	"A backup made with --all exports, without --database, as one script for a\n"
+	"new cluster (as pg_dumpall writes): roles and tablespaces, then every\n"
+	"database created with its encoding, locale, owner, settings and grants:\n"
+	"    psql -X -v ON_ERROR_STOP=1 -d postgres -f FILE\n"
+	"With --database NAME, only that database, as above.\n\n"
 	"Options:\n"
 	"  --format=plain           the only format (SQL text)\n"
 	"  -o, --output=FILE        write FILE (made whole, then renamed into place);\n"
 	"                           '-' or nothing: standard output\n"
 	"  -t, --table=PATTERN      only these tables (pg_dump patterns; repeatable)\n"
 	"  --compress=METHOD        zstd or gzip (optionally :LEVEL), or none\n"
-	"  --database=NAME          of a backup made with --all: this database\n"
+	"  --database=NAME          of a backup made with --all: only this database\n"
 	"  -O, --no-owner           no ALTER ... OWNER statements\n"
 	"  -x, --no-privileges      no GRANT/REVOKE statements\n\n"
 	"Examples:\n"
 	"  pgvault export latest --format plain -o shop.sql\n"
 	"  pgvault export latest --format plain --compress zstd -o shop.sql.zst\n"
-	"  pgvault export 20261122T023900Z --format plain -t public.orders | psql -d scratch\n";
+	"  pgvault export 20261122T023900Z --format plain -t public.orders | psql -d scratch\n"
+	"  pgvault export latest --format plain -o cluster.sql   (an --all backup: every database)\n"
+	"  pgvault export latest --format plain --database shop -o shop.sql\n";
 
 enum
 {

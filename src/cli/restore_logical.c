@@ -14,7 +14,11 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/units.h"
+#include "ops/drill.h"
+#include "pg/conn.h"
+#include "pg/logical/archive.h"
 #include "pg/logical/logical.h"
+#include "pg/logical/util.h"
 #include "repo/lock.h"
 #include "repo/repo.h"
 
@@ -60,7 +64,9 @@ static const char help_text[] =
 	"  -a, --data-only          rows, sequences and large objects into existing tables\n"
 	"  --no-analyze             skip the final ANALYZE\n"
 	"  -j, --jobs=N             parallel connections (default 2, or 'jobs' setting)\n"
-	"  --no-progress            no progress line on a terminal\n\n"
+	"  --no-progress            no progress line on a terminal\n"
+	"  --dry-run                check the target (exists, in use, empty) and print\n"
+	"                           the plan and an estimate; change nothing\n\n"
 	"Connection options say which server; the maintenance connection (to create\n"
 	"or drop the database) goes to the 'postgres' database.\n\n"
 	"Examples:\n"
@@ -70,7 +76,8 @@ static const char help_text[] =
 	"  pgvault restore latest --target-db shop -t public.orders --data-only\n"
 	"  pgvault restore latest --target-db shop -t 'public.order*' --clean\n"
 	"  pgvault restore 20261122T023900Z --globals-only -h newhost\n"
-	"  pgvault restore 20261122T023900Z --logical -h newhost   (every database)\n";
+	"  pgvault restore 20261122T023900Z --logical -h newhost   (every database)\n"
+	"  pgvault restore latest --target-db shop --clean --dry-run --json\n";
 
 enum
 {
@@ -85,6 +92,7 @@ enum
 	OPT_DISABLE_TRIGGERS,
 	OPT_DATABASE,
 	OPT_GLOBALS_ONLY,
+	OPT_DRY_RUN,
 };
 
 bool
@@ -174,6 +182,214 @@ summary_print(bool json, const PgLogicalRestoreResult *r)
 		   (unsigned long long) r->large_objects, pv_elapsed_format(took, sizeof(took), r->elapsed_ms));
 }
 
+/*
+ * ---- --dry-run (restore logical plan) ----
+ *
+ * The plan of a logical restore, and the refusals its first two steps
+ * ("target" and "check" in src/pg/logical/restore.c) would give, worded
+ * the same, without writing: no database is created, no session ended, no
+ * safety backup taken, no repository lock file made.  The checks are the
+ * restore's own (pglogical_target_connect, _sessions, _relations in
+ * src/pg/logical/restore.c), so both refuse in the same words.  Not done
+ * here: with --table,
+ * whether the selected tables exist and hold rows (restore.c resolves the
+ * selection against the backup's catalog first); the plan says so.
+ */
+
+/* Append the suffix restore_one() adds to an error on an existing database. */
+static int
+plan_fail(int rc, const char *step, const char *dbname)
+{
+	PvErrorSave e;
+
+	pv_error_prefix(rc, "%s", step);
+	pv_error_save(&e);
+	snprintf(e.msg + strlen(e.msg), sizeof(e.msg) - strlen(e.msg),
+			 "; database '%s' is left as the failed step left it", dbname);
+	return pv_error_restore(&e);
+}
+
+/* One database: where it would go and what the restore would find there. */
+static int
+plan_db(json_t *dbs, const PgLogicalRestoreOpts *o, const PgArchiveDb *db, const char *target)
+{
+	bool schema = !o->data_only && db->schema_item[0] != '\0';
+	const char *src = NULL;
+	char *dbname = NULL, *exists = NULL;
+	PGconn *maint = NULL, *coord = NULL;
+	const char *step = "target";
+	bool there;
+	long nrel = 0;
+	int sessions = 0, rc;
+
+	(void) pv_json_opt_str(&src, db->meta, "database", NULL);
+	if ((rc = pglogical_target_connect(&dbname, &maint, o, target, src)) < 0)
+	{
+		rc = dbname == NULL ? pv_error_prefix(rc, "target") : plan_fail(rc, step, dbname);
+		goto done;
+	}
+	if ((rc = pgconn_query_value(&exists, maint, "SELECT count(*)::text FROM pg_catalog.pg_database"
+								 " WHERE datname OPERATOR(pg_catalog.=) $1", 1,
+								 (const char *const *) &dbname)) < 0)
+		goto fail;
+	there = exists != NULL && strcmp(exists, "1") == 0;
+	if (there)
+	{
+		if ((rc = pglogical_target_sessions(maint, dbname, o->terminate, true, &sessions)) < 0 ||
+			(rc = pglogical_connect_like(&coord, maint, dbname, "pgvault restore")) < 0)
+			goto fail;
+		step = "check";
+		if ((rc = pglogical_target_relations(coord, dbname, o->tables.n == 0 && schema && !o->clean,
+											 &nrel)) < 0)
+			goto fail;
+	}
+	{
+		/* with --table, whether the selected tables hold rows is known only at restore time */
+		bool safety = o->clean && there && nrel > 0 && !o->no_safety_backup;
+
+		json_array_append_new(dbs, json_pack("{s:s, s:s?, s:b, s:I, s:i, s:b, s:s, s:s?}",
+											 "database", dbname, "source_database", db->name,
+											 "exists", there, "relations", (json_int_t) nrel,
+											 "other_sessions", sessions,
+											 "terminate_sessions", o->terminate && sessions > 0,
+											 "action", !there ? "create the database"
+											 : o->clean ? "drop the backup's objects, then restore"
+											 : o->data_only ? "load rows into the existing tables"
+											 : "restore into the empty database",
+											 "safety_backup", !safety ? NULL : o->tables.n == 0
+											 ? "of the whole database" : "of the selected tables, if "
+											 "they exist and hold rows (known when the restore runs)"));
+	}
+	goto done;
+fail:
+	rc = plan_fail(rc, step, dbname);
+done:
+	if (coord != NULL)
+		PQfinish(coord);
+	if (maint != NULL)
+		PQfinish(maint);
+	pv_free(exists);
+	pv_free(dbname);
+	return rc;
+}
+
+static void
+plan_text(const json_t *plan)
+{
+	const json_t *est = json_object_get(plan, "estimate");
+	const json_t *db;
+	size_t i;
+	char size[32], took[32];
+
+	printf("dry run: nothing was written\n");
+	printf("backup:        %s (%s)\n", json_string_value(json_object_get(plan, "id")),
+		   json_string_value(json_object_get(plan, "choice")));
+	printf("to fetch:      %s\n", pv_size_format(size, sizeof(size), (uint64_t) json_integer_value(
+												 json_object_get(plan, "bytes"))));
+	json_array_foreach(json_object_get(plan, "databases"), i, db)
+	{
+		const char *sb = json_string_value(json_object_get(db, "safety_backup"));
+
+		printf("database:      '%s' (from '%s'): %s; %s, %lld relations, %lld other sessions%s\n",
+			   json_string_value(json_object_get(db, "database")),
+			   json_string_value(json_object_get(db, "source_database")),
+			   json_string_value(json_object_get(db, "action")),
+			   json_is_true(json_object_get(db, "exists")) ? "exists" : "does not exist",
+			   (long long) json_integer_value(json_object_get(db, "relations")),
+			   (long long) json_integer_value(json_object_get(db, "other_sessions")),
+			   json_is_true(json_object_get(db, "terminate_sessions")) ? " (would be ended)" : "");
+		printf("safety backup: %s%s\n", sb ? "one would be taken " : "none", sb ? sb : "");
+	}
+	if (est != NULL && !json_is_null(est))
+		printf("estimate:      about %s, from %zu earlier drill%s of this source\n",
+			   pv_elapsed_format(took, sizeof(took),
+								 json_integer_value(json_object_get(est, "estimate_ms"))),
+			   json_array_size(json_object_get(est, "basis")),
+			   json_array_size(json_object_get(est, "basis")) == 1 ? "" : "s");
+	else
+		printf("estimate:      none: no earlier drill or restore of this source to measure from "
+			   "('pgvault drill' records one)\n");
+}
+
+/* --dry-run: the checks of pglogical_restore's first steps, then the plan. */
+static int
+restore_logical_plan(char id[REPO_BACKUP_ID_LEN + 1], const PgLogicalRestoreOpts *o, bool json)
+{
+	RepoManifest *m = NULL;
+	json_t *plan = NULL, *dbs = json_array(), *est = NULL;
+	const json_t *list;
+	PgArchiveDb db;
+	bool all;
+	int rc;
+
+	if ((rc = repo_manifest_load(&m, o->repo, o->backup)) < 0)
+		goto done;
+	snprintf(id, REPO_BACKUP_ID_LEN + 1, "%s", repo_manifest_id(m));
+	if (strcmp(repo_manifest_kind(m), "logical") != 0)
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' is a %s backup, not a logical one",
+						  repo_manifest_id(m), repo_manifest_kind(m));
+		goto done;
+	}
+	all = pgarchive_is_all(m);
+	list = json_object_get(repo_manifest_metadata(m), "databases");
+	if (o->globals_only && !all)
+	{
+		rc = pv_error_set(PV_EUSAGE, "backup '%s' holds no globals: it is a backup of one database",
+						  repo_manifest_id(m));
+		pv_error_hint("globals (roles, tablespaces) are in backups made with 'pgvault backup "
+					  "--logical --all'");
+		goto done;
+	}
+	if (o->globals_only)
+		;						/* roles and tablespaces: existing ones are skipped, nothing to refuse */
+	else if (all && o->database == NULL)
+	{
+		if (o->target_db != NULL)
+			rc = pv_error_set(PV_EUSAGE, "--target-db renames one database: pick it with --database");
+		else if (o->tables.n > 0)
+			rc = pv_error_set(PV_EUSAGE, "--table needs --database with a backup of several databases");
+		for (size_t i = 0; rc == 0 && i < json_array_size(list); i++)
+		{
+			const char *name = json_string_value(json_object_get(json_array_get(list, i), "database"));
+
+			if (name == NULL)
+				rc = pv_error_set(PV_ECORRUPT, "backup '%s' lists a database without a name",
+								  repo_manifest_id(m));
+			else if ((rc = pgarchive_db(&db, m, name)) == 0 && (rc = plan_db(dbs, o, &db, name)) < 0)
+				rc = pv_error_prefix(rc, "database '%s'", name);
+		}
+	}
+	else if ((rc = pgarchive_db(&db, m, o->database)) == 0)
+		rc = plan_db(dbs, o, &db, all ? (o->target_db ? o->target_db : db.name) : NULL);
+	if (rc < 0 || (rc = drill_restore_estimate(o->repo, m, &est)) < 0)
+		goto done;
+	{
+		char *choice = strcmp(o->backup, "latest") == 0 ? pv_strdup("latest: the newest backup")
+			: pv_asprintf("as given ('%s')", o->backup);
+		const json_t *bytes = json_object_get(repo_manifest_totals(m), "logical_bytes");
+
+		plan = json_pack("{s:b, s:s, s:s, s:s, s:s?, s:b, s:I, s:O, s:b, s:o}", "dry_run", 1,
+						 "kind", "logical", "id", repo_manifest_id(m), "choice", choice,
+						 "source", repo_manifest_source(m)[0] ? repo_manifest_source(m) : NULL,
+						 "globals_only", o->globals_only,
+						 "bytes", (json_int_t) (json_is_integer(bytes) ? json_integer_value(bytes) : 0),
+						 "databases", dbs, "clean", o->clean,
+						 "estimate", est ? json_incref(est) : json_null());
+		pv_free(choice);
+	}
+	if (json)
+		pv_json_dump(stdout, plan);
+	else
+		plan_text(plan);
+done:
+	json_decref(plan);
+	json_decref(dbs);
+	json_decref(est);
+	repo_manifest_free(m);
+	return rc;
+}
+
 int
 cli_restore_logical(int argc, char **argv)
 {
@@ -196,6 +412,7 @@ cli_restore_logical(int argc, char **argv)
 		{"disable-triggers", no_argument, NULL, OPT_DISABLE_TRIGGERS},
 		{"database", required_argument, NULL, OPT_DATABASE},
 		{"globals-only", no_argument, NULL, OPT_GLOBALS_ONLY},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
@@ -206,6 +423,7 @@ cli_restore_logical(int argc, char **argv)
 	PvConfig *cfg = NULL;
 	Repo *repo = NULL;
 	RepoLock *lock = NULL;
+	bool dry_run = false;
 	int opt, rc, status;
 
 	opterr = 0;
@@ -266,6 +484,9 @@ cli_restore_logical(int argc, char **argv)
 			case OPT_GLOBALS_ONLY:
 				o.globals_only = true;
 				break;
+			case OPT_DRY_RUN:
+				dry_run = true;
+				break;
 			default:
 				status = cli_bad_option("restore", argv, opt);
 				goto done;
@@ -312,7 +533,8 @@ cli_restore_logical(int argc, char **argv)
 	}
 	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_conn_opts(&o.conn, &source, &common, cfg)) < 0 ||
 		(rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
-		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "restore"})) < 0)
+		(!dry_run &&
+		 (rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "restore"})) < 0))
 	{
 		status = cli_fail(rc);
 		goto done;
@@ -323,6 +545,20 @@ cli_restore_logical(int argc, char **argv)
 	o.bindir = source ? cfg_str(cfg, source, "bindir") : NULL;
 	o.source = source ? source->name : common.source;
 	o.repo = repo;
+	if (dry_run)
+	{
+		/* restore_logical_plan: the checks and the plan, nothing written */
+		char id[REPO_BACKUP_ID_LEN + 1] = "";
+
+		if ((rc = restore_logical_plan(id, &o, common.json)) < 0)
+		{
+			pv_error_prefix(rc, "restore of backup %s failed", id[0] ? id : o.backup);
+			status = cli_fail(rc);
+		}
+		else
+			status = 0;
+		goto done;
+	}
 	if ((rc = pglogical_restore(&res, &o)) < 0)
 	{
 		pv_error_prefix(rc, "restore of backup %s failed", res.id[0] ? res.id : o.backup);

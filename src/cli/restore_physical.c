@@ -6,6 +6,12 @@
  * restore_command the restored server will run (this very binary, with the
  * repository and configuration given here, so it works as the server's
  * user), and prints the summary.
+ *
+ * --dry-run runs the very same checks (pgphys_restore with dry_run: the
+ * data directory, the backup, the WAL archive, the tablespaces), so it
+ * fails with the errors the restore would give, then prints the plan and
+ * an estimate from earlier drills of the source (drill_restore_estimate)
+ * instead of writing anything.
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -16,7 +22,10 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/timeutil.h"
 #include "common/units.h"
+#include "ops/drill.h"
+#include "pg/physical/extconf.h"
 #include "pg/physical/restore.h"
 #include "pg/physical/start.h"
 #include "repo/repo.h"
@@ -30,7 +39,8 @@ static const char help_text[] =
 	"pgvault restore --pgdata: restore a physical backup into a data directory\n\n"
 	"Usage:\n  pgvault restore ID|latest --pgdata DIR [TARGET] [OPTIONS]\n\n"
 	"Writes the backup's files into DIR (which must not exist or be empty, and\n"
-	"not hold a running server), tablespaces into their original locations,\n"
+	"not hold a running server; with --delta it may hold the cluster already),\n"
+	"tablespaces into their original locations,\n"
 	"then backup_label, recovery.signal and the recovery settings in\n"
 	"postgresql.auto.conf, with restore_command = 'pgvault archive-get ...'.\n"
 	"Start the server to recover: it replays the archived WAL up to the target\n"
@@ -61,13 +71,37 @@ static const char help_text[] =
 	"  --spool-path=DIR         local directory for the prefetched segments\n"
 	"  --start                  start the server (pg_ctl, as the user running this)\n"
 	"                           and wait until recovery ends; report the times\n"
-	"  --start-options=OPTS     options for the server (pg_ctl -o), e.g. '-p 5433'\n\n"
+	"  --start-options=OPTS     options for the server (pg_ctl -o), e.g. '-p 5433'\n"
+	"  --delta                  DIR may hold a (stopped) cluster: compare every file\n"
+	"                           with the backup and rewrite only what differs,\n"
+	"                           remove what the backup does not hold (pg_wal's\n"
+	"                           segments stay)\n"
+	"  --dry-run                check everything and print the plan (backup, WAL\n"
+	"                           range, bytes to fetch, estimated time); write nothing\n"
+	"  --config-dir=DIR         where the backup's configuration files from outside\n"
+	"                           the data directory go (see below); DIR must be new\n"
+	"                           or empty\n\n"
+	"Configuration files outside the data directory (Debian's\n"
+	"/etc/postgresql/VERSION/CLUSTER: postgresql.conf, pg_hba.conf, pg_ident.conf,\n"
+	"conf.d) are kept with physical backups.  By default restore writes them into\n"
+	"the new data directory when it lacks them (as postgresql.conf, pg_hba.conf,\n"
+	"pg_ident.conf, conf.d/...), so 'pg_ctl -D DIR start' and --start work; with\n"
+	"--config-dir they go to DIR instead, for 'postgres -c\n"
+	"config_file=DIR/postgresql.conf'.  Either way nothing points back at the\n"
+	"original cluster: include paths, hba_file and ident_file name the restored\n"
+	"copies, data_directory is commented out (with --config-dir: the restored\n"
+	"data directory), and so is external_pid_file.  The original files are never\n"
+	"touched.\n\n"
 	"Examples:\n"
 	"  pgvault restore latest --pgdata /var/lib/postgresql/15/restored\n"
 	"  pgvault restore latest --pgdata /srv/pitr --target-time '2026-11-22 14:30' \\\n"
 	"                 --target-action promote\n"
 	"  pgvault restore 20261122T023900Z-a1b2c3 --pgdata /srv/check --target-immediate \\\n"
-	"                 --archive-mode off --tablespace-map 16384=/srv/check-ts\n";
+	"                 --archive-mode off --tablespace-map 16384=/srv/check-ts\n"
+	"  pgvault restore latest --pgdata /var/lib/postgresql/15/main --delta \\\n"
+	"                 --target-time '2026-11-22 14:29' --target-action promote\n"
+	"  pgvault restore latest --pgdata /srv/pitr --target-time '2026-11-22 14:30' --dry-run\n"
+	"  pgvault restore latest --pgdata /srv/copy --config-dir /etc/postgresql/15/copy\n";
 
 enum
 {
@@ -87,6 +121,9 @@ enum
 	OPT_START_OPTIONS,
 	OPT_PREFETCH,
 	OPT_SPOOL,
+	OPT_DELTA,
+	OPT_DRY_RUN,
+	OPT_CONFIG_DIR,
 };
 
 bool
@@ -97,7 +134,7 @@ cli_restore_physical_wanted(int argc, char **argv)
 		if (strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--physical") == 0 || strcmp(argv[i], "--pgdata") == 0 ||
-			strncmp(argv[i], "--pgdata=", 9) == 0)
+			strncmp(argv[i], "--pgdata=", 9) == 0 || strcmp(argv[i], "--delta") == 0)
 			return true;
 	}
 	return false;
@@ -136,8 +173,8 @@ archive_get_command(Repo *repo, const PvConfig *cfg, int prefetch, const char *s
 }
 
 static void
-summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestoreResult *r,
-			  const PgPhysTarget *t, const PgPhysStartResult *st)
+summary_print(bool json, bool delta, const char *id, const char *pgdata,
+			  const PgPhysRestoreResult *r, const PgPhysTarget *t, const PgPhysStartResult *st)
 {
 	char *what = pgphys_target_describe(t);
 	char size[32], took[32];
@@ -149,6 +186,14 @@ summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestore
 							  "files", (json_int_t) r->files, "bytes", (json_int_t) r->bytes,
 							  "duration_ms", (json_int_t) r->duration_ms);
 
+		if (delta)
+			json_object_set_new(j, "delta", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+													  "checked_files", (json_int_t) r->checked_files,
+													  "checked_bytes", (json_int_t) r->checked_bytes,
+													  "rewritten_files", (json_int_t) r->rewritten_files,
+													  "rewritten_bytes", (json_int_t) r->rewritten_bytes,
+													  "removed_files", (json_int_t) r->removed_files,
+													  "removed_bytes", (json_int_t) r->removed_bytes));
 		if (st != NULL)
 		{
 			json_object_set_new(j, "start_ms", json_integer(st->start_ms));
@@ -165,6 +210,18 @@ summary_print(bool json, const char *id, const char *pgdata, const PgPhysRestore
 			   r->source[0] ? r->source : "default", pgdata, (unsigned long long) r->files,
 			   pv_size_format(size, sizeof(size), r->bytes),
 			   pv_elapsed_format(took, sizeof(took), r->duration_ms));
+		if (delta)
+		{
+			char b1[32], b2[32], b3[32];
+
+			printf("delta: %llu files compared (%s read), %llu rewritten (%s written), %llu "
+				   "removed (%s)\n", (unsigned long long) r->checked_files,
+				   pv_size_format(b1, sizeof(b1), r->checked_bytes),
+				   (unsigned long long) r->rewritten_files,
+				   pv_size_format(b2, sizeof(b2), r->rewritten_bytes),
+				   (unsigned long long) r->removed_files,
+				   pv_size_format(b3, sizeof(b3), r->removed_bytes));
+		}
 		if (st == NULL)
 			printf("start the server to recover to %s\n", what);
 		else if (st->recovery_ms > 0)
@@ -193,6 +250,9 @@ struct Args
 	const char *start_options;
 	const char *prefetch;
 	const char *spool;
+	bool delta;
+	bool dry_run;
+	const char *config_dir;
 	PgPhysTarget target;
 	PgPhysTargetKind kind;
 	const char *value;
@@ -290,6 +350,9 @@ args_parse(Args *a, int argc, char **argv)
 		{"start-options", required_argument, NULL, OPT_START_OPTIONS},
 		{"prefetch", required_argument, NULL, OPT_PREFETCH},
 		{"spool-path", required_argument, NULL, OPT_SPOOL},
+		{"delta", no_argument, NULL, OPT_DELTA},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
 		{NULL, 0, NULL, 0},
 	};
 	static const PgPhysTargetKind kinds[] = {
@@ -348,6 +411,15 @@ args_parse(Args *a, int argc, char **argv)
 			case OPT_SPOOL:
 				a->spool = optarg;
 				break;
+			case OPT_DELTA:
+				a->delta = true;
+				break;
+			case OPT_DRY_RUN:
+				a->dry_run = true;
+				break;
+			case OPT_CONFIG_DIR:
+				a->config_dir = optarg;
+				break;
 			case OPT_TS_MAP:
 				if (ts_map_add(a, optarg) < 0)
 					return cli_usage_error("restore", "%s", pv_error_msg());
@@ -368,11 +440,141 @@ args_parse(Args *a, int argc, char **argv)
 	a->spec = argv[optind];
 	if (a->start_options != NULL && !a->start)
 		return cli_usage_error("restore", "--start-options goes with --start");
+	if (a->dry_run && a->start)
+		return cli_usage_error("restore", "--dry-run writes nothing, so there is nothing to --start");
 	if (a->archive_mode != NULL && strcmp(a->archive_mode, "off") != 0 &&
 		strcmp(a->archive_mode, "preserve") != 0)
 		return cli_usage_error("restore", "--archive-mode must be 'off' or 'preserve', not '%s'",
 							   a->archive_mode);
 	return -1;
+}
+
+/* ---- --dry-run: the plan ---- */
+
+/* Why this backup: the spec as given, or what "latest" settled on. */
+static char *
+plan_choice(const Args *a, const char *source, const char *what)
+{
+	if (strcmp(a->spec, "latest") != 0)
+		return pv_asprintf("as given ('%s')", a->spec);
+	return pv_asprintf("latest: the newest physical backup%s%s%s%s%s", source ? " of source '" : "",
+					   source ? source : "", source ? "'" : "",
+					   a->kind != PGPHYS_TARGET_NONE ? " that can reach " : "",
+					   a->kind != PGPHYS_TARGET_NONE ? what : "");
+}
+
+static json_t *
+plan_json(const Args *a, const char *id, const char *pgdata, const PgPhysRestoreResult *r,
+		  const json_t *md, const char *choice, const char *what, json_t *estimate)
+{
+	const char *state = r->pgdata_empty ? "empty or absent" : "a stopped cluster (delta)";
+	bool measured = a->delta && !r->pgdata_empty;
+	json_t *j;
+
+	j = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s?, s:s?, s:s?,"
+					 " s:{s:s, s:s, s:s, s:I, s:b, s:b}, s:I, s:I, s:I, s:n, s:o}",
+					 "dry_run", 1, "kind", "physical", "id", id, "choice", choice,
+					 "source", r->source[0] ? r->source : "default", "pgdata", pgdata,
+					 "pgdata_state", state, "target", what, "delta", a->delta,
+					 "backup_end_time", json_string_value(json_object_get(md, "backup_end_time")),
+					 "stop_lsn", json_string_value(json_object_get(md, "stop_lsn")),
+					 "pg_version", r->pg_version_text[0] ? r->pg_version_text : NULL,
+					 "wal", "first", r->wal_first, "consistent_at", r->wal_stop,
+					 "last", r->wal_last, "segments", (json_int_t) r->wal_segments,
+					 "to_archive_end", r->wal_to_archive_end, "complete", 1,
+					 "files", (json_int_t) r->plan_files, "bytes", (json_int_t) r->plan_bytes,
+					 "tablespaces", (json_int_t) r->tablespaces, "safety_backup",
+					 "estimate", estimate ? json_incref(estimate) : json_null());
+	/* with --delta over a cluster, what differs was measured (read-only) */
+	json_object_set_new(j, "fetch_bytes", json_integer((json_int_t) (measured ? r->rewritten_bytes
+																	 : r->plan_bytes)));
+	if (measured)
+		json_object_set_new(j, "delta", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+												  "checked_files", (json_int_t) r->checked_files,
+												  "checked_bytes", (json_int_t) r->checked_bytes,
+												  "rewritten_files", (json_int_t) r->rewritten_files,
+												  "rewritten_bytes", (json_int_t) r->rewritten_bytes,
+												  "removed_files", (json_int_t) r->removed_files,
+												  "removed_bytes", (json_int_t) r->removed_bytes));
+	return j;
+}
+
+/* Print the plan of a dry run (text or JSON); returns the exit status. */
+static int
+plan_print(const Args *a, Repo *repo, const char *id, const char *pgdata,
+		   const PgPhysRestoreResult *r, const char *source)
+{
+	RepoManifest *m = NULL;
+	json_t *estimate = NULL;
+	char *what = pgphys_target_describe(&a->target);
+	char *choice = plan_choice(a, source, what);
+	const json_t *md;
+	char size[32], took[32];
+	int rc;
+
+	if ((rc = repo_manifest_load(&m, repo, id)) < 0 ||
+		(rc = drill_restore_estimate(repo, m, &estimate)) < 0)
+	{
+		pv_free(what);
+		pv_free(choice);
+		repo_manifest_free(m);
+		return cli_fail(rc);
+	}
+	md = repo_manifest_metadata(m);
+	if (a->common.json)
+	{
+		json_t *j = plan_json(a, id, pgdata, r, md, choice, what, estimate);
+
+		pv_json_dump(stdout, j);
+		json_decref(j);
+	}
+	else
+	{
+		const char *end = json_string_value(json_object_get(md, "backup_end_time"));
+
+		printf("dry run: nothing was written\n");
+		printf("backup:        %s (%s; PostgreSQL %s, source %s, ended %s)\n", id, choice,
+			   r->pg_version_text[0] ? r->pg_version_text : "?",
+			   r->source[0] ? r->source : "default", end ? end : "?");
+		printf("into:          %s (%s)\n", pgdata, r->pgdata_empty ? "empty or absent"
+			   : "a stopped cluster: --delta compares every file, rewrites what differs");
+		printf("recovery to:   %s\n", what);
+		printf("WAL needed:    %s..%s (%llu segments, all archived; consistent at %s%s)\n",
+			   r->wal_first, r->wal_last[0] ? r->wal_last : r->wal_stop,
+			   (unsigned long long) r->wal_segments, r->wal_stop,
+			   r->wal_to_archive_end ? "; recovery ends where the archive ends" : "");
+		if (a->delta && !r->pgdata_empty)
+		{
+			char rm[32];
+
+			printf("to fetch:      %s: %llu of %llu files differ from the backup (compared on "
+				   "disk); %llu files (%s) would be removed\n",
+				   pv_size_format(size, sizeof(size), r->rewritten_bytes),
+				   (unsigned long long) r->rewritten_files, (unsigned long long) r->checked_files,
+				   (unsigned long long) r->removed_files,
+				   pv_size_format(rm, sizeof(rm), r->removed_bytes));
+		}
+		else
+			printf("to fetch:      %llu files, %s%s\n", (unsigned long long) r->plan_files,
+				   pv_size_format(size, sizeof(size), r->plan_bytes),
+				   r->tablespaces ? " (with tablespaces)" : "");
+		printf("safety backup: none (a physical restore takes none)\n");
+		if (estimate != NULL)
+			printf("estimate:      about %s (restore and recovery), from %zu earlier drill%s of "
+				   "this source\n",
+				   pv_elapsed_format(took, sizeof(took), json_integer_value(json_object_get(estimate,
+																							  "estimate_ms"))),
+				   json_array_size(json_object_get(estimate, "basis")),
+				   json_array_size(json_object_get(estimate, "basis")) == 1 ? "" : "s");
+		else
+			printf("estimate:      none: no earlier drill or restore of this source to measure "
+				   "from ('pgvault drill' records one)\n");
+	}
+	json_decref(estimate);
+	repo_manifest_free(m);
+	pv_free(what);
+	pv_free(choice);
+	return 0;
 }
 
 int
@@ -386,7 +588,7 @@ cli_restore_physical(int argc, char **argv)
 	CfgSection *sec = NULL;
 	Repo *repo = NULL;
 	char id[REPO_BACKUP_ID_LEN + 1];
-	char *cmd = NULL, *pgdata = NULL;
+	char *cmd = NULL, *pgdata = NULL, *config_dir = NULL;
 	const char *source = NULL;
 	int rc, status;
 
@@ -436,7 +638,9 @@ cli_restore_physical(int argc, char **argv)
 		goto done;
 	}
 	if ((rc = pv_fs_path_absolute(&pgdata, a.pgdata)) < 0 ||
-		(rc = pgphys_pgdata_check(pgdata)) < 0 ||
+		(rc = pgphys_pgdata_check_for(pgdata, a.delta, true, NULL)) < 0 ||
+		(a.config_dir != NULL && ((rc = pv_fs_path_absolute(&config_dir, a.config_dir)) < 0 ||
+								  (rc = pgphys_extconf_dir_check(config_dir)) < 0)) ||
 		(rc = cli_repo_open(&repo, cfg, &a.common)) < 0 ||
 		(rc = pgphys_backup_pick(id, repo, a.spec, source,
 								 a.kind != PGPHYS_TARGET_NONE ? &a.target : NULL)) < 0)
@@ -483,8 +687,17 @@ cli_restore_physical(int argc, char **argv)
 	o.ts_map = a.ts_map;
 	o.nts_map = a.nts_map;
 	o.progress_ms = a.common.json ? -1 : 0;
-	if ((rc = pgphys_restore(&res, &o)) < 0)
+	o.delta = a.delta;
+	o.dry_run = a.dry_run;
+	o.config_dir = config_dir;
+	if ((rc = pgphys_restore(&res, &o)) == 0 && a.dry_run)
 	{
+		status = plan_print(&a, repo, id, pgdata, &res, source);
+		goto done;
+	}
+	if (rc < 0)
+	{
+		/* a dry run fails with the very error the restore gives */
 		pv_error_prefix(rc, "restore of backup %s into '%s' failed", id, pgdata);
 		status = cli_fail(rc);
 		goto done;
@@ -495,7 +708,7 @@ cli_restore_physical(int argc, char **argv)
 		status = cli_fail(rc);
 		goto done;
 	}
-	summary_print(a.common.json, id, pgdata, &res, &a.target, a.start ? &st : NULL);
+	summary_print(a.common.json, a.delta, id, pgdata, &res, &a.target, a.start ? &st : NULL);
 	if (!a.start && geteuid() == 0)
 		pv_log_warn("restored as root: the files belong to root, and PostgreSQL will not start "
 					"until they belong to its own user (chown -R postgres: '%s'); restore as "
@@ -508,5 +721,6 @@ done:
 	cfg_free(cfg);
 	pv_free(cmd);
 	pv_free(pgdata);
+	pv_free(config_dir);
 	return status;
 }

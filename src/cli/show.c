@@ -4,20 +4,23 @@
  * the database and its snapshot, schemas, tables with rows and sizes,
  * sequences, materialized views, large objects; for a backup of every
  * database (--all), that for each database plus the globals (roles,
- * tablespaces).  Other kinds show their manifest's summary.  --json prints
- * the same as one object.
+ * tablespaces).  Above that, for every kind, what 'pgvault list' says of it
+ * (times, sizes, WAL range, last verify and drill, retention; for a
+ * physical backup how far its recovery can reach and the gaps in its
+ * source's WAL archive).  --json prints the same as one object.
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/timeutil.h"
 #include "common/units.h"
 #include "pg/logical/archive.h"
 #include "pg/logical/logical.h"
-#include "ops/status.h"
+#include "ops/catalog_view.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
@@ -183,25 +186,24 @@ print_names(const char *label, const json_t *a)
 }
 
 static void
-print_text(const RepoManifest *m, const json_t *doc)
+print_text(const RepoManifest *m, const json_t *doc, const char *tz)
 {
 	const json_t *meta = repo_manifest_metadata(m);
-	const json_t *totals = repo_manifest_totals(m);
-	char t[PV_TIME_FORMAT_MAX], a[32], b[32], c[32];
 	size_t i;
 	json_t *v;
 
-	printf("backup     %s (%s)\n", repo_manifest_id(m), repo_manifest_kind(m));
-	if (repo_manifest_source(m)[0])
-		printf("source     %s\n", repo_manifest_source(m));
-	printf("host       %s\n", repo_manifest_host(m));
-	printf("started    %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_start_time(m)));
-	printf("finished   %s\n", pv_time_format_utc(t, sizeof(t), repo_manifest_stop_time(m)));
-	printf("size       %s, stored %s, new %s, %llu items\n",
-		   pv_size_format(a, sizeof(a), (uint64_t) jint(totals, "logical_bytes")),
-		   pv_size_format(b, sizeof(b), (uint64_t) jint(totals, "stored_bytes")),
-		   pv_size_format(c, sizeof(c), (uint64_t) jint(totals, "new_bytes")),
-		   (unsigned long long) repo_manifest_item_count(m));
+	/* the same facts as a row of 'pgvault list': times, sizes, WAL, evidence, retention */
+	catalog_view_print_backup(stdout, doc, tz, pv_time_now());
+	if (json_is_object(json_object_get(doc, "window")))
+	{
+		const json_t *w = json_object_get(doc, "window"), *g;
+		size_t k;
+
+		json_array_foreach(json_object_get(w, "gaps"), k, g)
+			printf("WAL gap    %s..%s missing (timeline %lld)\n", json_string_value(json_object_get(g, "first")),
+				   json_string_value(json_object_get(g, "last")),
+				   (long long) json_integer_value(json_object_get(g, "timeline")));
+	}
 	if (strcmp(repo_manifest_kind(m), "logical") != 0)
 		return;
 	if (!pgarchive_is_all(m))
@@ -264,6 +266,38 @@ database_collect(json_t *obj, Repo *repo, const RepoManifest *m, const PgArchive
 	}
 	ctx_clear(&c);
 	return rc;
+}
+
+/*
+ * Add what list says of the backup (times, WAL, pin, verify, drill,
+ * retention; for a physical backup its source's recoverable window as
+ * "window") to doc, keeping doc's own keys.  Best effort: a failure is a
+ * warning, the backup's contents are still shown.
+ */
+static void
+show_annotate(json_t *doc, Repo *repo, const PvConfig *cfg, const RepoManifest *m)
+{
+	bool physical = strcmp(repo_manifest_kind(m), "physical") == 0;
+	CatalogViewOpts vo = {.filter = {.id = repo_manifest_id(m)}, .windows = physical};
+	json_t *view = NULL, *b, *w;
+
+	if (physical)
+		vo.filter.source = repo_manifest_source(m);
+	if (catalog_view_collect(&view, repo, cfg, &vo, NULL) < 0)
+	{
+		pv_log_warn("cannot read the backup's records: %s", pv_error_msg());
+		pv_error_clear();
+		return;
+	}
+	b = json_array_get(json_object_get(view, "backups"), 0);
+	if (json_is_object(b))
+	{
+		catalog_view_details(b, repo);
+		json_object_update_missing(doc, b);
+	}
+	if (physical && json_is_object(w = json_array_get(json_object_get(view, "windows"), 0)))
+		json_object_set(doc, "window", w);
+	json_decref(view);
 }
 
 int
@@ -352,11 +386,11 @@ cli_show(int argc, char **argv)
 			}
 		}
 	}
-	status_annotate_backup(repo, cfg, doc);	/* issue 7: pin, retention, verify, drill */
+	show_annotate(doc, repo, cfg, m);
 	if (common.json)
 		pv_json_dump(stdout, doc);
 	else
-		print_text(m, doc);
+		print_text(m, doc, cfg_str(cfg, NULL, "time-zone"));
 	status = 0;
 done:
 	json_decref(doc);

@@ -2,7 +2,8 @@
  * status.c (cli): "pgvault status", the Monday-morning checklist as one
  * command: per source, kind and database the newest backup and its age, the
  * last verify and the last drill with their outcome, each source's WAL
- * archive lag; judged against the configured thresholds (src/ops/status.c).
+ * archive lag, each secondary repository's lag; judged against the
+ * configured thresholds (src/ops/status.c).
  * With --check it behaves as a monitoring plugin: one line, exit status
  * 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
  */
@@ -29,19 +30,81 @@ static const char help_text[] =
 	"backup-age-critical (50h), verify-age-warning, drill-age-warning,\n"
 	"archive-lag-warning, archive-lag-critical.  Damage found by the last\n"
 	"verify and a failed last drill are critical; a drill that only exceeded\n"
-	"the RTO is a warning.\n\n"
+	"the RTO is a warning.  For a source with several repositories (repos = a, b),\n"
+	"each other repository's lag: the backups and WAL it lacks and its failed\n"
+	"copies, since when; over copy-lag-warning (1d) it is a warning.\n\n"
 	"Options:\n"
 	"  --check                  one line and the exit status of a monitoring\n"
 	"                           plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n\n"
 	"Examples:\n"
 	"  pgvault status\n"
 	"  pgvault status --check --source prod     (Nagios, Icinga, Zabbix, cron)\n"
-	"  pgvault status --json | jq '.groups[] | select(.status != \"OK\")'\n";
+	"  pgvault status --json | jq '.groups[] | select(.status != \"OK\")'\n"
+	"  pgvault status --json | jq '.secondaries[] | {repository, lag_seconds}'\n";
 
 enum
 {
 	OPT_CHECK = CLI_OPT_FIRST_COMMAND,
 };
+
+/* "WARNING   prod   secondary repository 'b': 2h 5min behind: 1 backup missing, WAL behind, 1 failed sync" */
+static void
+print_secondary(const json_t *a)
+{
+	const json_t *missing = json_object_get(a, "backups_missing"), *wal = json_object_get(a, "wal");
+	const json_t *failures = json_object_get(a, "failures");
+	char age[32];
+
+	printf("%-8s  %-12s  secondary repository '%s': ", json_string_value(json_object_get(a, "status")),
+		   json_string_value(json_object_get(a, "source")), json_string_value(json_object_get(a, "repository")));
+	if (json_is_string(json_object_get(a, "error")))
+	{
+		printf("cannot be read: %s", json_string_value(json_object_get(a, "error")));
+		if (json_array_size(failures) > 0)
+			printf("; %zu failed cop%s recorded", json_array_size(failures),
+				   json_array_size(failures) == 1 ? "y" : "ies");
+		printf("\n");
+		return;
+	}
+	if (json_is_true(json_object_get(a, "in_step")))
+	{
+		printf("in step%s\n", json_is_true(json_object_get(a, "compared")) ? "" : " (no failed copy recorded)");
+		return;
+	}
+	printf("%s behind", status_age_format(age, sizeof(age), json_integer_value(json_object_get(a, "lag_seconds"))));
+	if (json_array_size(missing) > 0)
+		printf(", %zu backup%s missing", json_array_size(missing), json_array_size(missing) == 1 ? "" : "s");
+	if (json_is_true(json_object_get(wal, "behind")))
+		printf(", WAL up to %s only (here %s)",
+			   json_is_string(json_object_get(wal, "secondary_newest")) ?
+			   json_string_value(json_object_get(wal, "secondary_newest")) : "nothing",
+			   json_string_value(json_object_get(wal, "newest")));
+	if (json_array_size(failures) > 0)
+		printf(", %zu failed cop%s, last: %s", json_array_size(failures), json_array_size(failures) == 1 ? "y" : "ies",
+			   json_string_value(json_object_get(json_array_get(failures, json_array_size(failures) - 1), "error")));
+	printf("\n");
+}
+
+/* StatusOpts.secondary_open: a [repo:NAME] with its own storage settings and passphrase source. */
+static int
+secondary_open(Repo **out, const PvConfig *cfg, const char *name, void *payload)
+{
+	const CfgSection *sec = NULL;
+	RepoPassphraseSource ps;
+	CliStorageSettings settings;
+
+	(void) payload;
+	*out = NULL;
+	for (int i = 0; i < cfg->nrepos; i++)
+		if (strcmp(cfg->repos[i].name, name) == 0)
+			sec = &cfg->repos[i];
+	if (sec == NULL || cfg_str(cfg, sec, "url") == NULL)
+		return pv_error_set(PV_ECONFIG, "repository '%s' is not configured (no [repo:%s] with a url)", name, name);
+	ps.file = cfg_str_layered(cfg, sec, "passphrase-file");
+	ps.command = cfg_str_layered(cfg, sec, "passphrase-command");
+	cli_storage_settings(&settings, cfg, sec);
+	return repo_open_opts(out, cfg_str(cfg, sec, "url"), &settings.opts, repo_passphrase_default, &ps);
+}
 
 static void
 print_text(const StatusReport *r)
@@ -84,6 +147,8 @@ print_text(const StatusReport *r)
 			   json_is_integer(agej) ? status_age_format(age, sizeof(age), json_integer_value(agej)) : "(time unknown)",
 			   json_is_integer(agej) ? " ago" : "");
 	}
+	json_array_foreach(json_object_get(r->doc, "secondaries"), i, a)
+		print_secondary(a);
 	json_array_foreach(json_object_get(r->doc, "problems"), i, p)
 		printf("%s: %s\n", json_string_value(json_object_get(p, "level")),
 			   json_string_value(json_object_get(p, "message")));
@@ -133,7 +198,8 @@ cli_status(int argc, char **argv)
 		goto done;
 	}
 	if ((rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
-		(rc = status_collect(&r, repo, cfg, &(StatusOpts) {.source = common.source})) < 0)
+		(rc = status_collect(&r, repo, cfg, &(StatusOpts) {.source = common.source,
+															 .secondary_open = secondary_open})) < 0)
 	{
 		if (check)
 		{

@@ -348,6 +348,8 @@ catalog_verify_record(Repo *repo, const RepoVerifyReport *report, int64_t elapse
 						 "duration_ms", (json_int_t) elapsed_ms, "items", (json_int_t) b->items,
 						 "chunks", (json_int_t) b->chunks, "bad_chunks", (json_int_t) b->bad_chunks,
 						 "problems", problems);
+		json_object_set_new(body, "mode", json_string(report->quick ? "quick" :
+													  repo_verify_mode_name(report->mode)));
 		if (b->error != NULL)
 			json_object_set_new(body, "error", json_string(b->error));
 		if (b->kind != NULL)

@@ -2,8 +2,10 @@
  * check.c: the pre-flight checks.  See check.h.
  *
  * Each check is a small function that reads what it needs from the server
- * and adds one CheckItem.  Checks never change the server.  Queries are
- * gated on the server version where catalogs differ (PostgreSQL 12..17).
+ * and adds one CheckItem.  Checks never change the server, except the
+ * archive test (check_archive_push), which writes a commit record and
+ * forces a WAL switch.  Queries are gated on the server version where
+ * catalogs differ (PostgreSQL 12..17).
  */
 #include "ops/check.h"
 
@@ -11,12 +13,16 @@
 #include "common/fs.h"
 #include "common/mem.h"
 #include "common/units.h"
+#include "common/timeutil.h"
 #include "pg/tools.h"
+#include "pg/wal/archive.h"
+#include "repo/repo.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static CheckItem *
 item_add(CheckReport *r, const char *name, CheckStatus st, const char *fmt, ...)
@@ -173,12 +179,260 @@ check_wal_level(CheckReport *r, PGconn *c)
 	pv_free(v);
 }
 
+/* ---- the archive test ---- */
+
+#define ARCHIVE_WAIT_DEFAULT_MS (60 * 1000)
+#define ARCHIVE_FAILURES_FATAL 3	/* one full round of the archiver's retries */
+
+/*
+ * The value of option --NAME (as "--NAME X" or "--NAME=X") in a shell
+ * command line, without its quotes; NULL when absent.  Only what an
+ * archive_command usually looks like: words split on blanks, quotes
+ * stripped.
+ */
+static char *
+command_option(const char *cmd, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *p = cmd;
+	char *want_next = NULL;
+
+	while (*p)
+	{
+		Buf word = PV_BUF_INIT;
+		char quote = 0;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		while (*p && (quote || (*p != ' ' && *p != '\t')))
+		{
+			if (!quote && (*p == '\'' || *p == '"'))
+				quote = *p;
+			else if (quote && *p == quote)
+				quote = 0;
+			else
+				buf_append_byte(&word, *p);
+			p++;
+		}
+		if (want_next != NULL)
+		{
+			pv_free(want_next);
+			return buf_detach(&word);
+		}
+		if (word.len > 2 + nlen && strncmp(buf_cstr(&word), "--", 2) == 0 &&
+			strncmp(buf_cstr(&word) + 2, name, nlen) == 0)
+		{
+			const char *rest = buf_cstr(&word) + 2 + nlen;
+
+			if (*rest == '=')
+			{
+				char *v = pv_strdup(rest + 1);
+
+				buf_free(&word);
+				return v;
+			}
+		}
+		else if (word.len == 2 + nlen && strncmp(buf_cstr(&word), "--", 2) == 0 &&
+				 strcmp(buf_cstr(&word) + 2, name) == 0)
+			want_next = pv_strdup(name);
+		buf_free(&word);
+	}
+	pv_free(want_next);
+	return NULL;
+}
+
+/* Does archive_command push into our source and repository (as far as it says)? */
+static void
+check_archive_target(CheckReport *r, CheckItem *it, const char *cmd, const CheckOpts *o)
+{
+	char *src = command_option(cmd, "source");
+	char *repo = command_option(cmd, "repo");
+	const char *url = o->repo != NULL ? repo_url(o->repo) : o->repo_url;
+
+	if (src != NULL)
+		json_object_set_new(it->details, "source", json_string(src));
+	if (repo != NULL)
+		json_object_set_new(it->details, "repo", json_string(repo));
+	if (o->source != NULL && src != NULL && strcmp(src, o->source) != 0)
+	{
+		it->status = CHECK_WARNING;
+		pv_free(it->message);
+		it->message = pv_asprintf("archive_command archives WAL under source '%s', but backups of "
+								  "this cluster use source '%s'", src, o->source);
+		item_hint(it, "make archive_command say --source with the source the backups use, and "
+				  "reload the server: a backup waits for its WAL under its own source");
+	}
+	else if (repo != NULL && url != NULL && strcmp(repo, url) != 0 &&
+			 (o->repo_name == NULL || strcmp(repo, o->repo_name) != 0) &&
+			 (o->repo_url == NULL || strcmp(repo, o->repo_url) != 0))
+	{
+		it->status = CHECK_WARNING;
+		pv_free(it->message);
+		it->message = pv_asprintf("archive_command archives WAL into repository '%s', but "
+								  "backups go to '%s'", repo, url);
+		item_hint(it, "make archive_command's --repo the repository the backups use, and "
+				  "reload the server");
+	}
+	if (it->status > r->status)
+		r->status = it->status;
+	pv_free(src);
+	pv_free(repo);
+}
+
+typedef struct Archiver
+{
+	int64_t failed_count;
+	char last_archived[64];
+	char last_failed[64];
+	char last_failed_time[64];
+} Archiver;
+
+static int
+archiver_read(Archiver *out, PGconn *c)
+{
+	PGresult *res = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = pgconn_query(&res, c, 4, "SELECT failed_count, coalesce(last_archived_wal, ''), "
+					  "coalesce(last_failed_wal, ''), coalesce(last_failed_time::text, '') "
+					  "FROM pg_catalog.pg_stat_archiver", 0, NULL);
+	if (rc == 0 && PQntuples(res) == 1)
+	{
+		out->failed_count = atoll(PQgetvalue(res, 0, 0));
+		snprintf(out->last_archived, sizeof(out->last_archived), "%s", PQgetvalue(res, 0, 1));
+		snprintf(out->last_failed, sizeof(out->last_failed), "%s", PQgetvalue(res, 0, 2));
+		snprintf(out->last_failed_time, sizeof(out->last_failed_time), "%s", PQgetvalue(res, 0, 3));
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * Write a little WAL (txid_current() commits a transaction with an xid: a
+ * commit record), so that pg_switch_wal() switches even on an idle server,
+ * and return the finished segment's name.
+ */
+static int
+wal_switch(char **out, PGconn *c)
+{
+	char *xid = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = pgconn_query_value(&xid, c, "SELECT pg_catalog.txid_current()::text", 0, NULL)) < 0)
+		return rc;
+	pv_free(xid);
+	return pgconn_query_value(out, c, "SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_switch_wal())",
+							  0, NULL);
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The one sure test that archive_command works: a segment reaches the repository. */
+static void
+check_archive_push(CheckReport *r, PGconn *c, const CheckOpts *o)
+{
+	int64_t wait = o->archive_wait_ms > 0 ? o->archive_wait_ms : ARCHIVE_WAIT_DEFAULT_MS;
+	int64_t t0, elapsed, sleep = 50;
+	char *seg = NULL;
+	char took[32], limit[32];
+	Archiver a0, a = {0};
+	CheckItem *it;
+	bool have = false;
+	int rc;
+
+	if (o->repo == NULL)
+	{
+		it = item_add(r, "archive_push", CHECK_WARNING, "cannot test archiving: %s",
+					  o->repo_error ? o->repo_error : "no repository");
+		item_hint(it, "give --repo (and the passphrase) so check can see WAL arrive");
+		return;
+	}
+	if ((rc = archiver_read(&a0, c)) < 0 || (rc = wal_switch(&seg, c)) < 0)
+	{
+		it = item_add(r, "archive_push", CHECK_WARNING, "cannot force a WAL switch to test "
+					  "archiving: %s", pv_error_msg());
+		item_hint(it, "run check as a superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() "
+				  "to the role; --no-archive-test skips this test");
+		pv_error_clear();
+		return;
+	}
+	t0 = pv_time_monotonic_ms();
+	for (;;)
+	{
+		if ((rc = pgwal_exists(o->repo, o->source, seg, &have)) < 0)
+			break;
+		elapsed = pv_time_monotonic_ms() - t0;
+		if (have || elapsed >= wait)
+			break;
+		if ((rc = archiver_read(&a, c)) < 0)
+			break;
+		if (a.failed_count - a0.failed_count >= ARCHIVE_FAILURES_FATAL)
+			break;
+		sleep_ms(sleep);
+		if (sleep < 500)
+			sleep *= 2;
+	}
+	elapsed = pv_time_monotonic_ms() - t0;
+	pv_elapsed_format(took, sizeof(took), elapsed);
+	if (rc < 0)
+	{
+		it = item_add(r, "archive_push", CHECK_FAILURE, "cannot look for WAL segment %s in "
+					  "repository '%s': %s", seg, repo_url(o->repo), pv_error_msg());
+		pv_error_clear();
+	}
+	else if (have)
+		it = item_add(r, "archive_push", CHECK_OK, "WAL segment %s reached repository '%s' "
+					  "(source '%s') in %s", seg, repo_url(o->repo), o->source, took);
+	else
+	{
+		(void) archiver_read(&a, c);
+		pv_error_clear();
+		pv_duration_format(limit, sizeof(limit), wait / 1000);
+		if (a.failed_count > a0.failed_count)
+			it = item_add(r, "archive_push", CHECK_FAILURE, "WAL segment %s did not reach "
+						  "repository '%s' (source '%s') within %s: archive_command is failing "
+						  "(pg_stat_archiver: last failed WAL %s at %s, %lld failures)", seg,
+						  repo_url(o->repo), o->source, took, a.last_failed,
+						  a.last_failed_time, (long long) a.failed_count);
+		else if (strcmp(a.last_archived, seg) >= 0 && a.last_archived[0] != '\0')
+			it = item_add(r, "archive_push", CHECK_FAILURE, "the server archived WAL segment %s, "
+						  "but it is not in repository '%s' under source '%s': archive_command "
+						  "stores WAL elsewhere", seg, repo_url(o->repo), o->source);
+		else
+			it = item_add(r, "archive_push", CHECK_FAILURE, "WAL segment %s did not reach "
+						  "repository '%s' (source '%s') within %s (pg_stat_archiver: last "
+						  "archived %s, last failed %s)", seg, repo_url(o->repo), o->source,
+						  limit, a.last_archived[0] ? a.last_archived : "nothing",
+						  a.last_failed[0] ? a.last_failed : "nothing");
+		item_hint(it, "read the server log for archive_command's error; archive_command must run "
+				  "'pgvault archive-push' into this repository with this source, as the "
+				  "server's user (--archive-wait-timeout waits longer)");
+		json_object_set_new(it->details, "last_failed_wal", json_string(a.last_failed));
+		json_object_set_new(it->details, "failed_count", json_integer(a.failed_count));
+	}
+	json_object_set_new(it->details, "segment", json_string(seg));
+	json_object_set_new(it->details, "source", json_string(o->source));
+	json_object_set_new(it->details, "arrived", json_boolean(have));
+	json_object_set_new(it->details, "wait_ms", json_integer(elapsed));
+	pv_free(seg);
+}
+
 /*
  * archive_mode, archive_command and archive_timeout, plus pg_stat_archiver:
  * the settings can look right while every archive attempt fails.
  */
 static void
-check_archiving(CheckReport *r, PGconn *c)
+check_archiving(CheckReport *r, PGconn *c, const CheckOpts *o)
 {
 	char *mode = setting(c, "archive_mode");
 	char *cmd = setting(c, "archive_command");
@@ -188,6 +442,7 @@ check_archiving(CheckReport *r, PGconn *c)
 	bool has_cmd = cmd && cmd[0] != '\0' && strcmp(cmd, "(disabled)") != 0;
 	PGresult *res = NULL;
 	CheckItem *it;
+	bool pgvault_push = false;
 
 	if (on)
 		it = item_add(r, "archive_mode", CHECK_OK, "archive_mode is %s", mode);
@@ -220,7 +475,11 @@ check_archiving(CheckReport *r, PGconn *c)
 		item_hint(it, "set archive_command = 'pgvault archive-push %p' so WAL reaches the repository");
 	}
 	else
+	{
 		it = item_add(r, "archive_command", CHECK_OK, "archive_command calls pgvault");
+		check_archive_target(r, it, cmd, o);
+		pgvault_push = true;
+	}
 	json_object_set_new(it->details, "value", json_string(cmd ? cmd : ""));
 
 	/* The archiver's own counters: failing now means a broken command. */
@@ -262,6 +521,9 @@ check_archiving(CheckReport *r, PGconn *c)
 						  (long long) secs);
 		json_object_set_new(it->details, "seconds", json_integer(secs));
 	}
+	/* even when failing: the test shows whether a fixed command works now */
+	if (on && pgvault_push && o->archive_test)
+		check_archive_push(r, c, o);
 	pv_free(mode);
 	pv_free(cmd);
 	pv_free(lib);
@@ -537,7 +799,7 @@ check_run(CheckReport *r, const CheckOpts *o)
 	check_tools(r, c, o->bindir);
 	check_checksums(r, c);
 	check_wal_level(r, c);
-	check_archiving(r, c);
+	check_archiving(r, c, o);
 	db_bytes = check_database_sizes(r, c);
 	check_largest_tables(r, c);
 	check_long_transactions(r, c, o->long_xact_secs);

@@ -699,8 +699,7 @@ drillable(const RepoManifest *m, const char *kind)
 		return false;
 	if (strcmp(k, "physical") == 0)
 		return true;
-	return strcmp(k, "logical") == 0 && !json_is_true(json_object_get(meta, "all")) &&
-		!json_is_true(json_object_get(meta, "schema_only"));
+	return strcmp(k, "logical") == 0 && !json_is_true(json_object_get(meta, "schema_only"));
 }
 
 int
@@ -1529,6 +1528,16 @@ report_new(DrillRun *r, PvTime started)
 	json_object_set_new(b, "kind", json_string(repo_manifest_kind(r->m)));
 	json_object_set_new(b, "source", json_string(repo_manifest_source(r->m)));
 	json_object_set_new(b, "database", logical && r->dbname ? json_string(r->dbname) : json_null());
+	if (logical && json_is_true(json_object_get(r->meta, "all")))
+	{
+		size_t i;
+		json_t *d, *names = json_array();
+
+		json_array_foreach(json_object_get(r->meta, "databases"), i, d)
+			json_array_append(names, json_object_get(d, "database"));
+		json_object_set_new(b, "database", json_string("*"));
+		json_object_set_new(b, "databases", names);
+	}
 	json_object_set_new(b, "start_time", json_string(pv_time_format_utc(t, sizeof(t),
 																		 repo_manifest_start_time(r->m))));
 	json_object_set_new(b, "size", json_incref(json_object_get(totals, "logical_bytes")));
@@ -1579,17 +1588,35 @@ done:
 	return PV_OK;
 }
 
+/*
+ * The fault hook runs in the restored database; with an --all backup, a
+ * first line "\connect NAME" (or "\c NAME", as in psql) picks the
+ * database, else it runs in the first one.
+ */
 static int
 fault_inject(DrillRun *r)
 {
 	PGconn *c = NULL;
+	PgConnOpts co = r->conn;
+	const char *sql = r->o->fault_sql;
+	char *db = NULL;
 	int rc;
 
-	pv_log_warn("drill: running the fault hook in database '%s' before the checks", r->dbname);
+	if (strncmp(sql, "\\connect ", 9) == 0 || strncmp(sql, "\\c ", 3) == 0)
+	{
+		const char *p = sql + (sql[2] == ' ' ? 3 : 9);
+		size_t len = strcspn(p, "\n");
+
+		db = pv_strndup(p, len);
+		sql = p + len;
+		scratch_conn(&r->scratch, &co, db);
+	}
+	pv_log_warn("drill: running the fault hook in database '%s' before the checks", co.dbname);
 	/* pgconn_connect empties search_path; the hook, like the user's checks, sees the usual one */
-	if ((rc = pgconn_connect(&c, &r->conn)) == 0 && (rc = pgconn_exec(c, "RESET search_path")) == 0)
-		rc = pgconn_exec(c, r->o->fault_sql);
+	if ((rc = pgconn_connect(&c, &co)) == 0 && (rc = pgconn_exec(c, "RESET search_path")) == 0)
+		rc = pgconn_exec(c, sql);
 	PQfinish(c);
+	pv_free(db);
 	return rc < 0 ? pv_error_prefix(rc, "fault hook") : rc;
 }
 
@@ -1668,6 +1695,214 @@ drill_logical(DrillRun *r, const char *backup_id, const UserCheck *uc, int nuc, 
 		int64_t t1 = pv_time_monotonic_ms();
 
 		run_checks(r, uc, nuc);
+		tm->checks = pv_time_monotonic_ms() - t1;
+	}
+	return PV_OK;
+}
+
+/* ---- logical, every database of an --all backup ---- */
+
+/* Forget one database's catalog before reading the next one's. */
+static void
+catalog_reset(DrillCatalog *c)
+{
+	catalog_free(c);
+	c->matviews = json_array();
+	c->large_objects = -1;
+}
+
+/* The globals: every role the backup names exists in the scratch cluster. */
+static void
+check_roles(DrillRun *r, const PgLogicalRestoreResult *rres)
+{
+	const json_t *names = json_object_get(json_object_get(r->meta, "globals"), "roles");
+	PGconn *c = NULL;
+	PgConnOpts co;
+	json_t *d = json_object(), *v;
+	size_t i, bad = 0;
+
+	scratch_conn(&r->scratch, &co, "postgres");
+	if (pgconn_connect(&c, &co) < 0)
+	{
+		problem_add(d, "cannot connect: %s", pv_error_msg());
+		pv_error_clear();
+		bad++;
+	}
+	json_array_foreach(names, i, v)
+	{
+		const char *p[1] = {json_string_value(v)};
+		char *n = NULL;
+
+		if (c == NULL || p[0] == NULL)
+			continue;
+		if (pgconn_query_value(&n, c, "SELECT count(*)::text FROM pg_catalog.pg_roles WHERE rolname = $1", 1,
+							   p) < 0 || n == NULL || strcmp(n, "1") != 0)
+		{
+			problem_add(d, "role %s is missing", p[0]);
+			pv_error_clear();
+			bad++;
+		}
+		pv_free(n);
+	}
+	PQfinish(c);
+	json_object_set_new(d, "roles", json_integer((json_int_t) json_array_size(names)));
+	json_object_set_new(d, "created", json_integer((json_int_t) rres->roles_created));
+	json_object_set_new(d, "tablespaces_skipped", json_integer((json_int_t) rres->tablespaces_skipped));
+	if (bad == 0)
+		json_object_update(check_add(r, "globals", "ok", "%zu roles as recorded (%llu created, the others existed)",
+									 json_array_size(names), (unsigned long long) rres->roles_created), d);
+	else
+		json_object_update(check_add(r, "globals", "failed", "%zu of %zu roles are missing", bad,
+									 json_array_size(names)), d);
+	json_decref(d);
+}
+
+/* The user's checks of an --all drill: in database postgres (as physical drills), the usual search_path. */
+static void
+check_user_postgres(DrillRun *r, const UserCheck *uc, int nuc)
+{
+	PGconn *c = NULL;
+	PgConnOpts co;
+
+	scratch_conn(&r->scratch, &co, "postgres");
+	if (pgconn_connect(&c, &co) == 0 && pgconn_exec(c, "RESET search_path") == 0)
+		check_user(r, c, uc, nuc);
+	else
+	{
+		check_add(r, "sql", "failed", "%s", pv_error_msg());
+		pv_error_clear();
+	}
+	PQfinish(c);
+}
+
+/*
+ * An --all backup: every database is created in the scratch cluster first
+ * (the source's encoding and locale, or C: target_create), then the whole
+ * backup is restored as `pgvault restore` does it (globals, then every
+ * database, owners and grants kept since the roles come along; tablespaces
+ * are not made: their directories belong to the source's host), then each
+ * database is checked as a one-database drill checks it, its checks named
+ * "DATABASE:CHECK".
+ */
+static int
+drill_logical_all(DrillRun *r, const char *backup_id, const UserCheck *uc, int nuc, json_t *warnings,
+				  DrillTimes *tm, int64_t t0)
+{
+	const DrillOpts *o = r->o;
+	const json_t *all_meta = r->meta, *dbs = json_object_get(all_meta, "databases"), *dm;
+	PgLogicalRestoreResult rres;
+	size_t i;
+	int rc = PV_OK;
+
+	memset(&rres, 0, sizeof(rres));
+	pv_log_info("drill: backup %s (logical, source '%s', %zu databases and the globals)", backup_id,
+				repo_manifest_source(r->m), json_array_size(dbs));
+	if (json_array_size(dbs) == 0)
+	{
+		check_add(r, "restore", "failed", "the backup lists no database");
+		return PV_OK;
+	}
+	/* Every catalog is read before anything starts: a damaged one fails right here. */
+	json_array_foreach(dbs, i, dm)
+	{
+		const char *name = json_string_value(json_object_get(dm, "database"));
+		const char *item = json_string_value(json_object_get(dm, "catalog_item"));
+
+		catalog_reset(&r->cat);
+		if (name == NULL || item == NULL ||
+			pglogical_catalog_foreach_item(o->repo, r->m, item, catalog_entry, &r->cat) < 0)
+		{
+			check_add(r, "restore", "failed", "the catalog of database '%s' cannot be read: %s",
+					  name ? name : "?", name && item ? pv_error_msg() : "the backup does not name it");
+			pv_error_clear();
+			return PV_OK;
+		}
+		if (r->cat.error != NULL)
+			json_array_append_new(warnings, json_sprintf("database '%s': %s", name, r->cat.error));
+	}
+	if ((rc = scratch_create(&r->scratch, o,
+							 (int) (json_integer_value(json_object_get(all_meta, "server_version_num")) / 10000))) < 0)
+		return rc;
+	json_array_foreach(dbs, i, dm)
+	{
+		const char *name = json_string_value(json_object_get(dm, "database"));
+
+		if (strcmp(name, "template1") == 0)
+			continue;			/* it exists, empty: the restore goes into it */
+		pv_free(r->dbname);
+		r->dbname = pv_strdup(name);
+		r->meta = dm;
+		rc = target_create(r, warnings);
+		r->meta = all_meta;
+		if (rc < 0)
+			return pv_error_prefix(rc, "database '%s'", name);
+	}
+	tm->setup = pv_time_monotonic_ms() - t0;
+	{
+		PgLogicalRestoreOpts ro = {.bindir = r->scratch.bindir, .repo = o->repo, .backup = backup_id,
+			.no_tablespaces = true, .jobs = o->jobs};
+		int64_t t1 = pv_time_monotonic_ms();
+
+		scratch_conn(&r->scratch, &ro.conn, "postgres");
+		rc = pglogical_restore(&rres, &ro);
+		tm->restore = pv_time_monotonic_ms() - t1;
+		if (rc < 0)
+		{
+			json_t *d = check_add(r, "restore", "failed", "%s", pv_error_msg());
+
+			json_object_set_new(d, "error", json_string(pv_error_name(rc)));
+			pv_error_clear();
+			pglogical_restore_result_clear(&rres);
+			return PV_OK;
+		}
+		json_object_set_new(check_add(r, "restore", "ok", "%llu databases: %llu tables, %llu rows, %llu "
+									  "sequences, %llu large objects restored",
+									  (unsigned long long) rres.databases, (unsigned long long) rres.tables,
+									  (unsigned long long) rres.rows, (unsigned long long) rres.sequences,
+									  (unsigned long long) rres.large_objects),
+							"bytes", json_integer((json_int_t) rres.bytes));
+	}
+	check_roles(r, &rres);
+	pglogical_restore_result_clear(&rres);
+	if (o->fault_sql != NULL && o->fault_sql[0] != '\0')
+	{
+		scratch_conn(&r->scratch, &r->conn,
+					 json_string_value(json_object_get(json_array_get(dbs, 0), "database")));
+		if ((rc = fault_inject(r)) < 0)
+			return rc;
+	}
+	{
+		int64_t t1 = pv_time_monotonic_ms();
+
+		json_array_foreach(dbs, i, dm)
+		{
+			const char *name = json_string_value(json_object_get(dm, "database"));
+			const char *enc = json_string_value(json_object_get(dm, "encoding"));
+
+			catalog_reset(&r->cat);
+			if (pglogical_catalog_foreach_item(o->repo, r->m, json_string_value(json_object_get(dm, "catalog_item")),
+											   catalog_entry, &r->cat) < 0)
+			{
+				r->scope = name;
+				check_add(r, "catalog", "failed", "%s", pv_error_msg());
+				pv_error_clear();
+				r->scope = NULL;
+				continue;
+			}
+			pv_free(r->dbname);
+			r->dbname = pv_strdup(name);
+			r->encoding = enc ? enc : "UTF8";
+			r->meta = dm;
+			r->scope = name;
+			scratch_conn(&r->scratch, &r->conn, r->dbname);
+			run_checks(r, NULL, 0);
+			r->scope = NULL;
+			r->meta = all_meta;
+		}
+		pv_free(r->dbname);
+		r->dbname = pv_strdup("*");
+		if (nuc > 0)
+			check_user_postgres(r, uc, nuc);
 		tm->checks = pv_time_monotonic_ms() - t1;
 	}
 	return PV_OK;
@@ -2054,19 +2289,17 @@ drill_run(DrillResult *out, const DrillOpts *o)
 						  out->backup, repo_manifest_kind(r.m));
 		goto done;
 	}
-	if (!physical && json_is_true(json_object_get(r.meta, "all")))
-	{
-		rc = pv_error_set(PV_EUSAGE, "backup '%s' holds every database of its cluster: drills restore "
-						  "logical backups of one database", out->backup);
-		goto done;
-	}
 	if (!physical && json_is_true(json_object_get(r.meta, "schema_only")))
 	{
 		rc = pv_error_set(PV_EUSAGE, "backup '%s' is schema-only: there is no data to drill", out->backup);
 		goto done;
 	}
-	rc = physical ? drill_physical(&r, out->backup, uc, nuc, warnings, &tm, t0)
-		: drill_logical(&r, out->backup, uc, nuc, warnings, &tm, t0);
+	if (physical)
+		rc = drill_physical(&r, out->backup, uc, nuc, warnings, &tm, t0);
+	else if (json_is_true(json_object_get(r.meta, "all")))
+		rc = drill_logical_all(&r, out->backup, uc, nuc, warnings, &tm, t0);
+	else
+		rc = drill_logical(&r, out->backup, uc, nuc, warnings, &tm, t0);
 	if (rc < 0)
 		goto done;
 	report = report_new(&r, started);

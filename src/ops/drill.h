@@ -5,7 +5,8 @@
  * time objective, record the report in the repository, and remove the
  * scratch cluster whatever happened.
  *
- * Logical backups (of one database) only, for now.  The steps:
+ * Logical and physical backups.  The steps for a logical backup of one
+ * database:
  *
  *   1. pick the backup (an id, a prefix, "latest", or a random one of the
  *      last N days) and read its catalog: every table's row count and
@@ -38,6 +39,16 @@
  *        rto            total time <= the RTO (when one is configured)
  *   5. the report (JSON) is stored as a drill record (catalog.h), then the
  *      scratch cluster is stopped and its directory removed.
+ *
+ * A logical backup of every database (--all): every database is created
+ * first (target_create: the source's encoding and locale, or C), then the
+ * whole backup restored as `pgvault restore` does (globals, tablespaces
+ * left out, owners and grants kept), a "globals" check says every role of
+ * the backup exists, and step 4 runs for each database with its checks
+ * named "DATABASE:CHECK" (member "database"); the user's checks run once,
+ * in database postgres.  The report's backup.database is "*" and
+ * backup.databases lists them.  The fault hook runs in the first database,
+ * or in NAME when its first line is "\connect NAME" (or "\c NAME").
  *
  * A failed restore is a failed drill (the report says which step and why),
  * not an error: drill_run returns 0 whenever it could judge the backup.  It
@@ -95,7 +106,7 @@ typedef struct DrillResult
 /*
  * Which backup a drill of opts would restore: opts->backup resolved (kind
  * logical, source opts->source when "latest"), or with random a random
- * logical backup of one database started within random_days.  PV_ENOTFOUND.
+ * logical backup (not schema-only) started within random_days.  PV_ENOTFOUND.
  */
 int drill_backup_pick(const DrillOpts *opts, char out[REPO_BACKUP_ID_LEN + 1]);
 

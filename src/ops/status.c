@@ -1,7 +1,7 @@
 /*
  * status.c: the health of a repository's backups, judged against the
- * configured thresholds (see status.h), and the per-backup state for list
- * and show.
+ * configured thresholds (see status.h).  (The per-backup state list and
+ * show print is src/ops/catalog_view.c's.)
  *
  * Cost: one LIST of snapshots/ plus one GET per manifest (the item lists are
  * not read), three LISTs under records/, one GET per group for its last
@@ -17,9 +17,9 @@
 #include "common/mem.h"
 #include "common/units.h"
 #include "ops/catalog.h"
-#include "ops/retention.h"
 #include "pg/wal/archive.h"
 #include "pg/wal/wal.h"
+#include "repo/copy.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 #include "storage/storage.h"
@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 /* Drill reports of expired backups read at most, to find groups' last drills. */
@@ -78,6 +79,7 @@ typedef struct Collect
 	size_t ngroups, gcap;
 	char **ids;					/* every backup id, sorted */
 	size_t *id_group;			/* its group, or (size_t) -1 */
+	PvTime *id_stop;			/* its stop time (0 when unreadable) */
 	size_t nids;
 	size_t unreadable;
 	CatalogState cat;
@@ -211,6 +213,7 @@ load_backups(Collect *c, const char *only_source)
 	if ((rc = repo_manifest_ids(c->repo, &c->ids, &c->nids)) < 0)
 		return rc;
 	c->id_group = pv_calloc(c->nids ? c->nids : 1, sizeof(size_t));
+	c->id_stop = pv_calloc(c->nids ? c->nids : 1, sizeof(PvTime));
 	for (size_t i = 0; i < c->nids; i++)
 	{
 		RepoManifest *m = NULL;
@@ -234,6 +237,7 @@ load_backups(Collect *c, const char *only_source)
 			g = group_get(c, repo_manifest_source(m), kind,
 						  strcmp(kind, "logical") == 0 ? (json_is_string(db) ? json_string_value(db) : "") : NULL);
 			c->id_group[i] = g;
+			c->id_stop[i] = repo_manifest_stop_time(m);
 			c->groups[g].nbackups++;
 			/* ids sort by start time: the last one seen is the newest */
 			snprintf(c->groups[g].newest, sizeof(c->groups[g].newest), "%s", c->ids[i]);
@@ -470,6 +474,319 @@ judge_archives(Collect *c, const char *only, json_t *archives)
 	json_decref(seen);
 }
 
+/* ---- secondary repositories (copy lag) ---- */
+
+/* First archived segment name greater than after (names sort by timeline, then segment). */
+typedef struct WalAfter
+{
+	const char *after;
+	char first[64];
+} WalAfter;
+
+static int
+wal_after_cb(const char *name, uint64_t stored, void *payload)
+{
+	WalAfter *w = payload;
+
+	(void) stored;
+	if (strlen(name) == 24 && strspn(name, "0123456789ABCDEF") == 24 && strcmp(name, w->after) > 0 &&
+		(w->first[0] == '\0' || strcmp(name, w->first) < 0))
+		snprintf(w->first, sizeof(w->first), "%s", name);
+	return 0;
+}
+
+/* The newest archived segment of source in repo ("" when none). */
+static void
+wal_newest(Repo *repo, const char *source, WalNewest *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (pgwal_source_check(source) < 0 || pgwal_list(repo, source, 0, wal_newest_cb, out) < 0)
+	{
+		pv_error_clear();
+		memset(out, 0, sizeof(*out));
+	}
+}
+
+/* When the object of an archived segment was written (0 unknown). */
+static PvTime
+wal_mtime(Repo *repo, const char *source, const char *name)
+{
+	StorageInfo info = {0};
+	unsigned int tl = 0;
+	char *key;
+	PvTime t = 0;
+
+	if (sscanf(name, "%8x", &tl) != 1)
+		return 0;
+	key = pgwal_object_key(source, name, (uint32_t) tl);
+
+	if (storage_stat(repo_storage(repo), key, &info) == 0 && info.mtime > 0)
+		t = (PvTime) info.mtime * PV_USEC_PER_SEC;
+	pv_error_clear();
+	pv_free(key);
+	return t;
+}
+
+/* A configured location in a comparable form: no "file://", no trailing '/', real path when local. */
+static char *
+url_norm(const char *url)
+{
+	char real[PATH_MAX];
+	char *u;
+	size_t n;
+
+	if (strncmp(url, "file://", 7) == 0)
+		url += 7;
+	if (url[0] == '/' && realpath(url, real) != NULL)
+		url = real;
+	u = pv_strdup(url);
+	n = strlen(u);
+	while (n > 1 && u[n - 1] == '/')
+		u[--n] = '\0';
+	return u;
+}
+
+static bool
+url_same(const char *a, const char *b)
+{
+	char *x = url_norm(a), *y = url_norm(b);
+	bool same = strcmp(x, y) == 0;
+
+	pv_free(x);
+	pv_free(y);
+	return same;
+}
+
+/* Does lag record r concern source (a WAL record of it, or a backup of it)? */
+static bool
+lag_of_source(const Collect *c, const RepoCopyLag *r, const char *source)
+{
+	size_t k;
+
+	if (r->what == NULL || r->id == NULL)
+		return false;
+	if (strcmp(r->what, "wal") == 0)
+		return strcmp(r->id, source) == 0;
+	k = id_index(c, r->id);
+	return k != (size_t) -1 && c->id_group[k] != (size_t) -1 &&
+		strcmp(c->groups[c->id_group[k]].source, source) == 0;
+}
+
+static void
+since_min(PvTime *since, PvTime t)
+{
+	if (t > 0 && (*since == 0 || t < *since))
+		*since = t;
+}
+
+/*
+ * Compare secondary sr (NULL: not opened) with this repository for source:
+ * backups it lacks and WAL it lacks into j; *since gets the time the oldest
+ * lacking thing appeared.
+ */
+static void
+secondary_compare(Collect *c, Repo *sr, const char *source, json_t *j, PvTime *since)
+{
+	json_t *missing = json_array();
+	char **ids = NULL;
+	size_t n = 0;
+	WalNewest p, q;
+
+	if (repo_manifest_ids(sr, &ids, &n) < 0)
+	{
+		json_object_set_new(j, "error", json_string(pv_error_msg()));
+		pv_error_clear();
+	}
+	else
+		for (size_t i = 0; i < c->nids; i++)
+		{
+			bool have = false;
+
+			if (c->id_group[i] == (size_t) -1 || strcmp(c->groups[c->id_group[i]].source, source) != 0)
+				continue;
+			for (size_t k = 0; k < n && !have; k++)
+				have = strcmp(ids[k], c->ids[i]) == 0;
+			if (!have)
+			{
+				json_array_append_new(missing, json_string(c->ids[i]));
+				since_min(since, c->id_stop[i]);
+			}
+		}
+	repo_manifest_ids_free(ids, n);
+	json_object_set_new(j, "backups_missing", missing);
+	wal_newest(c->repo, source, &p);
+	wal_newest(sr, source, &q);
+	if (p.segments > 0)
+	{
+		bool behind = strcmp(p.name, q.name) > 0;
+
+		json_object_set_new(j, "wal", json_pack("{s:s, s:o, s:b}", "newest", p.name, "secondary_newest",
+												q.segments ? json_string(q.name) : json_null(), "behind", behind));
+		if (behind)
+		{
+			WalAfter a = {q.name, ""};
+
+			/* the first segment it lacks tells since when it lags */
+			if (pgwal_list(c->repo, source, 0, wal_after_cb, &a) == 0 && a.first[0])
+				since_min(since, wal_mtime(c->repo, source, a.first));
+			pv_error_clear();
+		}
+	}
+	else
+		json_object_set_new(j, "wal", json_null());
+}
+
+/* One secondary of a source: its JSON (appended to out) and its judgement. */
+static void
+judge_secondary(Collect *c, const char *source, const char *name, const char *url, Repo *sr, const char *open_error,
+				const RepoCopyLagList *lags, json_t *out)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s}", "source", source, "repository", name, "url", url ? url : "");
+	json_t *failures = json_array();
+	PvTime since = 0;
+	int64_t warn = threshold(c->cfg, source, "copy-lag-warning"), lag;
+	char a[32], b[32];
+	bool in_step;
+
+	for (size_t i = 0; i < lags->n; i++)
+	{
+		const RepoCopyLag *r = &lags->items[i];
+		char t1[PV_TIME_FORMAT_MAX], t2[PV_TIME_FORMAT_MAX];
+
+		if (r->secondary == NULL || strcmp(r->secondary, name) != 0 || !lag_of_source(c, r, source))
+			continue;
+		json_array_append_new(failures, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "what", r->what, "id", r->id,
+												  "since", pv_time_format_utc(t1, sizeof(t1), r->since),
+												  "last_attempt", pv_time_format_utc(t2, sizeof(t2), r->last_attempt),
+												  "attempts", (json_int_t) r->attempts,
+												  "error", r->error ? r->error : ""));
+		since_min(&since, r->since);
+	}
+	json_object_set_new(j, "failures", failures);
+	json_object_set_new(j, "error", open_error ? json_string(open_error) : json_null());
+	if (sr != NULL)
+		secondary_compare(c, sr, source, j, &since);
+	else
+	{
+		json_object_set_new(j, "backups_missing", json_null());
+		json_object_set_new(j, "wal", json_null());
+	}
+	lag = since > 0 ? (c->now - since) / PV_USEC_PER_SEC : 0;
+	if (lag < 0)
+		lag = 0;
+	in_step = since == 0 && open_error == NULL && !json_is_string(json_object_get(j, "error"));
+	json_object_set_new(j, "in_step", json_boolean(in_step));
+	json_object_set_new(j, "lag_seconds", json_integer(lag));
+	json_object_set_new(j, "compared", json_boolean(sr != NULL));
+	if (open_error != NULL)
+	{
+		judge(c, NULL, STATUS_WARNING, "%s: secondary repository '%s' cannot be read: %s", source, name, open_error);
+		json_object_set_new(j, "status", json_string("WARNING"));
+	}
+	else if (!in_step && warn >= 0 && lag > warn)
+	{
+		judge(c, NULL, STATUS_WARNING, "%s: secondary repository '%s' is %s behind (%zu backup%s missing%s; "
+			  "warning after %s)", source, name, status_age_format(a, sizeof(a), lag),
+			  json_array_size(json_object_get(j, "backups_missing")) + (sr ? 0 : json_array_size(failures)),
+			  json_array_size(json_object_get(j, "backups_missing")) == 1 ? "" : "s",
+			  json_is_true(json_object_get(json_object_get(j, "wal"), "behind")) ? ", WAL behind" : "",
+			  pv_duration_format(b, sizeof(b), warn));
+		json_object_set_new(j, "status", json_string("WARNING"));
+	}
+	else
+		json_object_set_new(j, "status", json_string("OK"));
+	json_array_append_new(out, j);
+}
+
+/*
+ * Every configured source whose "repos" name this repository and others:
+ * each other one is judged.  Sources that do not name this repository are
+ * not this repository's to judge (their primary keeps the lag records).
+ */
+static void
+judge_secondaries(Collect *c, const StatusOpts *opts, json_t *out)
+{
+	RepoCopyLagList lags = {0};
+
+	if (repo_copy_lag_list(c->repo, NULL, &lags) < 0)
+	{
+		pv_log_warn("cannot read the copy lag records: %s", pv_error_msg());
+		pv_error_clear();
+		memset(&lags, 0, sizeof(lags));
+	}
+	for (int i = 0; i < c->cfg->nsources; i++)
+	{
+		const CfgSection *src = &c->cfg->sources[i];
+		const char *list = cfg_str(c->cfg, src, "repos");
+		Repo **repos = NULL;
+		char **names = NULL, **errors = NULL;
+		const char **urls = NULL;
+		size_t n = 0;
+		bool member = false;
+
+		if (list == NULL || (opts->source != NULL && strcmp(opts->source, src->name) != 0))
+			continue;
+		while (*list != '\0')
+		{
+			size_t len;
+			const CfgSection *rs = NULL;
+			char *name;
+
+			list += strspn(list, ", ");
+			if ((len = strcspn(list, ", ")) == 0)
+				break;
+			name = pv_strndup(list, len);
+			list += len;
+			for (int k = 0; k < c->cfg->nrepos; k++)
+				if (strcmp(c->cfg->repos[k].name, name) == 0)
+					rs = &c->cfg->repos[k];
+			names = pv_realloc(names, (n + 1) * sizeof(char *));
+			urls = pv_realloc(urls, (n + 1) * sizeof(char *));
+			repos = pv_realloc(repos, (n + 1) * sizeof(Repo *));
+			errors = pv_realloc(errors, (n + 1) * sizeof(char *));
+			names[n] = name;
+			urls[n] = rs ? cfg_str(c->cfg, rs, "url") : NULL;
+			repos[n] = NULL;
+			errors[n] = NULL;
+			if (urls[n] != NULL && url_same(urls[n], repo_url(c->repo)))
+			{
+				member = true;
+				pv_free(name);
+				continue;
+			}
+			if (urls[n] == NULL)
+				errors[n] = pv_strdup("not configured (no [repo:NAME] with a url)");
+			else if (opts->secondary_open != NULL && opts->secondary_open(&repos[n], c->cfg, name, opts->payload) < 0)
+			{
+				errors[n] = pv_strdup(pv_error_msg());
+				pv_error_clear();
+			}
+			if (repos[n] != NULL && strcmp(repo_url(repos[n]), repo_url(c->repo)) == 0)
+			{
+				member = true;
+				repo_free(repos[n]);
+				pv_free(name);
+				pv_free(errors[n]);
+				continue;
+			}
+			n++;
+		}
+		for (size_t k = 0; k < n; k++)
+		{
+			if (member)
+				judge_secondary(c, src->name, names[k], urls[k], repos[k], errors[k], &lags, out);
+			repo_free(repos[k]);
+			pv_free(names[k]);
+			pv_free(errors[k]);
+		}
+		pv_free(names);
+		pv_free(urls);
+		pv_free(repos);
+		pv_free(errors);
+	}
+	repo_copy_lag_list_free(&lags);
+}
+
 /* ---- the report ---- */
 
 static void
@@ -486,6 +803,7 @@ collect_free(Collect *c)
 	pv_free(c->groups);
 	repo_manifest_ids_free(c->ids, c->nids);
 	pv_free(c->id_group);
+	pv_free(c->id_stop);
 	catalog_state_free(&c->cat);
 	json_decref(c->problems);
 }
@@ -519,7 +837,7 @@ status_collect(StatusReport *out, Repo *repo, const PvConfig *cfg, const StatusO
 {
 	Collect c = {.repo = repo, .cfg = cfg};
 	StatusOpts none = {0};
-	json_t *groups = json_array(), *archives = json_array();
+	json_t *groups = json_array(), *archives = json_array(), *secondaries = json_array();
 	char t[PV_TIME_FORMAT_MAX];
 	int rc;
 
@@ -552,6 +870,7 @@ status_collect(StatusReport *out, Repo *repo, const PvConfig *cfg, const StatusO
 	if (c.ngroups == 0 && cfg->nsources == 0)
 		judge(&c, NULL, STATUS_CRITICAL, "no backups in repository '%s'", repo_url(repo));
 	judge_archives(&c, opts->source, archives);
+	judge_secondaries(&c, opts, secondaries);
 	for (size_t i = 0; i < c.ngroups; i++)
 		json_array_append_new(groups, group_json(&c, &c.groups[i]));
 	out->level = c.level;
@@ -560,10 +879,12 @@ status_collect(StatusReport *out, Repo *repo, const PvConfig *cfg, const StatusO
 						 status_level_name(c.level), "summary", out->summary, "time",
 						 pv_time_format_utc(t, sizeof(t), c.now), "groups", groups, "archives", archives,
 						 "problems", c.problems);
-	groups = archives = NULL;
+	json_object_set_new(out->doc, "secondaries", secondaries);
+	groups = archives = secondaries = NULL;
 done:
 	json_decref(groups);
 	json_decref(archives);
+	json_decref(secondaries);
 	collect_free(&c);
 	return rc;
 }
@@ -574,58 +895,4 @@ status_report_free(StatusReport *r)
 	pv_free(r->summary);
 	json_decref(r->doc);
 	memset(r, 0, sizeof(*r));
-}
-
-/* ---- list and show ---- */
-
-void
-status_annotate_backups(Repo *repo, const PvConfig *cfg, json_t *backups)
-{
-	CatalogState st;
-	RetentionPlan plan;
-	bool have_plan;
-	size_t i;
-	json_t *b;
-
-	if (catalog_state_load(&st, repo) < 0)
-	{
-		pv_log_warn("cannot read the backups' records: %s", pv_error_msg());
-		pv_error_clear();
-		return;
-	}
-	have_plan = retention_plan_build(&plan, repo, cfg, NULL) == 0;
-	if (!have_plan)
-	{
-		pv_log_warn("retention: %s", pv_error_msg());
-		pv_error_clear();
-	}
-	json_array_foreach(backups, i, b)
-	{
-		const char *id = json_string_value(json_object_get(b, "id"));
-		const RetentionItem *it;
-
-		if (id == NULL)
-			continue;
-		json_object_set_new(b, "pinned", json_boolean(catalog_pins_has(&st.pins, id)));
-		json_object_set_new(b, "verify", catalog_record_summary_json(catalog_state_last(&st, CATALOG_VERIFY, id)));
-		json_object_set_new(b, "drill", catalog_record_summary_json(catalog_state_last(&st, CATALOG_DRILL, id)));
-		if (have_plan && (it = retention_plan_find(&plan, id)) != NULL)
-			json_object_set_new(b, "retention", json_pack("{s:s, s:o}", "action", it->reasons ? "keep" : "expire",
-														  "reasons", retention_reasons_json(it->reasons)));
-		else
-			json_object_set_new(b, "retention", json_null());
-	}
-	if (have_plan)
-		retention_plan_free(&plan);
-	catalog_state_free(&st);
-}
-
-void
-status_annotate_backup(Repo *repo, const PvConfig *cfg, json_t *backup)
-{
-	json_t *a = json_array();
-
-	json_array_append(a, backup);
-	status_annotate_backups(repo, cfg, a);
-	json_decref(a);
 }

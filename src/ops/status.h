@@ -1,7 +1,6 @@
 /*
  * status.h: "is everything all right?" for people and for monitoring
- * ("pgvault status [--check]"), and the per-backup state that list and show
- * print (retention reason, pin, last verify, last drill).
+ * ("pgvault status [--check]").
  *
  * Status judges each *group* of backups (source, kind and, for logical
  * backups, database: the same groups as retention.h) and each source's WAL
@@ -22,6 +21,14 @@
  *                  / -critical (unset: reported, not judged, because an idle
  *                  server without archive_timeout archives nothing);
  *   sources        a configured source without any backup is CRITICAL.
+ *   secondaries    per source whose "repos" name this repository and others
+ *                  (the others are its secondaries, kept in step by copy):
+ *                  how far each secondary is behind: backups of the source
+ *                  it lacks, WAL it lacks (when StatusOpts can open it), and
+ *                  the failed syncs recorded as lag records (repo/copy.h).
+ *                  The lag is the age of the oldest thing it lacks; over
+ *                  copy-lag-warning (default 1d) it is a WARNING, and a
+ *                  secondary that cannot be opened is a WARNING.
  *
  * Each group gets the worst of its levels; the report the worst of all.
  * Levels are those of monitoring plugins: 0 OK, 1 WARNING, 2 CRITICAL,
@@ -53,27 +60,25 @@ typedef struct StatusOpts
 {
 	const char *source;			/* only this source; NULL = all */
 	PvTime now;					/* 0 = the clock (tests pass a fixed time) */
+	/*
+	 * Open the secondary repository [repo:name] (its own storage settings
+	 * and passphrase: the CLI knows them), to compare it with this one.
+	 * NULL: secondaries are judged by their lag records only.
+	 */
+	int (*secondary_open)(Repo **out, const PvConfig *cfg, const char *name, void *payload);
+	void *payload;
 } StatusOpts;
 
 typedef struct StatusReport
 {
 	StatusLevel level;
 	char *summary;				/* one line: "3 backup groups OK" or the problems */
-	json_t *doc;				/* {"status","summary","groups":[...],"archives":[...],"problems":[...]} */
+	json_t *doc;				/* {"status","summary","groups":[...],"archives":[...],
+								 * "secondaries":[...],"problems":[...]} */
 } StatusReport;
 
 int status_collect(StatusReport *out, Repo *repo, const PvConfig *cfg, const StatusOpts *opts);
 void status_report_free(StatusReport *r);	/* leaves it empty */
-
-/*
- * For list and show: add to each backup object of the array (objects with
- * an "id") its "pinned", "retention" ({"action","reasons"}), "verify" and
- * "drill" ({"time","ok","record"} or null).  Best effort: a failure is
- * logged and the array is left as it was.  (One-line hook for list/show.)
- */
-void status_annotate_backups(Repo *repo, const PvConfig *cfg, json_t *backups);
-/* The same for one backup object (show). */
-void status_annotate_backup(Repo *repo, const PvConfig *cfg, json_t *backup);
 
 /* "2h 5min" for an age in seconds (coarse: two units at most); out >= 32 bytes. */
 const char *status_age_format(char *out, size_t outsz, int64_t seconds);

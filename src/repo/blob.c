@@ -66,6 +66,45 @@ done:
 	return rc;
 }
 
+int
+repo_blob_encode2(Buf *out, const RepoKeys *keys, RepoCompress c, int level,
+				  const void *aad, size_t aadlen, const void *head, size_t headlen,
+				  const void *data, size_t len)
+{
+	const void *parts[2] = {head, data};
+	size_t lens[2] = {headlen, len};
+	Buf all = PV_BUF_INIT;
+	size_t start = out->len;
+	int rc;
+
+	if (keys != NULL || c == REPO_COMPRESS_NONE)
+	{
+		buf_reserve(&all, headlen + len);
+		buf_append(&all, head, headlen);
+		buf_append(&all, data, len);
+		rc = repo_blob_encode(out, keys, c, level, aad, aadlen, all.data, all.len);
+		buf_free(&all);
+		return rc;
+	}
+	/* blob_layout_append over two parts */
+	buf_append_byte(out, (unsigned char) c);
+	buf_append_u64le(out, (uint64_t) (headlen + len));
+	if ((rc = repo_compress_parts(c, level, parts, lens, 2, out)) != PV_OK)
+		goto done;
+	if (out->len - start < 1 + headlen + len)
+		goto done;
+	out->len = start;
+	buf_append_byte(out, REPO_BLOB_CODEC_NONE);
+	buf_append(out, head, headlen);
+	buf_append(out, data, len);
+done:
+	if (rc != PV_OK)
+		out->len = start;
+	if (out->data != NULL)
+		out->data[out->len] = '\0';
+	return rc;
+}
+
 static int
 blob_check_hint(uint64_t rawlen, size_t hint)
 {

@@ -43,6 +43,16 @@ enum
 int repo_blob_encode(Buf *out, const RepoKeys *keys, RepoCompress c, int level,
 					 const void *aad, size_t aadlen, const void *data, size_t len);
 
+/*
+ * repo_blob_encode of the concatenation head[0..headlen) || data[0..len),
+ * without copying data in a plaintext repository (see repo_compress_parts);
+ * an encrypted one concatenates (the AEAD needs the layout whole).  The
+ * stored form is the same as repo_blob_encode's of the concatenation.
+ */
+int repo_blob_encode2(Buf *out, const RepoKeys *keys, RepoCompress c, int level,
+					  const void *aad, size_t aadlen, const void *head, size_t headlen,
+					  const void *data, size_t len);
+
 /* Appends the raw data to out.  rawlen_hint, when not 0, must equal the raw
    length (PV_ECORRUPT otherwise).  On error out->len is unchanged. */
 int repo_blob_decode(Buf *out, const RepoKeys *keys, const void *aad, size_t aadlen,

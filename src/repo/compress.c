@@ -214,6 +214,64 @@ repo_compress(RepoCompress c, int level, const void *in, size_t inlen, Buf *out)
 	return pv_error_set(PV_EUSAGE, "unknown compression codec %d", (int) c);
 }
 
+/* One zstd frame over several parts, streamed straight into out (which has room for the bound). */
+static int
+compress_zstd_parts(int level, const void *const *parts, const size_t *lens, int n, size_t total,
+					Buf *out)
+{
+	CompressThread *t = compress_thread();
+	size_t bound = ZSTD_compressBound(total);
+	ZSTD_outBuffer ob;
+	size_t r;
+
+	if (ZSTD_isError(bound))
+		return pv_error_set(PV_EUSAGE, "input of %zu bytes is too large for zstd", total);
+	if (t->zcctx == NULL)
+		t->zcctx = ZSTD_createCCtx();
+	if (t->zcctx == NULL)
+		return pv_error_set(PV_ERROR, "cannot create a zstd compression context");	/* uncovered: OOM */
+	buf_reserve(out, bound);
+	ob = (ZSTD_outBuffer) {out->data + out->len, bound, 0};
+	ZSTD_CCtx_reset(t->zcctx, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(t->zcctx, ZSTD_c_compressionLevel,
+						   level > 0 ? level : REPO_COMPRESS_ZSTD_DEFAULT_LEVEL);
+	ZSTD_CCtx_setPledgedSrcSize(t->zcctx, total);
+	for (int i = 0; i < n; i++)
+	{
+		ZSTD_inBuffer ib = {parts[i], lens[i], 0};
+		ZSTD_EndDirective end = i == n - 1 ? ZSTD_e_end : ZSTD_e_continue;
+
+		do
+			r = ZSTD_compressStream2(t->zcctx, &ob, &ib, end);
+		while (!ZSTD_isError(r) && (end == ZSTD_e_end ? r != 0 : ib.pos < ib.size));
+		if (ZSTD_isError(r))
+			return pv_error_set(PV_ERROR, "zstd compression failed: %s", ZSTD_getErrorName(r));	/* uncovered */
+	}
+	out->len += ob.pos;
+	out->data[out->len] = '\0';
+	return PV_OK;
+}
+
+int
+repo_compress_parts(RepoCompress c, int level, const void *const *parts, const size_t *lens,
+					int n, Buf *out)
+{
+	Buf all = PV_BUF_INIT;
+	size_t total = 0;
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		total += lens[i];
+	if (c == REPO_COMPRESS_ZSTD && n > 0)
+		return compress_zstd_parts(level, parts, lens, n, total, out);
+	buf_reserve(&all, total);
+	for (int i = 0; i < n; i++)
+		buf_append(&all, parts[i], lens[i]);
+	rc = repo_compress(c, level, all.data, all.len, out);
+	buf_free(&all);
+	return rc;
+}
+
 static int
 decompress_zstd(const void *in, size_t inlen, size_t rawlen, Buf *out)
 {

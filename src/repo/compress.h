@@ -45,6 +45,16 @@ const char *repo_compress_name(RepoCompress c);
    default.  PV_EUSAGE for an unknown codec. */
 int repo_compress(RepoCompress c, int level, const void *in, size_t inlen, Buf *out);
 
+/*
+ * repo_compress of the concatenation of n parts (parts[i], lens[i] bytes),
+ * without building it: zstd streams the parts into one frame (declaring
+ * the total size, as repo_compress does); the other codecs concatenate.
+ * For big inputs that live apart, e.g. a WAL object's header and the
+ * mapped segment: no copy of the segment is made.
+ */
+int repo_compress_parts(RepoCompress c, int level, const void *const *parts, const size_t *lens,
+						int n, Buf *out);
+
 /* Appends exactly rawlen bytes to out, or returns PV_ECORRUPT with a message
    and leaves out->len unchanged. */
 int repo_decompress(RepoCompress c, const void *in, size_t inlen, size_t rawlen, Buf *out);

@@ -474,13 +474,12 @@ index_write(Prune *p)
 	return rc;
 }
 
+/* Delete keys (absent ones are fine: an interrupted prune got them), in batches where the store has them. */
 static int
-delete_key(Prune *p, const char *key)
+delete_keys(Prune *p, const char *const *keys, size_t n)
 {
-	int rc = storage_delete(repo_storage(p->repo), key);
+	int rc = storage_delete_many(repo_storage(p->repo), keys, n);
 
-	if (rc == PV_ENOTFOUND)
-		rc = 0;
 	if (rc < 0)
 		rc = pv_error_prefix(rc, "prune could not finish (the repository is consistent; run it "
 							 "again)");
@@ -490,6 +489,9 @@ delete_key(Prune *p, const char *key)
 static int
 remove_old(Prune *p)
 {
+	const char **keys = pv_calloc(p->files.n + p->npacks + 1, sizeof(char *));
+	char (*packkeys)[REPO_PACK_KEY_MAX] = pv_calloc(p->npacks + 1, REPO_PACK_KEY_MAX);
+	size_t n = 0, npk = 0;
 	int rc;
 
 	/* Rule 4: the old index files first ... */
@@ -497,26 +499,30 @@ remove_old(Prune *p)
 	{
 		const char *key = p->files.files[f].key;
 
-		if (!p->replace[f] || repo_keylist_has(&p->written, key))
-			continue;
-		if ((rc = delete_key(p, key)) < 0)
-			return rc;
+		if (p->replace[f] && !repo_keylist_has(&p->written, key))
+			keys[n++] = key;
 	}
+	if ((rc = delete_keys(p, keys, n)) < 0)
+		goto done;
 	/* ... then the packs. */
+	n = 0;
 	for (size_t i = 0; i < p->npacks; i++)
 	{
 		PPack *pk = &p->packs[i];
-		char key[REPO_PACK_KEY_MAX];
 
 		if (pk->fate != FATE_DELETE && pk->fate != FATE_REPACK && pk->fate != FATE_UNINDEXED)
 			continue;
 		if (repo_idset_contains(p->newpacks, pk->id))
 			continue;			/* a repacked pack came out identical to it */
-		repo_pack_key(key, pk->id);
-		if ((rc = delete_key(p, key)) < 0)
-			return rc;
+		repo_pack_key(packkeys[npk], pk->id);
+		keys[n++] = packkeys[npk++];
 	}
-	return 0;
+	rc = delete_keys(p, keys, n);
+
+done:
+	pv_free(packkeys);
+	pv_free(keys);
+	return rc;
 }
 
 /* ---- temp leftovers (local repositories only: object stores have none) ---- */

@@ -9,6 +9,12 @@
  * cur % ra to be READY, copies out of it, and releases it when the chunk is
  * used up.  All slot state is guarded by mu; the fetching itself runs
  * outside it.  Memory: ra chunks per reader.
+ *
+ * Pack handles (RepoPackCache): entries are found by pack id under the
+ * cache's mutex and pinned (refs) while a fetch reads through them, so
+ * eviction (least recently used, refs == 0 only) never closes a handle in
+ * use.  When every entry is pinned, a fetch opens a handle of its own and
+ * closes it after the read.  Reads themselves run outside the mutex.
  */
 #include "repo/reader.h"
 
@@ -33,8 +39,170 @@
 #define CTX_FMT "%s%s%s"
 #define CTX_ARGS(c) ((c) ? " (" : ""), ((c) ? (c) : ""), ((c) ? ")" : "")
 
+/* ---- pack handle cache ---- */
+
+#define PACK_CACHE_DEFAULT_MAX 8
+
+typedef struct PackEntry
+{
+	unsigned char pack_id[REPO_ID_LEN];
+	StorageReader *rd;			/* NULL: free entry */
+	int refs;					/* fetches reading through it now */
+	uint64_t used;				/* tick of the last acquire */
+	bool dead;					/* failed: close when the last user lets go */
+} PackEntry;
+
+struct RepoPackCache
+{
+	Repo *repo;
+	pthread_mutex_t mu;
+	PackEntry *e;
+	int max;
+	uint64_t tick;
+	uint64_t opens;
+};
+
+RepoPackCache *
+repo_pack_cache_new(Repo *repo, int max)
+{
+	RepoPackCache *c = PV_NEW(RepoPackCache);
+
+	c->repo = repo;
+	c->max = max > 0 ? max : PACK_CACHE_DEFAULT_MAX;
+	c->e = pv_calloc((size_t) c->max, sizeof(PackEntry));
+	pthread_mutex_init(&c->mu, NULL);
+	return c;
+}
+
+void
+repo_pack_cache_free(RepoPackCache *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 0; i < c->max; i++)
+		storage_reader_close(c->e[i].rd);
+	pv_free(c->e);
+	pthread_mutex_destroy(&c->mu);
+	pv_free(c);
+}
+
+uint64_t
+repo_pack_cache_opens(RepoPackCache *c)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->opens;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/*
+ * A handle on pack key (id pack_id), pinned: *out_entry is the cache entry
+ * to release, or NULL when *out is a private handle (cache full of pinned
+ * entries) to close after use.  The open runs under the mutex: it is one
+ * system call for the posix driver and keeps two fetches from opening the
+ * same pack twice.
+ */
+static int
+pack_cache_acquire(RepoPackCache *c, const unsigned char pack_id[REPO_ID_LEN], const char *key,
+				   StorageReader **out, PackEntry **out_entry)
+{
+	PackEntry *victim = NULL;
+	int rc = 0;
+
+	*out_entry = NULL;
+	pthread_mutex_lock(&c->mu);
+	c->tick++;
+	for (int i = 0; i < c->max; i++)
+	{
+		PackEntry *e = &c->e[i];
+
+		if (e->rd != NULL && !e->dead && memcmp(e->pack_id, pack_id, REPO_ID_LEN) == 0)
+		{
+			e->refs++;
+			e->used = c->tick;
+			*out = e->rd;
+			*out_entry = e;
+			goto done;
+		}
+		if (e->refs != 0)
+			continue;
+		/* a free entry, else the least recently used idle one */
+		if (e->rd == NULL)
+		{
+			if (victim == NULL || victim->rd != NULL)
+				victim = e;
+		}
+		else if (victim == NULL || (victim->rd != NULL && e->used < victim->used))
+			victim = e;
+	}
+	if ((rc = storage_reader_open(out, repo_storage(c->repo), key)) < 0)
+		goto done;
+	c->opens++;
+	if (victim != NULL)
+	{
+		storage_reader_close(victim->rd);
+		memcpy(victim->pack_id, pack_id, REPO_ID_LEN);
+		victim->rd = *out;
+		victim->refs = 1;
+		victim->used = c->tick;
+		victim->dead = false;
+		*out_entry = victim;
+	}
+done:
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/* Unpin; failed: the handle read wrongly, so no later fetch may reuse it. */
+static void
+pack_cache_release(RepoPackCache *c, StorageReader *rd, PackEntry *e, bool failed)
+{
+	if (e == NULL)
+	{
+		storage_reader_close(rd);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (failed)
+		e->dead = true;
+	if (--e->refs == 0 && e->dead)
+	{
+		storage_reader_close(e->rd);
+		e->rd = NULL;
+		e->dead = false;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Read a chunk's stored bytes from its pack, through cache when there is one. */
+static int
+chunk_read_stored(Repo *repo, RepoPackCache *cache, const RepoIndexHit *hit, const char *key,
+				  Buf *stored)
+{
+	StorageReader *rd;
+	PackEntry *e;
+	int rc;
+
+	if (cache == NULL)
+		return storage_get_range(repo_storage(repo), key, hit->offset, hit->length, stored);
+	if ((rc = pack_cache_acquire(cache, hit->pack_id, key, &rd, &e)) < 0)
+		return rc;
+	rc = storage_reader_range(rd, hit->offset, hit->length, stored);
+	pack_cache_release(cache, rd, e, rc < 0);
+	return rc;
+}
+
 int
 repo_chunk_fetch(Repo *repo, const unsigned char id[REPO_ID_LEN], Buf *out, const char *context)
+{
+	return repo_chunk_fetch_cached(repo, NULL, id, out, context);
+}
+
+int
+repo_chunk_fetch_cached(Repo *repo, RepoPackCache *cache, const unsigned char id[REPO_ID_LEN],
+						Buf *out, const char *context)
 {
 	char idhex[2 * REPO_ID_LEN + 1];
 	char packhex[2 * REPO_ID_LEN + 1];
@@ -58,7 +226,7 @@ repo_chunk_fetch(Repo *repo, const unsigned char id[REPO_ID_LEN], Buf *out, cons
 	}
 	repo_id_hex(packhex, hit.pack_id);
 	repo_pack_key(key, hit.pack_id);
-	rc = storage_get_range(repo_storage(repo), key, hit.offset, hit.length, &stored);
+	rc = chunk_read_stored(repo, cache, &hit, key, &stored);
 	if (rc == PV_ENOTFOUND)
 	{
 		rc = pv_error_set(PV_ECORRUPT, "pack %s holding chunk %s is missing" CTX_FMT, packhex,
@@ -81,6 +249,7 @@ repo_chunk_fetch(Repo *repo, const unsigned char id[REPO_ID_LEN], Buf *out, cons
 						  hit.raw_length);
 	if (rc == 0)
 	{
+		/* The one hash of these bytes: it authenticates them (see reader.h). */
 		repo_id_compute(check, repo_keys(repo), out->data + start, out->len - start);
 		if (out->len - start != hit.raw_length || memcmp(check, id, REPO_ID_LEN) != 0)
 			rc = PV_ECORRUPT;
@@ -129,7 +298,9 @@ struct RepoReader
 	uint64_t size;
 	bool has_sha256;
 	unsigned char sha256[32];
-	EVP_MD_CTX *md;
+	EVP_MD_CTX *md;				/* NULL: the whole-file hash is not checked */
+	RepoPackCache *packs;
+	bool own_packs;				/* packs is ours to free */
 
 	uint64_t pos;				/* bytes handed out */
 	size_t cur;					/* chunk being consumed (or next) */
@@ -174,7 +345,7 @@ reader_fetch_thread(void *arg)
 		pthread_mutex_unlock(&r->mu);
 
 		pv_error_clear();
-		rc = repo_chunk_fetch(r->repo, r->chunks[i].id, &data, r->context);
+		rc = repo_chunk_fetch_cached(r->repo, r->packs, r->chunks[i].id, &data, r->context);
 
 		pthread_mutex_lock(&r->mu);
 		slot->rc = rc;
@@ -214,8 +385,18 @@ repo_reader_open(RepoReader **out, Repo *repo, const RepoManifest *m, const Repo
 	r->size = item->size;
 	r->has_sha256 = item->has_sha256;
 	memcpy(r->sha256, item->sha256, sizeof(r->sha256));
-	r->md = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
+	if (opts && opts->check_item_sha256 && r->has_sha256)
+	{
+		r->md = EVP_MD_CTX_new();
+		EVP_DigestInit_ex(r->md, EVP_sha256(), NULL);
+	}
+	r->packs = opts ? opts->packs : NULL;
+	if (r->packs == NULL && r->n > 1)
+	{
+		/* an item's chunks mostly sit in a few packs, in order */
+		r->packs = repo_pack_cache_new(repo, 4);
+		r->own_packs = true;
+	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
 
@@ -260,6 +441,8 @@ repo_reader_free(RepoReader *r)
 	buf_free(&r->sync);
 	pv_free(r->chunks);
 	EVP_MD_CTX_free(r->md);
+	if (r->own_packs)
+		repo_pack_cache_free(r->packs);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	pv_free(r);
@@ -293,7 +476,8 @@ reader_load_current(RepoReader *r, Buf **out)
 		if (!r->cur_loaded)
 		{
 			buf_reset(b);
-			if ((rc = repo_chunk_fetch(r->repo, r->chunks[r->cur].id, b, r->context)) < 0)
+			if ((rc = repo_chunk_fetch_cached(r->repo, r->packs, r->chunks[r->cur].id, b,
+											  r->context)) < 0)
 				return rc;
 		}
 	}
@@ -347,9 +531,11 @@ reader_finish(RepoReader *r)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
 
-	EVP_DigestFinal_ex(r->md, md, &mdlen);
 	r->done = true;
-	if (r->has_sha256 && memcmp(md, r->sha256, 32) != 0)
+	if (r->md == NULL)
+		return 0;
+	EVP_DigestFinal_ex(r->md, md, &mdlen);
+	if (memcmp(md, r->sha256, 32) != 0)
 		return pv_error_set(PV_ECORRUPT, "item %s of backup %s does not match its checksum",
 							r->name, r->backup);
 	return 0;
@@ -394,7 +580,8 @@ repo_reader_read(RepoReader *r, void *buf, size_t cap, size_t *out_n)
 				return reader_fail(r, rc);
 			break;
 		}
-		EVP_DigestUpdate(r->md, dst + got, take);
+		if (r->md != NULL)
+			EVP_DigestUpdate(r->md, dst + got, take);
 		got += take;
 		r->pos += take;
 	}

@@ -9,7 +9,9 @@
  *      need, and note chunks that no index lists;
  *   3. check the packs (all of them, or the ones the chosen backups need),
  *      in parallel on a pool: a full check reads each pack whole, a quick
- *      one compares sizes only;
+ *      one compares sizes only.  In modes NEW and SAMPLE the pack-check
+ *      record (packcheck.h) decides which packs are read; the others get
+ *      the quick check.  The packs read are then written back to the record;
  *   4. if anything is damaged, walk the manifests again to name, for each
  *      damaged chunk or lost pack, the backups that need it.
  *
@@ -23,14 +25,18 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/pool.h"
+#include "common/timeutil.h"
 #include "repo/blob.h"
 #include "repo/lock.h"
 #include "repo/maint.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
+#include "repo/packcheck.h"
 #include "repo/repo.h"
 
+#include <math.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +53,15 @@ typedef struct VPack
 	size_t nient;
 	size_t cap;
 	size_t problem;				/* 1 + number of its first pack problem, 0 if none */
+	bool chosen;				/* step 3 reads it (reason says why) */
+	RepoVerifyReason reason;
+	bool read;					/* set by its task: it was read whole */
+	bool damaged;				/* set by its task: damage found in it */
 } VPack;
 
-typedef struct Verify
+typedef struct RepoVerifyRun Verify;
+
+struct RepoVerifyRun
 {
 	Repo *repo;
 	const RepoVerifyOpts *opts;
@@ -60,12 +72,14 @@ typedef struct Verify
 	size_t npacks;
 	size_t packs_cap;
 	RepoIdSet *bad;				/* blob id -> 1 + number of its first chunk problem */
+	RepoPackChecks *checks;		/* the pack-check record (NULL when quick) */
+	int64_t now;				/* unix seconds */
 	size_t problems_cap;
 	pthread_mutex_t mu;
 	/* step 2 and 4: the backup being walked */
 	RepoVerifyBackup *cur;
 	bool attributing;
-} Verify;
+};
 
 const char *
 repo_verify_problem_type_name(RepoVerifyProblemType t)
@@ -80,6 +94,42 @@ repo_verify_problem_type_name(RepoVerifyProblemType t)
 			return "chunk";
 		case REPO_VERIFY_MANIFEST:
 			return "manifest";
+		case REPO_VERIFY_WAL:
+			return "wal";
+	}
+	return "?";
+}
+
+const char *
+repo_verify_mode_name(RepoVerifyMode m)
+{
+	switch (m)
+	{
+		case REPO_VERIFY_MODE_FULL:
+			return "full";
+		case REPO_VERIFY_MODE_NEW:
+			return "new";
+		case REPO_VERIFY_MODE_SAMPLE:
+			return "sample";
+	}
+	return "?";
+}
+
+const char *
+repo_verify_reason_name(RepoVerifyReason r)
+{
+	switch (r)
+	{
+		case REPO_VERIFY_READ_FULL:
+			return "full";
+		case REPO_VERIFY_READ_NEW:
+			return "new";
+		case REPO_VERIFY_READ_DAMAGED:
+			return "damaged";
+		case REPO_VERIFY_READ_PERIOD:
+			return "period";
+		case REPO_VERIFY_READ_SAMPLE:
+			return "sample";
 	}
 	return "?";
 }
@@ -145,6 +195,26 @@ problem_add_backup(RepoVerifyProblem *p, const char *backup)
 		return;					/* walks go backup by backup: a repeat is the last one */
 	p->backups = pv_realloc(p->backups, (p->nbackups + 1) * sizeof(char *));
 	p->backups[p->nbackups++] = pv_strdup(backup);
+}
+
+void
+repo_verify_backup_problem(RepoVerifyRun *run, RepoVerifyProblemType type, const char *object,
+						   const char *fmt, ...)
+{
+	Buf msg = PV_BUF_INIT;
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	n = problem_add(run, type, object, NULL, false, "%s", buf_cstr(&msg));
+	problem_add_backup(&run->r->problems[n], run->cur->id);
+	if (type == REPO_VERIFY_WAL)
+		run->cur->bad_wal++;
+	else if (run->cur->error == NULL)
+		run->cur->error = pv_strdup(buf_cstr(&msg));
+	buf_free(&msg);
 }
 
 /* ---- step 1: index files and packs ---- */
@@ -364,8 +434,8 @@ done:
 	return rc;
 }
 
-/* Walk every chosen backup once (step 2) or again (step 4). */
-static void
+/* Walk every chosen backup once (step 2, with opts->backup_check) or again (step 4). */
+static int
 backups_walk(Verify *v, bool attributing)
 {
 	v->attributing = attributing;
@@ -398,9 +468,17 @@ backups_walk(Verify *v, bool attributing)
 			b->error = pv_strdup(pv_error_msg());
 			problem_add(v, REPO_VERIFY_MANIFEST, b->id, NULL, false, "%s", pv_error_msg());
 		}
+		if (!attributing && v->opts->backup_check != NULL &&
+			(rc = v->opts->backup_check(v, v->repo, m, v->opts->backup_check_payload)) < 0)
+		{
+			repo_manifest_free(m);
+			v->cur = NULL;
+			return rc;
+		}
 		repo_manifest_free(m);
 	}
 	v->cur = NULL;
+	return 0;
 }
 
 /* ---- step 3: packs ---- */
@@ -430,6 +508,7 @@ pack_problem(Verify *v, VPack *p, const char *hex, const char *what)
 {
 	size_t n = problem_add(v, REPO_VERIFY_PACK, hex, NULL, false, "pack %s %s", hex, what);
 
+	p->damaged = true;
 	if (p->problem == 0)
 		p->problem = n + 1;
 }
@@ -535,8 +614,11 @@ pack_task(void *arg)
 	if (strcmp(sum, phex) != 0)
 		pack_problem(v, p, phex, "does not match its name: its content has been changed");
 	pack_header(v, p, phex, &data, &hdr, &nhdr, &data_end);
+	p->read = true;
 	for (size_t k = 0; k < nhdr; k++)
 		good += pack_check_blob(v, p, phex, &data, data_end, &hdr[k], &scratch);
+	if (good < nhdr)
+		p->damaged = true;
 	/* What the index says must hold too (a restore reads through it). */
 	for (size_t k = 0; k < p->nient; k++)
 	{
@@ -552,9 +634,13 @@ pack_task(void *arg)
 			problem_add(v, REPO_VERIFY_CHUNK, hex, p->id, e->type == REPO_BLOB_TREE,
 						"the index places blob %s at offset %u of pack %s, the pack header "
 						"does not", hex, e->offset, phex);
+			p->damaged = true;
 			continue;
 		}
-		good += pack_check_blob(v, p, phex, &data, data_end, e, &scratch);
+		if (pack_check_blob(v, p, phex, &data, data_end, e, &scratch) == 0)
+			p->damaged = true;
+		else
+			good++;
 	}
 	pthread_mutex_lock(&v->mu);
 	v->r->packs++;
@@ -568,9 +654,13 @@ done:
 	return 0;
 }
 
-/* Quick: the pack exists and is long enough for every blob the index puts in it. */
+/*
+ * Quick: the pack exists and is long enough for every blob the index puts in
+ * it.  count: a quick verify's pack (counted in the report), else a pack an
+ * incremental verify skips (counted there).
+ */
 static void
-pack_verify_quick(Verify *v, VPack *p)
+pack_verify_quick(Verify *v, VPack *p, bool count)
 {
 	char phex[2 * REPO_ID_LEN + 1];
 	uint64_t end = 0;
@@ -579,8 +669,12 @@ pack_verify_quick(Verify *v, VPack *p)
 	for (size_t k = 0; k < p->nient; k++)
 		if ((uint64_t) p->ientries[k].offset + p->ientries[k].length > end)
 			end = (uint64_t) p->ientries[k].offset + p->ientries[k].length;
-	v->r->packs++;
-	v->r->pack_bytes += p->size;
+	if (count)
+	{
+		v->r->packs++;
+		v->r->pack_bytes += p->size;
+		v->r->blobs += p->nient;
+	}
 	if (p->size < end + 4 + 1)
 	{
 		Buf what = PV_BUF_INIT;
@@ -602,7 +696,125 @@ pack_verify_quick(Verify *v, VPack *p)
 						"tree blob" : "chunk", hex, phex);
 		}
 	}
-	v->r->blobs += p->nient;
+}
+
+/* ---- step 3a: which packs an incremental verify reads ---- */
+
+static void
+count_add(RepoVerifyCount *c, const VPack *p)
+{
+	c->packs++;
+	c->bytes += p->size;
+}
+
+/* Must p be read (and why)?  False: it may be sampled or skipped. */
+static bool
+pack_must_read(Verify *v, const VPack *p, RepoVerifyReason *why)
+{
+	const RepoPackCheck *e;
+
+	if (v->opts->mode == REPO_VERIFY_MODE_FULL)
+	{
+		*why = REPO_VERIFY_READ_FULL;
+		return true;
+	}
+	e = repo_packchecks_find(v->checks, p->id);
+	if (e == NULL || e->size != p->size)	/* a record of another pack of that name is stale */
+		*why = REPO_VERIFY_READ_NEW;
+	else if (!e->ok)
+		*why = REPO_VERIFY_READ_DAMAGED;
+	else if (v->opts->period > 0 && e->time < v->now - v->opts->period)
+		*why = REPO_VERIFY_READ_PERIOD;
+	else
+		return false;
+	return true;
+}
+
+static uint64_t
+rand_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Choose sample_percent of the n packs rest[] (by count, rounded up) at random. */
+static void
+packs_sample(Verify *v, size_t *rest, size_t n)
+{
+	size_t k = (size_t) ceil((double) n * v->opts->sample_percent / 100.0);
+	uint64_t x = v->opts->seed;
+
+	if (k > n)
+		k = n;
+	if (x == 0 && RAND_bytes((unsigned char *) &x, sizeof(x)) != 1)
+		x = (uint64_t) v->now;	/* uncovered: the OpenSSL RNG does not fail on Linux */
+	x |= 1;
+	for (size_t i = 0; i < k; i++)	/* a partial Fisher-Yates shuffle */
+	{
+		size_t j = i + (size_t) (rand_next(&x) % (n - i));
+		size_t t = rest[i];
+
+		rest[i] = rest[j];
+		rest[j] = t;
+		v->packs[rest[i]].chosen = true;
+		v->packs[rest[i]].reason = REPO_VERIFY_READ_SAMPLE;
+	}
+}
+
+/* Mark the packs to read (chosen) among the candidates; quick-check the others. */
+static void
+packs_choose(Verify *v)
+{
+	bool all = v->opts->backups == NULL || v->opts->nbackups == 0;
+	RepoVerifyReport *r = v->r;
+	size_t *rest = pv_calloc(v->npacks ? v->npacks : 1, sizeof(size_t));
+	size_t nrest = 0;
+
+	for (size_t i = 0; i < v->npacks; i++)
+	{
+		VPack *p = &v->packs[i];
+
+		if ((!all && !p->wanted) || !p->in_storage)
+			continue;
+		if (pack_must_read(v, p, &p->reason))
+			p->chosen = true;
+		else
+			rest[nrest++] = i;
+	}
+	if (v->opts->mode == REPO_VERIFY_MODE_SAMPLE && nrest > 0)
+		packs_sample(v, rest, nrest);
+	for (size_t i = 0; i < v->npacks; i++)
+	{
+		VPack *p = &v->packs[i];
+
+		if ((!all && !p->wanted) || !p->in_storage)
+			continue;
+		if (!p->chosen)
+		{
+			count_add(&r->skipped, p);
+			pack_verify_quick(v, p, false);
+			continue;
+		}
+		switch (p->reason)
+		{
+			case REPO_VERIFY_READ_FULL:
+				count_add(&r->read_full, p);
+				break;
+			case REPO_VERIFY_READ_NEW:
+			case REPO_VERIFY_READ_DAMAGED:
+				count_add(&r->read_new, p);
+				break;
+			case REPO_VERIFY_READ_PERIOD:
+				count_add(&r->read_forced, p);
+				break;
+			case REPO_VERIFY_READ_SAMPLE:
+				count_add(&r->read_sampled, p);
+				break;
+		}
+	}
+	pv_free(rest);
 }
 
 static int
@@ -613,6 +825,8 @@ packs_verify(Verify *v)
 	PackTask *tasks = pv_calloc(v->npacks ? v->npacks : 1, sizeof(PackTask));
 	int rc = 0;
 
+	if (!v->opts->quick)
+		packs_choose(v);
 	for (size_t i = 0; i < v->npacks; i++)
 	{
 		VPack *p = &v->packs[i];
@@ -631,9 +845,11 @@ packs_verify(Verify *v)
 		}
 		if (v->opts->quick)
 		{
-			pack_verify_quick(v, p);
+			pack_verify_quick(v, p, true);
 			continue;
 		}
+		if (!p->chosen)
+			continue;
 		if (pool == NULL)
 			pool = pv_pool_new(v->opts->jobs, 0);
 		tasks[i] = (PackTask) {v, p};
@@ -652,6 +868,84 @@ packs_verify(Verify *v)
 	return rc;
 }
 
+/* ---- step 3b: the pack-check record ---- */
+
+static void
+packcheck_warn(Verify *v, const char *what)
+{
+	Buf w = PV_BUF_INIT;
+
+	buf_printf(&w, "%s: %s", what, pv_error_msg());
+	pv_log_warn("verify: %s", buf_cstr(&w));
+	pv_free(v->r->packcheck_warning);
+	v->r->packcheck_warning = buf_detach(&w);
+	pv_error_clear();
+}
+
+static int
+packcheck_load(Verify *v)
+{
+	int rc;
+
+	if (v->opts->quick)
+		return 0;
+	rc = repo_packchecks_load(&v->checks, v->repo);
+	if (rc == PV_ECORRUPT)
+	{
+		packcheck_warn(v, "every pack counts as never read, this verify writes a new record");
+		v->checks = repo_packchecks_new();
+		rc = 0;
+	}
+	return rc;
+}
+
+static int
+read_cmp(const void *a, const void *b)
+{
+	return strcmp(((const RepoVerifyPackRead *) a)->id, ((const RepoVerifyPackRead *) b)->id);
+}
+
+static bool
+packcheck_keep(const RepoPackCheck *e, void *payload)
+{
+	VPack *p = pack_find(payload, e->id);
+
+	return p != NULL && p->in_storage && p->size == e->size;
+}
+
+/* The packs read go to the report and the record (rule 3 drops the gone ones). */
+static void
+packcheck_update(Verify *v)
+{
+	RepoVerifyReport *r = v->r;
+
+	if (v->checks == NULL)
+		return;
+	r->read = pv_calloc(v->npacks ? v->npacks : 1, sizeof(RepoVerifyPackRead));
+	for (size_t i = 0; i < v->npacks; i++)
+	{
+		VPack *p = &v->packs[i];
+		RepoVerifyPackRead *pr;
+		RepoPackCheck e;
+
+		if (!p->read)
+			continue;
+		pr = &r->read[r->nread++];
+		repo_id_hex(pr->id, p->id);
+		pr->bytes = p->size;
+		pr->reason = p->reason;
+		pr->ok = !p->damaged;
+		e.time = v->now;
+		e.size = p->size;
+		e.ok = !p->damaged;
+		memcpy(e.id, p->id, REPO_ID_LEN);
+		repo_packchecks_set(v->checks, &e);
+	}
+	qsort(r->read, r->nread, sizeof(RepoVerifyPackRead), read_cmp);
+	if (repo_packchecks_save(v->checks, v->repo, packcheck_keep, v) < 0)
+		packcheck_warn(v, "the packs read are not recorded, the next --new verify reads them again");
+}
+
 /* ---- the pass ---- */
 
 int
@@ -662,7 +956,21 @@ repo_verify(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (opts->quick && opts->mode != REPO_VERIFY_MODE_FULL)
+		return pv_error_set(PV_EUSAGE, "a quick verify reads no pack data: it cannot also "
+							"choose packs to read (%s)", repo_verify_mode_name(opts->mode));
+	if (opts->mode == REPO_VERIFY_MODE_SAMPLE &&
+		!(opts->sample_percent >= 0.0 && opts->sample_percent <= 100.0))
+		return pv_error_set(PV_EUSAGE, "invalid sample percentage %g (0 to 100)",
+							opts->sample_percent);
+	if (opts->period < 0)
+		return pv_error_set(PV_EUSAGE, "invalid verify period %lld seconds",
+							(long long) opts->period);
 	out->quick = opts->quick;
+	out->mode = opts->mode;
+	out->sample_percent = opts->mode == REPO_VERIFY_MODE_SAMPLE ? opts->sample_percent : 0.0;
+	out->period = opts->period;
+	v.now = opts->now ? opts->now : pv_time_now() / PV_USEC_PER_SEC;
 	v.repo = repo;
 	v.opts = opts;
 	v.r = out;
@@ -674,20 +982,23 @@ repo_verify(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out)
 	if (opts->lock &&
 		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "verify"})) < 0)
 		goto done;
-	if ((rc = load_index_and_packs(&v)) < 0 || (rc = backups_choose(&v)) < 0)
+	if ((rc = load_index_and_packs(&v)) < 0 || (rc = backups_choose(&v)) < 0 ||
+		(rc = packcheck_load(&v)) < 0)
 		goto done;
 	pv_log_detail("verify: %zu index files, %zu packs known, %zu backups to check",
 				  (size_t) out->index_files, v.npacks, out->nbackups);
-	backups_walk(&v, false);
+	if ((rc = backups_walk(&v, false)) < 0)
+		goto done;
 	if ((rc = packs_verify(&v)) < 0)
 		goto done;
+	packcheck_update(&v);
 	if (repo_idset_count(v.bad) > 0 || out->nproblems > 0)
-		backups_walk(&v, true);
+		(void) backups_walk(&v, true);	/* no check runs: it cannot fail */
 	for (size_t i = 0; i < out->nbackups; i++)
 	{
 		RepoVerifyBackup *b = &out->backups[i];
 
-		b->damaged = b->error != NULL || b->bad_chunks > 0;
+		b->damaged = b->error != NULL || b->bad_chunks > 0 || b->bad_wal > 0;
 		out->ndamaged += b->damaged;
 	}
 	rc = 0;
@@ -699,6 +1010,7 @@ done:
 	repo_idset_free(v.packset);
 	repo_idset_free(v.bad);
 	repo_index_free(v.idx);
+	repo_packchecks_free(v.checks);
 	pthread_mutex_destroy(&v.mu);
 	if (rc < 0)
 		repo_verify_report_free(out);
@@ -711,6 +1023,38 @@ repo_verify_report_ok(const RepoVerifyReport *r)
 	return r->nproblems == 0 && r->ndamaged == 0;
 }
 
+static json_t *
+count_json(const RepoVerifyCount *c)
+{
+	return json_pack("{s:I, s:I}", "packs", (json_int_t) c->packs, "bytes", (json_int_t) c->bytes);
+}
+
+/* How the packs read were chosen, and which they are. */
+static json_t *
+selection_json(const RepoVerifyReport *r)
+{
+	json_t *read = json_array();
+	json_t *doc;
+
+	for (size_t i = 0; i < r->nread; i++)
+		json_array_append_new(read, json_pack("{s:s, s:I, s:s, s:b}", "id", r->read[i].id,
+											  "bytes", (json_int_t) r->read[i].bytes,
+											  "reason", repo_verify_reason_name(r->read[i].reason),
+											  "ok", r->read[i].ok));
+	doc = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+					"read", json_pack("{s:I, s:I}", "packs", (json_int_t) r->packs,
+									  "bytes", (json_int_t) r->pack_bytes),
+					"full", count_json(&r->read_full), "new", count_json(&r->read_new),
+					"forced_by_period", count_json(&r->read_forced),
+					"sampled", count_json(&r->read_sampled), "skipped", count_json(&r->skipped),
+					"verify_period_s", (json_int_t) r->period, "read_packs", read);
+	json_object_set_new(doc, "sample_percent", r->mode == REPO_VERIFY_MODE_SAMPLE ?
+						json_real(r->sample_percent) : json_null());
+	json_object_set_new(doc, "packcheck_warning", r->packcheck_warning ?
+						json_string(r->packcheck_warning) : json_null());
+	return doc;
+}
+
 json_t *
 repo_verify_report_json(const RepoVerifyReport *r)
 {
@@ -720,6 +1064,9 @@ repo_verify_report_json(const RepoVerifyReport *r)
 
 	json_object_set_new(doc, "status", json_string(repo_verify_report_ok(r) ? "ok" : "corrupt"));
 	json_object_set_new(doc, "quick", json_boolean(r->quick));
+	json_object_set_new(doc, "mode", json_string(r->quick ? "quick" : repo_verify_mode_name(r->mode)));
+	if (!r->quick)
+		json_object_set_new(doc, "selection", selection_json(r));
 	json_object_set_new(doc, "packs", json_integer((json_int_t) r->packs));
 	json_object_set_new(doc, "pack_bytes", json_integer((json_int_t) r->pack_bytes));
 	json_object_set_new(doc, "blobs", json_integer((json_int_t) r->blobs));
@@ -739,6 +1086,7 @@ repo_verify_report_json(const RepoVerifyReport *r)
 		json_object_set_new(jb, "items", json_integer((json_int_t) b->items));
 		json_object_set_new(jb, "chunks", json_integer((json_int_t) b->chunks));
 		json_object_set_new(jb, "bad_chunks", json_integer((json_int_t) b->bad_chunks));
+		json_object_set_new(jb, "missing_wal", json_integer((json_int_t) b->bad_wal));
 		json_object_set_new(jb, "error", b->error ? json_string(b->error) : json_null());
 		json_array_append_new(backups, jb);
 	}
@@ -789,5 +1137,7 @@ repo_verify_report_free(RepoVerifyReport *r)
 		pv_free(p->backups);
 	}
 	pv_free(r->problems);
+	pv_free(r->read);
+	pv_free(r->packcheck_warning);
 	memset(r, 0, sizeof(*r));
 }

@@ -12,7 +12,8 @@
  *      invisible and are discarded by the service (after a week) when no
  *      block list commits them: aborting a writer needs no request.
  *   2. A writer holds one block buffer of azure-block-size while filling,
- *      plus the blocks in flight (storage-upload-jobs) and one queued.
+ *      plus the blocks in flight (storage-upload-jobs) and one queued
+ *      (upload.c, which both object-store drivers share).
  *   3. Block ids carry a random tag per writer, so two writers of one name
  *      never commit each other's blocks.
  *   4. STORAGE_PUT_NO_OVERWRITE sends "If-None-Match: *" on Put Blob or Put
@@ -26,19 +27,18 @@
 #include "storage/http.h"
 #include "storage/sigv4.h"
 #include "storage/storage_driver.h"
+#include "storage/upload.h"
 
 #include "common/sort.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/pool.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,17 +66,6 @@ typedef struct AzStorage
 
 /* ---- base64 ---- */
 
-static void
-az_base64(Buf *out, const unsigned char *data, size_t len)
-{
-	size_t n = 4 * ((len + 2) / 3);
-
-	buf_reserve(out, n + 1);
-	EVP_EncodeBlock(out->data + out->len, data, (int) len);
-	out->len += n;
-	out->data[out->len] = '\0';
-}
-
 /* Decode base64 text; PV_ECONFIG if it is not base64. */
 static int
 az_base64_decode(unsigned char **out, size_t *out_len, const char *text)
@@ -102,23 +91,6 @@ az_base64_decode(unsigned char **out, size_t *out_len, const char *text)
 	*out = raw;
 	*out_len = (size_t) n;
 	return 0;
-}
-
-/*
- * Content-MD5 of a body: the service checks it on arrival (the transport
- * integrity that SigV4's payload hash gives S3).  base64 of the MD5.
- */
-static void
-az_content_md5(HttpHeaders *h, const void *data, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	Buf b64 = PV_BUF_INIT;
-
-	EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL);
-	az_base64(&b64, md, mdlen);
-	http_headers_add(h, "Content-MD5", "%s", buf_cstr(&b64));
-	buf_free(&b64);
 }
 
 /* ---- signing ---- */
@@ -275,7 +247,7 @@ az_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
 	az_canonical_query(&sts, call->query);
 
 	HMAC(EVP_sha256(), az->key, (int) az->keylen, sts.data, sts.len, mac, &maclen);
-	az_base64(&sig, mac, maclen);
+	http_base64(&sig, mac, maclen);
 	http_headers_add(h, "Authorization", "SharedKey %s:%s", az->account, buf_cstr(&sig));
 	OPENSSL_cleanse(mac, sizeof(mac));
 	buf_free(&sts);
@@ -434,7 +406,7 @@ az_put(void *driver, const char *key, const void *data, size_t len, int flags)
 
 	http_response_init(&resp);
 	http_headers_add(&h, "x-ms-blob-type", "BlockBlob");
-	az_content_md5(&h, data, len);
+	http_headers_content_md5(&h, data, len);
 	if (flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
 	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
@@ -458,21 +430,8 @@ typedef struct AzWriter
 	char *okey;
 	int flags;
 	char tag[17];				/* rule 3 */
-	unsigned char *buf;			/* the block being filled: grows up to block_size */
-	size_t len;
-	size_t cap;
-	PvPool *pool;				/* NULL until the first block is sent */
-	int nblocks;
-	bool failed;
+	Upload *up;					/* the blocks (upload.c: rule 2's bounds) */
 } AzWriter;
-
-typedef struct AzBlock
-{
-	AzWriter *w;
-	int number;
-	unsigned char *data;
-	size_t len;
-} AzBlock;
 
 /* The block id of block n: base64 of a fixed-length text (all ids of a blob must be as long). */
 static void
@@ -481,36 +440,27 @@ az_block_id(Buf *out, const AzWriter *w, int n)
 	char raw[40];
 	int len = snprintf(raw, sizeof(raw), "%s-%06d", w->tag, n);
 
-	az_base64(out, (const unsigned char *) raw, (size_t) len);
+	http_base64(out, (const unsigned char *) raw, (size_t) len);
 }
 
-static void
-az_block_free(void *arg)
-{
-	AzBlock *b = arg;
-
-	pv_free(b->data);
-	pv_free(b);
-}
-
+/* Put Block: one block of the blob, on a worker thread (upload.h rule 3). */
 static int
-az_block_upload(void *arg)
+az_block_upload(void *ctx, int number, const unsigned char *data, size_t len)
 {
-	AzBlock *b = arg;
-	AzWriter *w = b->w;
+	AzWriter *w = ctx;
 	Buf id = PV_BUF_INIT, query = PV_BUF_INIT;
-	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->key, b->number);
+	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->key, number);
 	HttpHeaders h = {0};
 	HttpResponse resp;
 	int rc;
 
 	http_response_init(&resp);
-	az_block_id(&id, w, b->number);
+	az_block_id(&id, w, number);
 	buf_append_str(&query, "comp=block&blockid=");
 	sigv4_uri_encode(&query, (const char *) id.data, id.len, 0);
-	az_content_md5(&h, b->data, b->len);
+	http_headers_content_md5(&h, data, len);
 	if ((rc = az_send(w->az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = buf_cstr(&query),
-						  .headers = &h, .body = b->data, .body_len = b->len, .what = what}, &resp)) < 0)
+						  .headers = &h, .body = data, .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
 	if (!az_ok(&resp))
 		rc = az_fail(w->az, &resp, what, NULL, false);
@@ -522,27 +472,6 @@ done:
 	buf_free(&query);
 	pv_free(what);
 	return rc;
-}
-
-static int
-az_writer_flush_block(AzWriter *w)
-{
-	AzBlock *b;
-
-	if (w->nblocks == AZ_BLOCKS_MAX)
-		return pv_error_set(PV_ERROR, "cannot write object '%s': more than %d blocks of %zu bytes; raise "
-							"azure-block-size", w->key, AZ_BLOCKS_MAX, w->az->block_size);
-	if (w->pool == NULL)
-		w->pool = pv_pool_new(w->az->upload_jobs, 1);
-	b = PV_NEW(AzBlock);
-	b->w = w;
-	b->number = ++w->nblocks;
-	b->data = w->buf;
-	b->len = w->len;
-	w->buf = NULL;
-	w->len = 0;
-	w->cap = 0;
-	return pv_pool_submit_owned(w->pool, az_block_upload, b, az_block_free);
 }
 
 static int
@@ -558,6 +487,9 @@ az_writer_open(void **out, void *driver, const char *key, int flags)
 	w->flags = flags;
 	pv_fs_random_fill(rnd, sizeof(rnd));
 	pv_hex_encode(w->tag, rnd, sizeof(rnd));
+	w->up = upload_new(key, &(UploadOpts) {
+		.part_size = az->block_size, .jobs = az->upload_jobs, .max_parts = AZ_BLOCKS_MAX, .unit = "blocks",
+		.size_setting = "azure-block-size", .part = az_block_upload, .ctx = w});
 	*out = w;
 	return 0;
 }
@@ -566,64 +498,21 @@ static int
 az_writer_write(void *writer, const void *data, size_t len)
 {
 	AzWriter *w = writer;
-	const unsigned char *p = data;
-	int rc;
 
-	if (w->failed)
-		return pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
-	while (len > 0)
-	{
-		size_t room, n;
-
-		if (w->buf != NULL && w->len == w->az->block_size)
-		{
-			if ((rc = az_writer_flush_block(w)) < 0)
-			{
-				w->failed = true;
-				return rc;
-			}
-		}
-		room = w->az->block_size - w->len;
-		n = len < room ? len : room;
-		if (w->len + n > w->cap)
-		{
-			/* Grow geometrically: a small object never costs a whole block of memory. */
-			size_t cap = w->cap ? w->cap * 2 : 256 * 1024;
-
-			if (cap < w->len + n)
-				cap = w->len + n;
-			if (cap > w->az->block_size)
-				cap = w->az->block_size;
-			w->buf = pv_realloc(w->buf, cap);
-			w->cap = cap;
-		}
-		memcpy(w->buf + w->len, p, n);
-		w->len += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return upload_write(w->up, data, len);
 }
 
 static void
 az_writer_free(AzWriter *w)
 {
-	if (w->pool != NULL)
-	{
-		PvErrorSave e;
-
-		pv_error_save(&e);
-		pv_pool_free(w->pool);
-		pv_error_restore(&e);
-	}
-	pv_free(w->buf);
+	upload_free(w->up);			/* waits for blocks in flight */
 	pv_free(w->okey);
 	pv_free(w->key);
 	pv_free(w);
 }
 
 static int
-az_block_list_put(AzWriter *w)
+az_block_list_put(AzWriter *w, int nblocks)
 {
 	AzStorage *az = w->az;
 	char *what = pv_asprintf("cannot write object '%s' (put block list)", w->key);
@@ -634,7 +523,7 @@ az_block_list_put(AzWriter *w)
 
 	http_response_init(&resp);
 	buf_append_str(&xml, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-	for (int i = 1; i <= w->nblocks; i++)
+	for (int i = 1; i <= nblocks; i++)
 	{
 		buf_append_str(&xml, "<Latest>");
 		az_block_id(&xml, w, i);
@@ -661,14 +550,22 @@ static int
 az_writer_commit(void *writer)
 {
 	AzWriter *w = writer;
+	const unsigned char *data;
+	size_t len;
+	int blocks;
 	int rc;
 
-	if (w->failed)
-		rc = pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
-	else if (w->pool == NULL)
-		rc = az_put(w->az, w->key, w->buf ? w->buf : (const unsigned char *) "", w->len, w->flags);
-	else if ((w->len == 0 || (rc = az_writer_flush_block(w)) == 0) && (rc = pv_pool_wait(w->pool)) == 0)
-		rc = az_block_list_put(w);
+	if ((rc = upload_finish(w->up, &blocks)) < 0)
+		goto done;
+	if (blocks == 0)
+	{
+		data = upload_data(w->up, &len);
+		rc = az_put(w->az, w->key, data, len, w->flags);
+	}
+	else
+		rc = az_block_list_put(w, blocks);
+
+done:
 	az_writer_free(w);
 	return rc;
 }
@@ -748,6 +645,21 @@ done:
 	pv_free(okey);
 	pv_free(what);
 	return rc;
+}
+
+/* A read handle: one HEAD for the size, then upload.c's read-ahead (packs are write-once). */
+#define AZ_READ_WINDOW (2 * AZ_MIB)
+
+static int
+az_read_open(void **out, void *driver, const char *key)
+{
+	StorageInfo info;
+	int rc;
+
+	if ((rc = az_head(driver, key, &info)) < 0)
+		return rc;
+	*out = readahead_open(driver, key, info.size, AZ_READ_WINDOW, az_get_range);
+	return 0;
 }
 
 /* ---- listing ---- */
@@ -931,6 +843,9 @@ static const StorageOps az_ops = {
 	.delete = az_delete,
 	.create = az_create,
 	.free = az_free,
+	.read_open = az_read_open,
+	.read_range = readahead_range,
+	.read_close = readahead_close,
 };
 
 /* ---- opening ---- */

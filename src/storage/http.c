@@ -28,6 +28,7 @@
 #include "storage/storage_driver.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -867,6 +868,30 @@ http_xml_decode(Buf *out, const char *text, size_t len)
 		if (!done)
 			buf_append_byte(out, '&');
 	}
+}
+
+void
+http_base64(Buf *out, const unsigned char *data, size_t len)
+{
+	size_t n = 4 * ((len + 2) / 3);
+
+	buf_reserve(out, n + 1);
+	EVP_EncodeBlock(out->data + out->len, data, (int) len);
+	out->len += n;
+	out->data[out->len] = '\0';
+}
+
+void
+http_headers_content_md5(HttpHeaders *h, const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	Buf b64 = PV_BUF_INIT;
+
+	EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL);
+	http_base64(&b64, md, mdlen);
+	http_headers_add(h, "Content-MD5", "%s", buf_cstr(&b64));
+	buf_free(&b64);
 }
 
 void

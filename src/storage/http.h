@@ -157,6 +157,17 @@ void http_xml_decode(Buf *out, const char *text, size_t len);
 /* Append s with & < > " ' escaped. */
 void http_xml_escape(Buf *out, const char *s);
 
+/* ---- body digests ---- */
+
+/* Append base64 of data (with padding). */
+void http_base64(Buf *out, const unsigned char *data, size_t len);
+
+/*
+ * Add "Content-MD5: <base64 of the MD5 of the body>": Azure checks it on
+ * arrival; S3 requires it on DeleteObjects.
+ */
+void http_headers_content_md5(HttpHeaders *h, const void *data, size_t len);
+
 /* Parse an HTTP date (RFC 1123 and relatives) or ISO 8601 "2026-11-22T10:00:00.000Z"; 0 if unparsable. */
 int64_t http_date_parse(const char *text);
 

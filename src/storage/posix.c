@@ -339,9 +339,12 @@ posix_read_into(int fd, const char *key, uint64_t size, uint64_t offset, uint64_
 	buf_reserve(out, (size_t) len);
 	if ((rc = pv_fs_pread_all(fd, out->data + out->len, (size_t) len, offset, &got)) < 0)
 		return pv_error_prefix(rc, "cannot read object '%s'", key);	/* uncovered: failing disk */
-	if (got < len)				/* uncovered: objects never shrink, unless someone truncates one */
+	if (got < len)				/* truncated while open (read handles) or between fstat and pread */
+	{
+		out->data[out->len] = '\0';	/* the pread overwrote the terminator */
 		return pv_error_set(PV_ECORRUPT, "object '%s' is shorter than its size %" PRIu64 ": end of file at %" PRIu64,
 							key, size, offset + got);
+	}
 	out->len += (size_t) len;
 	out->data[out->len] = '\0';
 	return 0;
@@ -381,6 +384,63 @@ posix_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Bu
 done:
 	close(fd);
 	return rc;
+}
+
+/*
+ * A read handle (storage_reader_*): the descriptor stays open, so a restore
+ * pays one open and fstat per pack instead of one per chunk.  size is from
+ * the open; a range past it is checked against a fresh fstat (the object
+ * may have grown), and a file truncated since reads short, which
+ * posix_read_into reports as PV_ECORRUPT.  pread keeps it thread-safe.
+ */
+typedef struct PosixReadHandle
+{
+	int fd;
+	uint64_t size;
+	char *key;
+} PosixReadHandle;
+
+static int
+posix_read_open(void **out, void *driver, const char *key)
+{
+	PosixReadHandle *h;
+	uint64_t size;
+	int fd;
+	int rc;
+
+	if ((rc = posix_open_read(driver, key, &fd, &size)) < 0)
+		return rc;
+	h = PV_NEW(PosixReadHandle);
+	h->fd = fd;
+	h->size = size;
+	h->key = pv_strdup(key);
+	*out = h;
+	return 0;
+}
+
+static int
+posix_read_range(void *handle, uint64_t offset, uint64_t len, Buf *out)
+{
+	PosixReadHandle *h = handle;
+	uint64_t size = h->size;
+	struct stat st;
+
+	if ((offset > size || len > size - offset) && fstat(h->fd, &st) == 0)
+		size = (uint64_t) st.st_size;
+	if (offset > size || len > size - offset)
+		return pv_error_set(PV_ECORRUPT, "object '%s' has %" PRIu64 " bytes, too few for %" PRIu64
+							" bytes at offset %" PRIu64, h->key, size, len, offset);
+	return posix_read_into(h->fd, h->key, size, offset, len, out);
+}
+
+static void
+posix_read_close(void *handle)
+{
+	PosixReadHandle *h = handle;
+
+	close(h->fd);
+	pv_free(h->key);
+	pv_free(h);
 }
 
 static int
@@ -663,6 +723,9 @@ static const StorageOps posix_ops = {
 	.exists = posix_exists,
 	.create = posix_create,
 	.free = posix_free,
+	.read_open = posix_read_open,
+	.read_range = posix_read_range,
+	.read_close = posix_read_close,
 };
 
 int

@@ -11,8 +11,8 @@
  *      it succeeded.
  *   2. A writer holds at most one part buffer of s3-part-size while
  *      filling, plus the parts in flight (storage-upload-jobs) and one
- *      queued: memory is bounded whatever the object's size.  A writer
- *      that never fills more than one part sends a single PUT.
+ *      queued: memory is bounded whatever the object's size (upload.c).
+ *      A writer that never fills more than one part sends a single PUT.
  *   3. A failed or aborted multipart upload is aborted
  *      (AbortMultipartUpload), so its parts do not linger and bill; a
  *      store without that call (s3rver) is told nothing worse than a log
@@ -27,21 +27,30 @@
  *   5. A retried request whose earlier attempt did succeed is recognised
  *      where S3 would otherwise report a failure: a CompleteMultipartUpload
  *      answered NoSuchUpload whose object exists with the expected size.
+ *   6. Many deletes (storage_delete_many) go as DeleteObjects, up to 1000
+ *      keys a request, quiet mode (the answer lists only failures), with
+ *      the Content-MD5 S3 requires.  A key that is not there is deleted as
+ *      far as S3 is concerned.  A store that answers 501 or 405 to it gets
+ *      one DELETE per key from then on, for the life of this Storage.
+ *   7. A read handle (storage_reader_*) reads ahead: a range it does not
+ *      hold fetches S3_READ_WINDOW bytes from there on, and later ranges
+ *      inside that window cost no request.  Meant for write-once objects
+ *      (packs): a window does not notice an object replaced since the open.
  *
- * Thread safety: the driver state is read-only after open; writers own
- * their buffers and synchronise with their part workers through the pool
- * and one mutex.
+ * Thread safety: the driver state is read-only after open, but for two
+ * atomic flags (rules 4 and 6); writers send their parts through upload.c's
+ * pool and guard the part ETags with one mutex.
  */
 #include "storage/s3.h"
 
 #include "storage/http.h"
 #include "storage/sigv4.h"
 #include "storage/storage_driver.h"
+#include "storage/upload.h"
 
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/pool.h"
 
 #include <ini.h>
 #include <inttypes.h>
@@ -78,6 +87,7 @@ typedef struct S3Storage
 	int page_size;
 	bool if_none_match;
 	bool cond_refused;			/* atomic: the store answered a conditional write with 501 */
+	bool batch_refused;			/* atomic: the store has no DeleteObjects (rule 6) */
 } S3Storage;
 
 /* Send If-None-Match on create-only writes? (rule 4) */
@@ -412,50 +422,28 @@ typedef struct S3Writer
 	char *key;
 	char *okey;
 	int flags;
-	unsigned char *buf;			/* the part being filled: grows up to part_size */
-	size_t len;
-	size_t cap;
-	uint64_t total;				/* bytes written so far */
+	Upload *up;					/* the parts (upload.c: rule 2's bounds) */
 	char *upload_id;			/* NULL until the first part is sent */
 	char *upload_id_enc;		/* %-encoded for queries */
-	PvPool *pool;
 	pthread_mutex_t lock;		/* guards etags */
 	char **etags;				/* [part number - 1] */
-	int nparts;
-	bool failed;
+	int netags;					/* slots in etags */
 } S3Writer;
 
-typedef struct S3Part
-{
-	S3Writer *w;
-	int number;					/* 1-based */
-	unsigned char *data;
-	size_t len;
-} S3Part;
-
-static void
-s3_part_free(void *arg)
-{
-	S3Part *p = arg;
-
-	pv_free(p->data);
-	pv_free(p);
-}
-
+/* UploadPart: one part of the upload, on a worker thread (upload.h rule 3). */
 static int
-s3_part_upload(void *arg)
+s3_part_upload(void *ctx, int number, const unsigned char *data, size_t len)
 {
-	S3Part *p = arg;
-	S3Writer *w = p->w;
-	char *query = pv_asprintf("partNumber=%d&uploadId=%s", p->number, w->upload_id_enc);
-	char *what = pv_asprintf("cannot write object '%s' (part %d)", w->key, p->number);
+	S3Writer *w = ctx;
+	char *query = pv_asprintf("partNumber=%d&uploadId=%s", number, w->upload_id_enc);
+	char *what = pv_asprintf("cannot write object '%s' (part %d)", w->key, number);
 	HttpResponse resp;
 	char *etag = NULL;
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = s3_send(w->s, &(S3Req) {.method = "PUT", .okey = w->okey, .query = query, .body = p->data,
-						  .body_len = p->len, .what = what}, &resp)) < 0)
+	if ((rc = s3_send(w->s, &(S3Req) {.method = "PUT", .okey = w->okey, .query = query, .body = data,
+						  .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
 	if (!s3_ok(&resp))
 	{
@@ -468,7 +456,15 @@ s3_part_upload(void *arg)
 		goto done;
 	}
 	pthread_mutex_lock(&w->lock);
-	w->etags[p->number - 1] = etag;
+	if (number > w->netags)
+	{
+		int n = number > 2 * w->netags ? number : 2 * w->netags;
+
+		w->etags = pv_realloc(w->etags, (size_t) n * sizeof(*w->etags));
+		memset(w->etags + w->netags, 0, (size_t) (n - w->netags) * sizeof(*w->etags));
+		w->netags = n;
+	}
+	w->etags[number - 1] = etag;
 	pthread_mutex_unlock(&w->lock);
 	etag = NULL;
 
@@ -480,10 +476,11 @@ done:
 	return rc;
 }
 
-/* CreateMultipartUpload: the upload id. */
+/* CreateMultipartUpload, before the first part (upload.h rule 3): the upload id. */
 static int
-s3_multipart_begin(S3Writer *w)
+s3_multipart_begin(void *ctx)
 {
+	S3Writer *w = ctx;
 	S3Storage *s = w->s;
 	char *what = pv_asprintf("cannot write object '%s' (start multipart upload)", w->key);
 	HttpHeaders h = {0};
@@ -513,7 +510,6 @@ s3_multipart_begin(S3Writer *w)
 	sigv4_uri_encode(&enc, (const char *) idbuf.data, idbuf.len, 0);
 	w->upload_id = buf_detach(&idbuf);
 	w->upload_id_enc = buf_detach(&enc);
-	w->pool = pv_pool_new(s->upload_jobs, 1);
 	pv_log_trace("s3: multipart upload of '%s' started", w->key);
 
 done:
@@ -523,33 +519,6 @@ done:
 	http_response_free(&resp);
 	pv_free(what);
 	return rc;
-}
-
-/* Hand the full buffer to a part worker (rule 2: blocks while the queue is full). */
-static int
-s3_writer_flush_part(S3Writer *w)
-{
-	S3Part *p;
-	int rc;
-
-	if (w->upload_id == NULL && (rc = s3_multipart_begin(w)) < 0)
-		return rc;
-	if (w->nparts == S3_PARTS_MAX)
-		return pv_error_set(PV_ERROR, "cannot write object '%s': more than %d parts of %zu bytes; raise "
-							"s3-part-size", w->key, S3_PARTS_MAX, w->s->part_size);
-	p = PV_NEW(S3Part);
-	p->w = w;
-	p->number = ++w->nparts;
-	p->data = w->buf;
-	p->len = w->len;
-	w->buf = NULL;
-	w->len = 0;
-	w->cap = 0;
-	pthread_mutex_lock(&w->lock);
-	w->etags = pv_realloc(w->etags, (size_t) w->nparts * sizeof(*w->etags));
-	w->etags[w->nparts - 1] = NULL;
-	pthread_mutex_unlock(&w->lock);
-	return pv_pool_submit_owned(w->pool, s3_part_upload, p, s3_part_free);
 }
 
 static int
@@ -563,6 +532,9 @@ s3_writer_open(void **out, void *driver, const char *key, int flags)
 	w->okey = s3_okey(s, key);
 	w->flags = flags;
 	pthread_mutex_init(&w->lock, NULL);
+	w->up = upload_new(key, &(UploadOpts) {
+		.part_size = s->part_size, .jobs = s->upload_jobs, .max_parts = S3_PARTS_MAX, .unit = "parts",
+		.size_setting = "s3-part-size", .begin = s3_multipart_begin, .part = s3_part_upload, .ctx = w});
 	*out = w;
 	return 0;
 }
@@ -571,45 +543,8 @@ static int
 s3_writer_write(void *writer, const void *data, size_t len)
 {
 	S3Writer *w = writer;
-	const unsigned char *p = data;
-	int rc;
 
-	if (w->failed)
-		return pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
-	while (len > 0)
-	{
-		size_t room, n;
-
-		/* A full buffer becomes a part only once more data comes: a last part is sent at commit. */
-		if (w->buf != NULL && w->len == w->s->part_size)
-		{
-			if ((rc = s3_writer_flush_part(w)) < 0)
-			{
-				w->failed = true;
-				return rc;
-			}
-		}
-		room = w->s->part_size - w->len;
-		n = len < room ? len : room;
-		if (w->len + n > w->cap)
-		{
-			/* Grow geometrically: a small object never costs a whole part of memory. */
-			size_t cap = w->cap ? w->cap * 2 : 256 * 1024;
-
-			if (cap < w->len + n)
-				cap = w->len + n;
-			if (cap > w->s->part_size)
-				cap = w->s->part_size;
-			w->buf = pv_realloc(w->buf, cap);
-			w->cap = cap;
-		}
-		memcpy(w->buf + w->len, p, n);
-		w->len += n;
-		w->total += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
+	return upload_write(w->up, data, len);
 }
 
 /* AbortMultipartUpload (rule 3); never fails the caller. */
@@ -636,19 +571,11 @@ s3_multipart_abort(S3Writer *w)
 static void
 s3_writer_free(S3Writer *w)
 {
-	if (w->pool != NULL)
-	{
-		PvErrorSave e;
-
-		pv_error_save(&e);
-		pv_pool_free(w->pool);	/* waits for parts in flight */
-		pv_error_restore(&e);
-	}
-	for (int i = 0; i < w->nparts; i++)
+	upload_free(w->up);			/* waits for parts in flight */
+	for (int i = 0; i < w->netags; i++)
 		pv_free(w->etags[i]);
 	pv_free(w->etags);
 	pthread_mutex_destroy(&w->lock);
-	pv_free(w->buf);
 	pv_free(w->upload_id);
 	pv_free(w->upload_id_enc);
 	pv_free(w->okey);
@@ -676,7 +603,7 @@ s3_complete_check(const HttpResponse *resp, void *payload)
 }
 
 static int
-s3_multipart_complete(S3Writer *w)
+s3_multipart_complete(S3Writer *w, int nparts)
 {
 	S3Storage *s = w->s;
 	char *query = pv_asprintf("uploadId=%s", w->upload_id_enc);
@@ -689,7 +616,7 @@ s3_multipart_complete(S3Writer *w)
 
 	http_response_init(&resp);
 	buf_append_str(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-	for (int i = 0; i < w->nparts; i++)
+	for (int i = 0; i < nparts; i++)
 	{
 		buf_printf(&xml, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
 		http_xml_escape(&xml, w->etags[i]);
@@ -718,7 +645,7 @@ again:
 		http_response_error_code(&resp, code, sizeof(code));
 		/* Rule 5: an earlier attempt completed it, and the answer was lost. */
 		if (resp.status == 404 && strcmp(code, "NoSuchUpload") == 0 && s3_head(s, w->key, &info) == 0 &&
-			info.size == w->total)
+			info.size == upload_total(w->up))
 		{
 			pv_log_detail("s3: object '%s' was completed by an earlier attempt", w->key);
 			rc = 0;
@@ -736,42 +663,44 @@ done:
 	return rc;
 }
 
+/* Wait for the parts in flight, then AbortMultipartUpload (rule 3); keeps the error. */
+static void
+s3_writer_cancel(S3Writer *w)
+{
+	PvErrorSave e;
+
+	pv_error_save(&e);
+	upload_free(w->up);
+	w->up = NULL;
+	s3_multipart_abort(w);
+	pv_error_restore(&e);
+}
+
 static int
 s3_writer_commit(void *writer)
 {
 	S3Writer *w = writer;
+	const unsigned char *data;
+	size_t len;
+	int parts;
 	int rc;
 
-	if (w->failed)
-	{
-		rc = pv_error_set(PV_EIO, "cannot write object '%s': an earlier write failed", w->key);
+	if ((rc = upload_finish(w->up, &parts)) < 0)
 		goto done;
-	}
-	if (w->upload_id == NULL)
+	if (parts == 0)
 	{
 		/* Rule 2: it fitted in one part: one PUT. */
-		rc = s3_put_single(w->s, w->key, w->buf ? w->buf : (const unsigned char *) "", w->len, w->flags);
+		data = upload_data(w->up, &len);
+		rc = s3_put_single(w->s, w->key, data, len, w->flags);
 		goto done;
 	}
-	if (w->len > 0 && (rc = s3_writer_flush_part(w)) < 0)
-		goto done;
-	if ((rc = pv_pool_wait(w->pool)) < 0)
-		goto done;
 	if ((rc = s3_check_absent(w->s, w->key, w->flags)) < 0)
 		goto done;
-	rc = s3_multipart_complete(w);
+	rc = s3_multipart_complete(w, parts);
 
 done:
 	if (rc < 0 && w->upload_id != NULL)
-	{
-		PvErrorSave e;
-
-		pv_error_save(&e);
-		pv_pool_free(w->pool);
-		w->pool = NULL;
-		s3_multipart_abort(w);
-		pv_error_restore(&e);
-	}
+		s3_writer_cancel(w);
 	s3_writer_free(w);
 	return rc;
 }
@@ -782,15 +711,7 @@ s3_writer_abort(void *writer)
 	S3Writer *w = writer;
 
 	if (w->upload_id != NULL)
-	{
-		PvErrorSave e;
-
-		pv_error_save(&e);
-		pv_pool_free(w->pool);
-		w->pool = NULL;
-		s3_multipart_abort(w);
-		pv_error_restore(&e);
-	}
+		s3_writer_cancel(w);
 	s3_writer_free(w);
 }
 
@@ -879,6 +800,21 @@ done:
 	pv_free(okey);
 	pv_free(what);
 	return rc;
+}
+
+/* A read handle (rule 7): one HEAD for the size, then upload.c's read-ahead. */
+#define S3_READ_WINDOW (2 * S3_MIB)
+
+static int
+s3_read_open(void **out, void *driver, const char *key)
+{
+	StorageInfo info;
+	int rc;
+
+	if ((rc = s3_head(driver, key, &info)) < 0)
+		return rc;
+	*out = readahead_open(driver, key, info.size, S3_READ_WINDOW, s3_get_range);
+	return 0;
 }
 
 /* ---- listing ---- */
@@ -1018,6 +954,128 @@ done:
 	return rc;
 }
 
+#define S3_DELETE_BATCH 1000		/* S3's limit on keys per DeleteObjects */
+
+/* The <Error>s of a quiet DeleteObjects answer: the first becomes the error (rule 6). */
+static int
+s3_delete_errors(S3Storage *s, const HttpResponse *resp)
+{
+	const char *pos = (const char *) resp->body.data;
+	const char *end = pos + resp->body.len;
+	const char *e, *v;
+	size_t elen, vlen;
+	size_t nerr = 0, plen = strlen(s->prefix);
+	Buf key = PV_BUF_INIT, code = PV_BUF_INIT, msg = PV_BUF_INIT;
+	int rc = 0;
+
+	while (pos != NULL && http_xml_next(&pos, end, "Error", &e, &elen))
+	{
+		const char *ep = e;
+
+		if (nerr++ > 0)
+			continue;
+		if (http_xml_next(&ep, e + elen, "Key", &v, &vlen))
+			http_xml_decode(&key, v, vlen);
+		ep = e;
+		if (http_xml_next(&ep, e + elen, "Code", &v, &vlen))
+			http_xml_decode(&code, v, vlen);
+		ep = e;
+		if (http_xml_next(&ep, e + elen, "Message", &v, &vlen))
+			http_xml_decode(&msg, v, vlen);
+	}
+	if (nerr > 0)
+	{
+		const char *k = buf_cstr(&key);
+		char more[64] = "";
+
+		if (key.len >= plen && strncmp(k, s->prefix, plen) == 0)
+			k += plen;
+		if (nerr > 1)
+			snprintf(more, sizeof(more), " (and %zu more objects could not be deleted)", nerr - 1);
+		rc = strcmp(buf_cstr(&code), "AccessDenied") == 0 ? PV_EAUTH : PV_ERROR;
+		pv_error_set(rc, "cannot delete object '%s': %s: %s%s", k, buf_cstr(&code), buf_cstr(&msg), more);
+	}
+	buf_free(&key);
+	buf_free(&code);
+	buf_free(&msg);
+	return rc;
+}
+
+/* One DeleteObjects request of n <= S3_DELETE_BATCH keys: 0, an error, or 1 when the store has none. */
+static int
+s3_delete_batch(S3Storage *s, const char *const *keys, size_t n)
+{
+	char *what = pv_asprintf("cannot delete %zu objects ('%s' first)", n, keys[0]);
+	HttpHeaders h = {0};
+	HttpResponse resp;
+	Buf xml = PV_BUF_INIT;
+	char code[128];
+	int rc;
+
+	http_response_init(&resp);
+	buf_append_str(&xml, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	for (size_t i = 0; i < n; i++)
+	{
+		char *okey = s3_okey(s, keys[i]);
+
+		buf_append_str(&xml, "<Object><Key>");
+		http_xml_escape(&xml, okey);
+		buf_append_str(&xml, "</Key></Object>");
+		pv_free(okey);
+	}
+	buf_append_str(&xml, "</Delete>");
+	http_headers_content_md5(&h, xml.data, xml.len);
+	http_headers_add(&h, "Content-Type", "application/xml");
+	if ((rc = s3_send(s, &(S3Req) {.method = "POST", .query = "delete", .headers = &h, .body = xml.data,
+						  .body_len = xml.len, .what = what}, &resp)) < 0)
+		goto done;
+	http_response_error_code(&resp, code, sizeof(code));
+	if (resp.status == 405 || (resp.status == 501 && strcmp(code, "NotImplemented") == 0))
+	{
+		if (!__atomic_exchange_n(&s->batch_refused, true, __ATOMIC_RELAXED))
+			pv_log_detail("%s: bucket '%s' does not support DeleteObjects (HTTP %ld): deleting one object "
+						  "at a time", s->type, s->bucket, resp.status);
+		rc = 1;
+		goto done;
+	}
+	if (!s3_ok(&resp))
+		rc = s3_fail(s, &resp, what, NULL, false);
+	else
+		rc = s3_delete_errors(s, &resp);
+
+done:
+	buf_free(&xml);
+	http_headers_free(&h);
+	http_response_free(&resp);
+	pv_free(what);
+	return rc;
+}
+
+static int
+s3_delete_many(void *driver, const char *const *keys, size_t n)
+{
+	S3Storage *s = driver;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i += S3_DELETE_BATCH)
+	{
+		size_t m = n - i < S3_DELETE_BATCH ? n - i : S3_DELETE_BATCH;
+
+		if (__atomic_load_n(&s->batch_refused, __ATOMIC_RELAXED) || (rc = s3_delete_batch(s, keys + i, m)) == 1)
+		{
+			/* rule 6: no batches here; one DELETE each, absent keys are fine */
+			rc = 0;
+			for (size_t j = i; j < i + m && rc == 0; j++)
+				if ((rc = s3_delete(s, keys[j])) == PV_ENOTFOUND)
+				{
+					pv_error_clear();
+					rc = 0;
+				}
+		}
+	}
+	return rc;
+}
+
 /* ---- creating the bucket ---- */
 
 static int
@@ -1097,6 +1155,10 @@ static const StorageOps s3_ops = {
 	.stat = s3_stat,
 	.list = s3_list,
 	.delete = s3_delete,
+	.delete_many = s3_delete_many,
+	.read_open = s3_read_open,
+	.read_range = readahead_range,
+	.read_close = readahead_close,
 	.exists = s3_exists,
 	.create = s3_create,
 	.free = s3_free,

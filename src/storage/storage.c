@@ -412,6 +412,64 @@ storage_get_range(Storage *st, const char *key, uint64_t offset, uint64_t len, B
 	return rc;
 }
 
+/*
+ * storage_reader_*: a driver's native handle (read_open) or, without one,
+ * the key kept for get_range calls.  Exactly one of handle and key is set.
+ */
+struct StorageReader
+{
+	Storage *st;
+	void *handle;				/* the driver's, when it has read_open */
+	char *key;					/* the fallback's */
+};
+
+int
+storage_reader_open(StorageReader **out, Storage *st, const char *key)
+{
+	StorageReader *r;
+	void *handle = NULL;
+	int rc;
+
+	if ((rc = storage_key_check(key)) < 0)
+		return rc;
+	if (st->ops->read_open != NULL && (rc = st->ops->read_open(&handle, st->driver, key)) < 0)
+		return rc;
+	r = PV_NEW(StorageReader);
+	r->st = st;
+	r->handle = handle;
+	if (handle == NULL)
+		r->key = pv_strdup(key);
+	*out = r;
+	return 0;
+}
+
+int
+storage_reader_range(StorageReader *r, uint64_t offset, uint64_t len, Buf *out)
+{
+	size_t oldlen = out->len;
+	int rc;
+
+	if (r->handle == NULL)
+		return storage_get_range(r->st, r->key, offset, len, out);
+	if (offset > UINT64_MAX - len)
+		return pv_error_set(PV_EUSAGE, "invalid range: offset %" PRIu64 " + length %" PRIu64 " overflows",
+							offset, len);
+	if ((rc = r->st->ops->read_range(r->handle, offset, len, out)) < 0)
+		storage_buf_restore(out, oldlen);
+	return rc;
+}
+
+void
+storage_reader_close(StorageReader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->handle != NULL)
+		r->st->ops->read_close(r->handle);
+	pv_free(r->key);
+	pv_free(r);
+}
+
 int
 storage_stat(Storage *st, const char *key, StorageInfo *out)
 {
@@ -463,4 +521,28 @@ storage_delete(Storage *st, const char *key)
 		return rc;
 	pv_log_trace("storage: delete '%s'", key);
 	return st->ops->delete(st->driver, key);
+}
+
+int
+storage_delete_many(Storage *st, const char *const *keys, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if ((rc = storage_key_check(keys[i])) < 0)
+			return rc;
+	if (n == 0)
+		return 0;
+	pv_log_trace("storage: delete %zu objects, '%s' first", n, keys[0]);
+	if (st->ops->delete_many != NULL)
+		return st->ops->delete_many(st->driver, keys, n);
+	for (size_t i = 0; i < n; i++)
+	{
+		rc = st->ops->delete(st->driver, keys[i]);
+		if (rc == PV_ENOTFOUND)
+			pv_error_clear();
+		else if (rc < 0)
+			return rc;
+	}
+	return 0;
 }

@@ -104,6 +104,26 @@ int storage_get(Storage *st, const char *key, Buf *out);
 /* Appends bytes [offset, offset+len) to out; PV_ECORRUPT if the object is shorter. */
 int storage_get_range(Storage *st, const char *key, uint64_t offset, uint64_t len, Buf *out);
 int storage_stat(Storage *st, const char *key, StorageInfo *out);	/* PV_ENOTFOUND */
+
+/*
+ * Repeated ranged reads of one object (pack files during a restore) without
+ * finding the object again for every range.  storage_reader_open fails with
+ * PV_ENOTFOUND like storage_get; storage_reader_range appends bytes
+ * [offset, offset+len) to out (unchanged on failure) and fails with
+ * PV_ECORRUPT when the object is shorter, exactly as storage_get_range.
+ *
+ * What a handle reads: drivers that implement it natively (posix: an open
+ * descriptor) read the object as it was opened, so an object replaced by a
+ * rename afterwards still reads as its old, complete self, and one truncated
+ * in place fails with PV_ECORRUPT; other drivers fall back to
+ * storage_get_range on every call.  Use it for write-once objects.  A handle
+ * may be used from several threads at once; the Storage must outlive it.
+ * storage_reader_close(NULL) is a no-op.
+ */
+typedef struct StorageReader StorageReader;
+int storage_reader_open(StorageReader **out, Storage *st, const char *key);
+int storage_reader_range(StorageReader *r, uint64_t offset, uint64_t len, Buf *out);
+void storage_reader_close(StorageReader *r);
 int storage_exists(Storage *st, const char *key, bool *out);
 
 /*
@@ -117,6 +137,15 @@ typedef int (*StorageListFn) (const char *key, const StorageInfo *info, void *pa
 int storage_list(Storage *st, const char *prefix, StorageListFn fn, void *payload);
 
 int storage_delete(Storage *st, const char *key);	/* PV_ENOTFOUND if absent */
+
+/*
+ * Delete keys[0..n) for a clean-up (prune, WAL expiry): keys that are absent
+ * already are not an error.  Object stores with a batch request (S3
+ * DeleteObjects: up to 1000 keys a request) use it; other drivers delete one
+ * key at a time.  On failure returns the first error, naming its key; other
+ * keys may be gone by then (run it again: deleting is idempotent).
+ */
+int storage_delete_many(Storage *st, const char *const *keys, size_t n);
 
 /* PV_EUSAGE with a message if key is not a valid object key (see above); 0 otherwise. */
 int storage_key_check(const char *key);

@@ -46,6 +46,19 @@ typedef struct StorageOps
 	int (*exists) (void *driver, const char *key, bool *out);	/* default: stat */
 	int (*create) (void *driver);	/* see storage_create; default: nothing to create */
 	void (*free) (void *driver);	/* default: nothing to free */
+	/*
+	 * Delete keys[0..n) (n > 0, keys checked), absent keys not an error; the
+	 * driver splits n into its own batches.  Default: one delete per key.
+	 */
+	int (*delete_many) (void *driver, const char *const *keys, size_t n);
+	/*
+	 * Ranged reads through an open handle (storage_reader_*): all three or
+	 * none.  Default: each storage_reader_range is a get_range.  offset+len
+	 * is checked for overflow before read_range sees it.
+	 */
+	int (*read_open) (void **out, void *driver, const char *key);
+	int (*read_range) (void *handle, uint64_t offset, uint64_t len, Buf *out);
+	void (*read_close) (void *handle);
 } StorageOps;
 
 /*

@@ -15,16 +15,33 @@ fixture's teardown; pgcluster.destroy_all() runs again at session end, from
 atexit and on SIGTERM, and pgcluster's watchdog catches a killed pytest.
 On failure, the server log's tail is printed in the teardown section.
 Set PGVAULT_TEST_KEEP=1 to keep the cluster directories for a post-mortem.
+
+repo_backend (backends.py) runs a test over posix, S3 and Azure
+repositories: tests marked @pytest.mark.backends get one item per backend
+(pytest_generate_tests below), other users of the fixture run on posix.
 """
 
 import pytest
 
+import backends
 import pgcluster
+from backends import repo_backend  # noqa: F401  (the fixture, for every module)
 from pgvault_cli import pgvault_bin as _pgvault_bin
 
 
 def pytest_configure(config):
     pgcluster.install_sigterm_handler()
+    config.addinivalue_line(
+        "markers", "backends(*names): run the test over every repository backend "
+        "(posix, s3, azure) or the named ones; see tests/e2e/backends.py")
+
+
+def pytest_generate_tests(metafunc):
+    backends.parametrize(metafunc)
+
+
+def pytest_runtest_setup(item):
+    backends.runtest_setup(item)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -24,8 +24,11 @@ Invariants:
    except npm's registry at install time.
 
 Fixtures (session scope): emu_tls (cert and key paths), s3rver, azurite,
-swift.  Each server object has .endpoint, .env (credentials as the cloud
-CLIs name them), .opts (storage_tool -o settings) and .stop().
+swift; the same outside fixtures (backends.py): workdir(), tls(),
+server(cls).  Each server object has .endpoint, .env (credentials as the
+cloud CLIs name them), .opts (storage_tool -o settings) and .stop().  The
+work directory and certificate are readable by all, so pgvault run by a test
+server's own user (archive_command) can read the CA file.
 StorageTool wraps bench/storage_tool for the tests.
 """
 
@@ -476,19 +479,43 @@ def _cleanup_workdir():
         shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def emu_workdir():
+def workdir():
+    """The session's emulator directory.  Readable by all (0755), so a test
+    server's own user (archive_command, restore_command) can read the CA
+    certificate; the private key stays 0600."""
     if "workdir" not in _shared:
         _shared["workdir"] = tempfile.mkdtemp(prefix="pgvault-emu-")
+        os.chmod(_shared["workdir"], 0o755)
         atexit.register(_cleanup_workdir)
     return _shared["workdir"]
 
 
+def tls():
+    """The session's self-signed certificate (cert readable by all)."""
+    if "tls" not in _shared:
+        _shared["tls"] = Tls(workdir())
+        os.chmod(_shared["tls"].cert, 0o644)
+    return _shared["tls"]
+
+
+def server(cls):
+    """The session's running server of class cls (S3rver, Azurite, Swift),
+    started on first use; for code outside fixtures (backends.py)."""
+    if cls is Swift:
+        why = swift_missing()
+        if why:
+            pytest.skip(why)
+    return _server_fixture(cls, tls(), workdir())
+
+
+@pytest.fixture(scope="session")
+def emu_workdir():
+    return workdir()
+
+
 @pytest.fixture(scope="session")
 def emu_tls(emu_workdir):
-    if "tls" not in _shared:
-        _shared["tls"] = Tls(emu_workdir)
-    return _shared["tls"]
+    return tls()
 
 
 _servers = {}

@@ -132,7 +132,7 @@ def backup_ids(cluster, repo):
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def env(pg_module, pgvault_bin, tmp_path_factory):
+def fid_cluster(pg_module):
     c = pg_module
     for role in ROLES:
         c.execute("CREATE ROLE %s" % role)
@@ -140,7 +140,15 @@ def env(pg_module, pgvault_bin, tmp_path_factory):
     c.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "fid",
                "-f", os.path.join(HERE, "fidelity.sql"))
     c.execute("ANALYZE", db="fid")
-    repo = str(tmp_path_factory.mktemp("logical") / "repo")
+    return c
+
+
+@pytest.fixture(scope="module")
+def env(fid_cluster, pgvault_bin, tmp_path_factory, repo_backend):
+    """The backup, once per repository backend (backends.py)."""
+    c = fid_cluster
+    c.execute("DROP DATABASE IF EXISTS fid_copy WITH (FORCE)")  # restored from the previous backend
+    repo = repo_backend.url(tmp_path_factory.mktemp("logical"))
     rc, out, err = run_pgvault("init", "--repo", repo)
     assert rc == 0, err
     # a small split size: 'big' (about 2.5 MiB) becomes several page ranges
@@ -189,6 +197,7 @@ def test_backup_summary_and_show(env):
     assert "public.orders" in out and "3000" in out and "large objects: 3" in out
 
 
+@pytest.mark.backends
 def test_fidelity_roundtrip(env):
     c, repo, doc = env["cluster"], env["repo"], env["backup"]
     rc, res, err = pv(c, repo, "restore", doc["id"], "--target-db", "fid_copy", "-j", "2", "--log-level", "detail",
@@ -426,6 +435,19 @@ def test_export_plain(env, tmp_path):
     c.execute("CREATE DATABASE fid_exp")
     c.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "fid_exp", "-f", str(out))
     assert_same_database(c, "fid", "fid_exp")
+    # the database's own settings (ALTER DATABASE / ALTER ROLE ... IN DATABASE ... SET) and comment come along
+    settings, _, comment = db_properties(c, "fid")
+    assert len(settings) == 2 and db_properties(c, "fid_exp")[0] == settings
+    assert db_properties(c, "fid_exp")[2] == comment
+    # and every table's fingerprint, from a backup of the loaded database, is the backup's
+    rc, again, err = pv(c, repo, "backup", "--logical", *conn_args(c, "fid_exp"), json_out=True)
+    assert rc == 0, err
+
+    def fps(backup_id):
+        rc, show, err = pv(c, repo, "show", backup_id, json_out=True)
+        assert rc == 0, err
+        return {(t["schema"], t["name"]): (t.get("rows"), t.get("fingerprint")) for t in show["tables"]}
+    assert fps(again["id"]) == fps(doc["id"])
     c.execute("DROP DATABASE fid_exp")
 
     # gzip on standard output is the same script; a table filter keeps that table

@@ -125,3 +125,96 @@ def test_all_two_databases_and_a_role(pg_factory, pgvault_bin, tmp_path):
     assert rc == 0, err
     rc, out, err = pv(dst, repo, "restore", one["id"], "--globals-only", *conn_args(dst))
     assert rc == 2 and "holds no globals" in err, err
+
+
+def fingerprints(cluster, repo, db):
+    """{schema.table: (rows, fingerprint)} of db, from a new logical backup of it."""
+    rc, doc, err = pv(cluster, repo, "backup", "--logical", *conn_args(cluster, db), json_out=True)
+    assert rc == 0, err
+    rc, show, err = pv(cluster, repo, "show", doc["id"], json_out=True)
+    assert rc == 0, err
+    return {"%s.%s" % (t["schema"], t["name"]): (t.get("rows"), t.get("fingerprint")) for t in show["tables"]}
+
+
+def db_settings(cluster):
+    """Every database-level setting, by database and role names."""
+    return sorted(cluster.psql(
+        "SELECT coalesce(d.datname, ''), coalesce(r.rolname, ''), s.setconfig::text "
+        "FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase "
+        "LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase <> 0"))
+
+
+def test_export_plain_of_an_all_backup(pg_factory, pgvault_bin, tmp_path):
+    """export --format plain: database settings (ALTER DATABASE ... SET,
+    ALTER ROLE ... IN DATABASE ... SET) are in the script; an --all backup
+    exports as one script that recreates the globals and every database."""
+    src = pg_factory("expsrc")
+    dst = pg_factory("expdst")
+    src.execute("CREATE ROLE exp_app LOGIN; CREATE ROLE exp_ro; GRANT exp_ro TO exp_app;"
+                "ALTER ROLE exp_ro SET work_mem = '2MB'")
+    src.execute("CREATE DATABASE shop OWNER exp_app")
+    src.execute("CREATE DATABASE \"crm db\" ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    src.execute("ALTER DATABASE shop SET work_mem = '5MB'; ALTER DATABASE shop SET search_path = app, public;"
+                "ALTER ROLE exp_ro IN DATABASE shop SET statement_timeout = '7s';"
+                "COMMENT ON DATABASE shop IS 'the shop'; ALTER DATABASE shop CONNECTION LIMIT 40;"
+                "GRANT CONNECT ON DATABASE shop TO exp_ro")
+    src.execute("CREATE SCHEMA app AUTHORIZATION exp_app;"
+                "CREATE TABLE app.items (id serial PRIMARY KEY, name text, tags text[]);"
+                "INSERT INTO app.items (name, tags) SELECT 'item ' || g, ARRAY['a' || g % 3] "
+                "FROM generate_series(1, 500) g; ALTER TABLE app.items OWNER TO exp_app;"
+                "GRANT SELECT ON app.items TO exp_ro;"
+                "CREATE TABLE public.orders (id int PRIMARY KEY, item int REFERENCES app.items (id), n numeric);"
+                "INSERT INTO public.orders SELECT g, 1 + g % 500, g / 3.0 FROM generate_series(1, 2000) g", db="shop")
+    src.execute("CREATE TABLE contacts (id int PRIMARY KEY, who text); INSERT INTO contacts SELECT g, "
+                "E'who\\\\ \\t' || g FROM generate_series(1, 300) g; SELECT lo_from_bytea(4242, 'lo')", db="crm db")
+    repo = str(tmp_path / "repo")
+    rc, out, err = run_pgvault("init", "--repo", repo)
+    assert rc == 0, err
+    rc, doc, err = pv(src, repo, "backup", "--logical", "--all", *conn_args(src), json_out=True)
+    assert rc == 0, err
+    want_fp = {db: fingerprints(src, repo, db) for db in ("shop", "crm db")}
+
+    # the whole cluster: loads with psql into a new cluster, like pg_dumpall's script
+    out = tmp_path / "cluster.sql"
+    rc, o, err = pv(src, repo, "export", doc["id"], "--format", "plain", "-o", str(out), json_out=True)
+    assert rc == 0, err
+    assert o["database"] == "*" and o["tables"] == 3 and o["rows"] == 2800 and o["large_objects"] == 1, o
+    text = out.read_text()
+    assert "\\if :pgvault_new\nCREATE ROLE exp_app;\n\\endif\n" in text and "CREATE DATABASE \"shop\" WITH TEMPLATE = template0" in text
+    assert "ALTER DATABASE :\"pgvault_db\" SET work_mem TO '5MB';" in text
+    dst.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", str(out))
+    for db in ("shop", "crm db"):
+        same_database(src, db, dst, db)
+        assert fingerprints(dst, repo, db) == want_fp[db], db
+    assert db_settings(dst) == db_settings(src) == [
+        ("shop", "", "{work_mem=5MB,\"search_path=app, public\"}"), ("shop", "exp_ro", "{statement_timeout=7s}")]
+    assert roles_of(dst) == roles_of(src)
+    q = ("SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datconnlimit, "
+         "(SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(datacl) a), shobj_description(oid, 'pg_database') FROM pg_database WHERE datname IN ('shop', 'crm db') "
+         "ORDER BY 1")
+    assert dst.psql(q) == src.psql(q)
+
+    # one database of it, into an empty database of another name: its settings come along
+    one = tmp_path / "shop.sql"
+    rc, o, err = pv(src, repo, "export", doc["id"], "--format", "plain", "--database", "shop", "-o", str(one),
+                    json_out=True)
+    assert rc == 0, err
+    assert o["database"] == "shop" and o["tables"] == 2
+    dst.execute("CREATE DATABASE shop2")
+    dst.run_tool("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "shop2", "-f", str(one))
+    same_database(src, "shop", dst, "shop2")
+    assert fingerprints(dst, repo, "shop2") == want_fp["shop"]
+    assert [s for s in db_settings(dst) if s[0] == "shop2"] == [
+        ("shop2", "", "{work_mem=5MB,\"search_path=app, public\"}"), ("shop2", "exp_ro", "{statement_timeout=7s}")]
+
+    # a table filter needs one database
+    rc, o, err = pv(src, repo, "export", doc["id"], "--format", "plain", "-t", "app.items", "-o", str(one))
+    assert rc == 2 and "--table needs --database NAME with a backup of several databases" in err, err
+
+
+def roles_of(cluster):
+    return cluster.psql(
+        "SELECT r.rolname, r.rolcanlogin, coalesce((SELECT setconfig::text FROM pg_db_role_setting s "
+        "WHERE s.setrole = r.oid AND s.setdatabase = 0), ''), coalesce((SELECT string_agg(g.rolname, ',') "
+        "FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '') "
+        "FROM pg_roles r WHERE r.rolname LIKE 'exp%' ORDER BY 1")

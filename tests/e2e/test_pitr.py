@@ -17,13 +17,15 @@ import time
 
 import pytest
 
-from physical_helpers import (SOURCE, archive_to, backup, make_repo, ok, pv,
+from backends import make_repo
+from physical_helpers import (SOURCE, archive_to, backup, ok, pv,
                               restore_to, switch_wal, wait_archived)
 
 
 @pytest.fixture(scope="module")
-def history(pg_module):
+def history(pg_module, repo_backend):
     pg = pg_module
+    pg.execute("DROP TABLE IF EXISTS later")  # the history on the previous backend
     repo = make_repo(pg)
     archive_to(pg, repo)
     pg.execute("CREATE TABLE events (id int PRIMARY KEY, at text)")
@@ -65,6 +67,7 @@ def assert_between_t2_and_t3(c):
     assert c.scalar("SELECT to_regclass('later')") is None
 
 
+@pytest.mark.backends
 def test_target_time_picks_the_backup_before_it(history, pg_factory):
     c = recover(pg_factory, history, "--target-time", history["between"])
     assert_between_t2_and_t3(c)

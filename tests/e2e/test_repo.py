@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import backends
 from pgcluster import clean_env
 from pgvault_cli import pgvault_bin, run_pgvault, run_pgvault_json
 
@@ -62,7 +63,7 @@ def ok_json(repo, *args, env=None):
 
 
 def init(tmp_path, *extra, env=None):
-    repo = str(tmp_path / "repo")
+    repo = backends.active().url(tmp_path)
     ok(repo, "init", *extra, env=env)
     return repo
 
@@ -236,48 +237,51 @@ def test_kill_prune_at_random_points(tmp_path):
     assert ok_json(repo, "repo", "prune", "--dry-run")["bytes_freed"] == 0
 
 
-def test_prune_refuses_while_backup_runs(tmp_path):
+@pytest.mark.backends
+def test_prune_refuses_while_backup_runs(tmp_path, repo_backend):
     repo = init(tmp_path)
     old = backup_files(repo, write_random(tmp_path / "old.bin", MiB, 30))["id"]
-    os.unlink(os.path.join(repo, "snapshots", old))
+    old_packs = set(repo_backend.keys(repo, "data/"))
+    repo_backend.delete(repo, "snapshots/" + old)
     # a backup reading a pipe that stays open holds its shared lock meanwhile
     p = spawn(repo, "backup", "--stdin", "--name", "s", "--json", stdin=subprocess.PIPE)
     p.stdin.write(random.Random(31).randbytes(2 * MiB))
     p.stdin.flush()
     deadline = time.time() + 10
-    while not os.listdir(os.path.join(repo, "locks")) and time.time() < deadline:
+    while not repo_backend.keys(repo, "locks/") and time.time() < deadline:
         time.sleep(0.05)
     r = pv(repo, "repo", "prune")
     assert r.rc == 4, (r.out, r.err)
     assert "lock" in r.err
     out, err = p.communicate(timeout=30)     # closes stdin: the stream ends
     assert p.returncode == 0, err
-    ok(repo, "repo", "prune")
+    r = ok_json(repo, "repo", "prune")
+    assert r["packs_deleted"] >= 1 and r["bytes_freed"] >= MiB, r
+    # the old backup's packs are gone from the store
+    assert old_packs and not old_packs & set(repo_backend.keys(repo, "data/"))
     verify_ok(repo)
     assert backup_ids(repo) == [json.loads(out)["id"]]
 
 
 # ---- damage and secrets ----
 
-def test_verify_names_damaged_chunk_and_backups(tmp_path):
+@pytest.mark.backends
+def test_verify_names_damaged_chunk_and_backups(tmp_path, repo_backend):
     repo = init(tmp_path)
     f = write_random(tmp_path / "f.bin", 3 * MiB, 40)
     ids = [backup_files(repo, f)["id"]]
     other = backup_files(repo, write_random(tmp_path / "g.bin", MiB, 41))["id"]
-    packs = [os.path.join(d, n) for d, _, ns in os.walk(os.path.join(repo, "data"))
-             for n in ns]
-    biggest = max(packs, key=os.path.getsize)
-    with open(biggest, "r+b") as fh:
-        fh.seek(1000)
-        b = fh.read(1)
-        fh.seek(1000)
-        fh.write(bytes([b[0] ^ 1]))
+    packs = repo_backend.keys(repo, "data/")
+    biggest = max(packs, key=packs.get)
+    damaged = bytearray(repo_backend.read(repo, biggest))
+    damaged[1000] ^= 1
+    repo_backend.write(repo, biggest, bytes(damaged))
     rc, doc, err = run_pgvault_json("verify", "--repo", repo)
     assert rc == 3
     assert doc["status"] == "corrupt"
     chunks = [p for p in doc["problems"] if p["type"] == "chunk"]
     assert len(chunks) == 1
-    assert chunks[0]["pack"] == os.path.basename(biggest)
+    assert chunks[0]["pack"] == biggest.rsplit("/", 1)[-1]
     assert chunks[0]["backups"] == ids
     assert {b["id"]: b["status"] for b in doc["backups"]} == {ids[0]: "damaged", other: "ok"}
     r = pv(repo, "verify")

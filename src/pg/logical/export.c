@@ -13,7 +13,13 @@
  *   4. large objects: lo_create + lo_put of hex bytea chunks, owner,
  *      comment, grants;
  *   5. post-data: `pg_restore -f - --section=post-data`;
- *   6. REFRESH of the populated materialized views.
+ *   6. REFRESH of the populated materialized views;
+ *   7. the database's properties (settings, role settings in it, comment;
+ *      psql's \gset names the database the script is loaded into).
+ * An --all backup without --database becomes one script for a new cluster,
+ * as pg_dumpall's: the globals, then per database CREATE DATABASE (but
+ * postgres and template1), \connect, and 1 to 7 (with the owner,
+ * connection limit and grants of the database as well).
  * Output goes to a file (written as FILE.tmp, then renamed: a failed export
  * leaves no half file under the name asked for) or to standard output,
  * optionally compressed (zstd or gzip) as it is written.  Memory stays
@@ -27,6 +33,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/logical/archive.h"
+#include "pg/logical/globals.h"
 #include "pg/logical/util.h"
 #include "pg/tools.h"
 #include "repo/reader.h"
@@ -513,47 +520,322 @@ jstr(const json_t *o, const char *key)
 	return v ? v : "?";
 }
 
+/*
+ * A psql \connect to database name whatever its spelling (as pg_dumpall
+ * writes it): a conninfo string in double quotes.
+ */
+static void
+psql_connect(Buf *b, const char *name)
+{
+	buf_append_str(b, "\\connect -reuse-previous=on \"dbname='");
+	for (const char *p = name; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			buf_append_byte(b, '\\');
+		if (*p == '"')
+			buf_append_byte(b, '"');
+		buf_append_byte(b, (unsigned char) *p);
+	}
+	buf_append_str(b, "'\"\n");
+}
+
+/*
+ * The database-level properties, for the database psql is connected to
+ * (its name is taken from the server: the script may be loaded into a
+ * database of any name): ALTER DATABASE ... SET and ALTER ROLE ... IN
+ * DATABASE ... SET (skipped, with a comment, when the role does not exist
+ * where the script is loaded), the comment; with an --all backup also the
+ * owner, the connection limit and the grants (as pg_dumpall).
+ */
 static int
-export_run(Exp *e)
+properties_write(Exp *e, bool all)
+{
+	const json_t *p = json_object_get(e->db.meta, "properties");
+	const char *owner = json_string_value(json_object_get(e->db.meta, "owner"));
+	const char *comment = json_string_value(json_object_get(p, "comment"));
+	const json_t *acl = json_object_get(p, "acl");
+	json_int_t limit = json_integer_value(json_object_get(p, "connlimit"));
+	Buf b = PV_BUF_INIT;
+	size_t i, k;
+	json_t *s, *c;
+	int rc;
+
+	buf_append_str(&b, "\n--\n-- Database properties (pgvault)\n--\n\n"
+				   "SELECT pg_catalog.current_database() AS pgvault_db \\gset\n");
+	if (all && owner != NULL && !e->o->no_owner)
+	{
+		char *q = pglogical_quote_ident(owner);
+
+		buf_printf(&b, "ALTER DATABASE :\"pgvault_db\" OWNER TO %s;\n", q);
+		pv_free(q);
+	}
+	json_array_foreach(json_object_get(p, "settings"), i, s)
+	{
+		const char *role = json_string_value(json_object_get(s, "role"));
+		char *q = role ? pglogical_quote_ident(role) : NULL;
+
+		if (role != NULL)
+		{
+			buf_append_str(&b, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = ");
+			pgarchive_literal(&b, role);
+			buf_append_str(&b, ") AS pgvault_role \\gset\n\\if :pgvault_role\n");
+		}
+		json_array_foreach(json_object_get(s, "config"), k, c)
+		{
+			if (!json_is_string(c))
+				continue;
+			if (role != NULL)
+				buf_printf(&b, "ALTER ROLE %s IN DATABASE :\"pgvault_db\" ", q);
+			else
+				buf_append_str(&b, "ALTER DATABASE :\"pgvault_db\" ");
+			pgglobals_set_clause(&b, json_string_value(c));
+			buf_append_str(&b, ";\n");
+		}
+		if (role != NULL)
+		{
+			buf_append_str(&b, "\\else\n\\echo 'role ");
+			for (const char *x = role; *x; x++)
+				if (*x != '\'' && *x != '\\' && *x != ':')
+					buf_append_byte(&b, (unsigned char) *x);
+			buf_append_str(&b, " does not exist: its settings in this database are not restored'\n\\endif\n");
+		}
+		pv_free(q);
+	}
+	if (comment != NULL)
+	{
+		buf_append_str(&b, "COMMENT ON DATABASE :\"pgvault_db\" IS ");
+		pgarchive_literal(&b, comment);
+		buf_append_str(&b, ";\n");
+	}
+	if (all && json_is_integer(json_object_get(p, "connlimit")) && limit != -1)
+		buf_printf(&b, "ALTER DATABASE :\"pgvault_db\" CONNECTION LIMIT %lld;\n", (long long) limit);
+	if (all && json_is_array(acl) && !e->o->no_privileges)
+	{
+		buf_append_str(&b, "REVOKE ALL ON DATABASE :\"pgvault_db\" FROM PUBLIC;\n");
+		json_array_foreach(acl, i, s)
+		{
+			const char *grantee = json_string_value(json_object_get(s, "grantee"));
+			const char *priv = json_string_value(json_object_get(s, "privilege"));
+
+			/* grantee is quoted already (or PUBLIC); the privileges of a database are words */
+			if (grantee == NULL || priv == NULL || strspn(priv, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(priv))
+				continue;
+			buf_printf(&b, "GRANT %s ON DATABASE :\"pgvault_db\" TO %s%s;\n", priv, grantee,
+					   json_is_true(json_object_get(s, "grantable")) ? " WITH GRANT OPTION" : "");
+		}
+	}
+	rc = sink_write(&e->sink, b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+/* Forget one database's catalog and files before the next one. */
+static void
+db_clear(Exp *e)
+{
+	if (e->schema_file)
+	{
+		unlink(e->schema_file);
+		pv_free(e->schema_file);
+		e->schema_file = NULL;
+	}
+	if (e->list_file)
+	{
+		unlink(e->list_file);
+		pv_free(e->list_file);
+		e->list_file = NULL;
+	}
+	pv_free(e->sel);
+	e->sel = NULL;
+	pgcatalog_clear(&e->cat);
+}
+
+/* One database's script (e->db): schema, data, large objects, post-data, matviews, properties. */
+static int
+export_db(Exp *e, bool all)
 {
 	const PgLogicalExportOpts *o = e->o;
-	const json_t *snap = json_object_get(e->db.meta, "snapshot");
 	bool schema = e->db.schema_item[0] != '\0';
-	Buf b = PV_BUF_INIT;
 	int rc;
 
 	if ((rc = pgcatalog_load(&e->cat, o->repo, e->m, &e->db)) < 0)
-		goto done;
+		return rc;
 	if (o->tables.n > 0 && (rc = pgcatalog_select(&e->sel, &e->cat, &e->db, &o->tables)) < 0)
-		goto done;
+		return rc;
 	if (schema &&
-		((rc = pgtools_find(&e->pg_restore, "pg_restore", o->bindir, 0)) < 0 ||
+		((e->pg_restore.path == NULL && (rc = pgtools_find(&e->pg_restore, "pg_restore", o->bindir, 0)) < 0) ||
 		 (rc = pgarchive_item_to_file(&e->schema_file, o->repo, e->m, e->db.schema_item)) < 0 ||
 		 (e->sel != NULL &&
 		  (rc = pgarchive_toc_list(&e->list_file, NULL, &e->pg_restore, e->schema_file, &e->cat, e->sel, false)) < 0)))
-		goto done;
-	if ((rc = sink_open(&e->sink, o->output, o->compress)) < 0)
-		goto done;
-	buf_printf(&b, "--\n-- pgvault export of backup %s: database %s, snapshot %s (LSN %s)%s\n"
-			   "-- Load it into an empty database: psql -X -v ON_ERROR_STOP=1 -d NEWDB -f FILE\n--\n\n",
-			   e->res->id, e->db.name, jstr(snap, "time"), jstr(snap, "lsn"), e->sel ? ", selected tables" : "");
-	if ((rc = sink_write(&e->sink, b.data, b.len)) < 0)
-		goto done;
+		return rc;
 	if (schema && (rc = section(e, "pre-data")) < 0)
-		goto done;
+		return rc;
 	if ((rc = data_write(e)) < 0)
-		goto done;
+		return rc;
 	if (e->sel == NULL && e->cat.large_objects != NULL)
 	{
 		const char *item = json_string_value(json_object_get(e->cat.large_objects, "item"));
 
 		if ((rc = large_objects_write(e, item ? item : "large-objects")) < 0)
-			goto done;
+			return rc;
 	}
 	if (schema && (rc = section(e, "post-data")) < 0)
-		goto done;
+		return rc;
 	if (e->sel == NULL && (rc = matviews_write(e)) < 0)
+		return rc;
+	if (e->sel == NULL && (rc = properties_write(e, all)) < 0)
+		return rc;
+	return PV_OK;
+}
+
+static int
+export_run(Exp *e)
+{
+	const json_t *snap = json_object_get(e->db.meta, "snapshot");
+	Buf b = PV_BUF_INIT;
+	int rc;
+
+	if ((rc = sink_open(&e->sink, e->o->output, e->o->compress)) < 0)
 		goto done;
+	buf_printf(&b, "--\n-- pgvault export of backup %s: database %s, snapshot %s (LSN %s)%s\n"
+			   "-- Load it into an empty database: psql -X -v ON_ERROR_STOP=1 -d NEWDB -f FILE\n--\n\n",
+			   e->res->id, e->db.name, jstr(snap, "time"), jstr(snap, "lsn"), e->sel ? ", selected tables" : "");
+	if ((rc = sink_write(&e->sink, b.data, b.len)) < 0 || (rc = export_db(e, false)) < 0)
+		goto done;
+	rc = sink_str(&e->sink, "\n--\n-- pgvault export complete\n--\n");
+done:
+	buf_free(&b);
+	return rc;
+}
+
+/* CREATE DATABASE with the source's encoding and locale (owner and the rest come once connected). */
+static void
+database_create_sql(Buf *b, const json_t *meta, const char *name)
+{
+	const char *enc = json_string_value(json_object_get(meta, "encoding"));
+	const char *coll = json_string_value(json_object_get(meta, "collate"));
+	const char *ctype = json_string_value(json_object_get(meta, "ctype"));
+	const char *prov = json_string_value(json_object_get(meta, "locale_provider"));
+	const char *icu = json_string_value(json_object_get(meta, "icu_locale"));
+	char *q = pglogical_quote_ident(name);
+
+	buf_printf(b, "CREATE DATABASE %s WITH TEMPLATE = template0 ENCODING = ", q);
+	pgarchive_literal(b, enc ? enc : "UTF8");
+	if (coll)
+	{
+		buf_append_str(b, " LC_COLLATE = ");
+		pgarchive_literal(b, coll);
+	}
+	if (ctype)
+	{
+		buf_append_str(b, " LC_CTYPE = ");
+		pgarchive_literal(b, ctype);
+	}
+	if (prov && strcmp(prov, "i") == 0)
+	{
+		buf_append_str(b, " LOCALE_PROVIDER = icu");
+		if (icu)
+		{
+			buf_append_str(b, " ICU_LOCALE = ");
+			pgarchive_literal(b, icu);
+		}
+	}
+	buf_append_str(b, ";\n");
+	pv_free(q);
+}
+
+/*
+ * The globals script of the backup, statement by statement, where a CREATE
+ * ROLE or CREATE TABLESPACE runs only when no such role or tablespace
+ * exists (pg_dumpall's script lets those fail, which ON_ERROR_STOP would
+ * not survive: every cluster has its bootstrap role).
+ */
+static int
+globals_write(Exp *e, const char *item)
+{
+	Buf script = PV_BUF_INIT, b = PV_BUF_INIT;
+	PgGlobalStmt *st = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = pglogical_item_read_all(e->o->repo, e->m, item, &script)) < 0)
+		goto done;
+	pgglobals_parse(&st, &n, (const char *) script.data, script.len);
+	for (size_t i = 0; i < n; i++)
+	{
+		const PgGlobalStmt *x = &st[i];
+		bool guard = x->create && x->object != NULL && (x->kind == PGG_ROLE || x->kind == PGG_TABLESPACE);
+
+		if (guard)
+		{
+			buf_printf(&b, "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.%s WHERE %s = ",
+					   x->kind == PGG_ROLE ? "pg_roles" : "pg_tablespace",
+					   x->kind == PGG_ROLE ? "rolname" : "spcname");
+			pgarchive_literal(&b, x->object);
+			buf_append_str(&b, ") AS pgvault_new \\gset\n\\if :pgvault_new\n");
+		}
+		buf_printf(&b, "%s;\n", x->sql);
+		if (guard)
+			buf_append_str(&b, "\\endif\n");
+	}
+	rc = sink_write(&e->sink, b.data, b.len);
+done:
+	pgglobals_free(st, n);
+	buf_free(&script);
+	buf_free(&b);
+	return rc;
+}
+
+/*
+ * An --all backup as one script for a new cluster (as pg_dumpall writes
+ * one): the globals (pg_dumpall --globals-only's script as the backup
+ * holds it), then for every database: CREATE DATABASE (not for postgres
+ * and template1, which every cluster has), \connect, its script.
+ */
+static int
+export_all(Exp *e)
+{
+	const json_t *meta = repo_manifest_metadata(e->m);
+	const json_t *dbs = json_object_get(meta, "databases"), *g = json_object_get(meta, "globals");
+	const char *gitem = json_string_value(json_object_get(g, "item"));
+	Buf b = PV_BUF_INIT;
+	size_t i;
+	json_t *d;
+	int rc;
+
+	if (gitem == NULL)
+		return pv_error_set(PV_ECORRUPT, "backup '%s' names no globals item", e->res->id);
+	if ((rc = sink_open(&e->sink, e->o->output, e->o->compress)) < 0)
+		goto done;
+	buf_printf(&b, "--\n-- pgvault export of backup %s: every database (%zu) and the globals\n"
+			   "-- Load it into a new cluster: psql -X -v ON_ERROR_STOP=1 -d postgres -f FILE\n--\n\n"
+			   "--\n-- Globals: roles, memberships, role settings, tablespaces (pg_dumpall --globals-only)\n--\n\n",
+			   e->res->id, json_array_size(dbs));
+	if ((rc = sink_write(&e->sink, b.data, b.len)) < 0 || (rc = globals_write(e, gitem)) < 0)
+		goto done;
+	json_array_foreach(dbs, i, d)
+	{
+		const char *name = json_string_value(json_object_get(d, "database"));
+
+		if (name == NULL)
+		{
+			rc = pv_error_set(PV_ECORRUPT, "backup '%s' lists a database without a name", e->res->id);
+			goto done;
+		}
+		if ((rc = pgarchive_db(&e->db, e->m, name)) < 0)
+			goto done;
+		buf_reset(&b);
+		buf_printf(&b, "\n--\n-- Database %s\n--\n\n", name);
+		if (strcmp(name, "postgres") != 0 && strcmp(name, "template1") != 0)
+			database_create_sql(&b, d, name);
+		psql_connect(&b, name);
+		if ((rc = sink_write(&e->sink, b.data, b.len)) < 0 || (rc = export_db(e, true)) < 0)
+		{
+			pv_error_prefix(rc, "database '%s'", name);
+			goto done;
+		}
+		db_clear(e);
+	}
 	rc = sink_str(&e->sink, "\n--\n-- pgvault export complete\n--\n");
 done:
 	buf_free(&b);
@@ -578,10 +860,21 @@ pglogical_export(PgLogicalExportResult *out, const PgLogicalExportOpts *o)
 						  " as SQL", out->id, repo_manifest_kind(e.m));
 		goto done;
 	}
+	e.buf = pv_malloc(IO_BUF);
+	if (pgarchive_is_all(e.m) && o->database == NULL)
+	{
+		if (o->tables.n > 0)
+		{
+			rc = pv_error_set(PV_EUSAGE, "--table needs --database NAME with a backup of several databases");
+			goto done;
+		}
+		snprintf(out->database, sizeof(out->database), "*");
+		rc = export_all(&e);
+		goto done;
+	}
 	if ((rc = pgarchive_db(&e.db, e.m, o->database)) < 0)
 		goto done;
 	snprintf(out->database, sizeof(out->database), "%s", e.db.name);
-	e.buf = pv_malloc(IO_BUF);
 	rc = export_run(&e);
 done:
 	{
@@ -596,19 +889,8 @@ done:
 			pv_error_restore(&err);
 		out->bytes = e.sink.in;
 		out->written = e.sink.out;
-		if (e.schema_file)
-		{
-			unlink(e.schema_file);
-			pv_free(e.schema_file);
-		}
-		if (e.list_file)
-		{
-			unlink(e.list_file);
-			pv_free(e.list_file);
-		}
-		pv_free(e.sel);
+		db_clear(&e);
 		pv_free(e.buf);
-		pgcatalog_clear(&e.cat);
 		pgtools_clear(&e.pg_restore);
 		repo_manifest_free(e.m);
 	}

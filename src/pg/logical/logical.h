@@ -129,6 +129,7 @@ typedef struct PgLogicalRestoreOpts
 	bool if_exists;				/* with clean: DROP ... IF EXISTS */
 	bool terminate;				/* end other sessions on the target */
 	bool no_owner, no_privileges;
+	bool no_tablespaces;		/* create no tablespace, put every object in the default one (drills) */
 	bool no_analyze;
 	bool schema_only, data_only;
 	int jobs;
@@ -166,6 +167,18 @@ typedef struct PgLogicalRestoreResult
 int pglogical_restore(PgLogicalRestoreResult *out, const PgLogicalRestoreOpts *opts);
 void pglogical_restore_result_clear(PgLogicalRestoreResult *r);
 
+/*
+ * The checks a restore makes on its target before writing anything, shared
+ * with restore --dry-run so both refuse with the same words: which database
+ * and a maintenance connection (pglogical_target_connect), its other
+ * sessions (refused unless terminate; dry never ends them), and whether it
+ * holds relations (refused as not empty with refuse).
+ */
+int pglogical_target_connect(char **out_dbname, PGconn **out_maint, const PgLogicalRestoreOpts *o,
+							 const char *target, const char *source_db);
+int pglogical_target_sessions(PGconn *maint, const char *dbname, bool terminate, bool dry, int *out_count);
+int pglogical_target_relations(PGconn *coord, const char *dbname, bool refuse, long *out_count);
+
 /* ---- export as a plain SQL script (export.c) ---- */
 
 typedef struct PgLogicalExportOpts
@@ -193,10 +206,14 @@ typedef struct PgLogicalExportResult
 /*
  * Write a logical backup (one database) as an SQL script that `psql -f`
  * loads into an empty database: pre-data, COPY blocks, setval, large
- * objects, post-data, materialized view refreshes.  Errors: PV_EUSAGE for a
- * backup that is not logical, or an --all backup without database;
- * PV_ENOTFOUND for a --table pattern that matches nothing.  A failed export
- * to a file leaves no file.
+ * objects, post-data, materialized view refreshes, the database's settings
+ * (ALTER DATABASE / ALTER ROLE ... IN DATABASE ... SET) and comment.  An
+ * --all backup without database becomes one script for a new cluster (as
+ * pg_dumpall's): the globals, then per database CREATE DATABASE, \connect,
+ * its script with owner, connection limit and grants (database "*").
+ * Errors: PV_EUSAGE for a backup that is not logical, or --table with an
+ * --all backup without database; PV_ENOTFOUND for a --table pattern that
+ * matches nothing.  A failed export to a file leaves no file.
  */
 int pglogical_export(PgLogicalExportResult *out, const PgLogicalExportOpts *opts);
 

@@ -26,6 +26,8 @@
  *   analyze   ANALYZE of every table, in parallel (unless --no-analyze)
  *   properties  the database's settings, grants, comment, connection limit
  *             (a database this restore created, or any with --all)
+ *   flush     the loading sessions commit with synchronous_commit=off; one
+ *             commit that waits for the WAL flush makes it all durable
  * With --table every step keeps to the selected tables: a pg_restore -L
  * list (toc.h) names their entries, and the foreign keys of other tables
  * that point at them are dropped and made again around --clean.
@@ -404,7 +406,7 @@ run_pg_restore_list(Rst *s, const char *section, const char *list)
 {
 	char *dbarg = pv_asprintf("--dbname=%s", s->ci_nopw);
 	char *listarg = pv_asprintf("--use-list=%s", list);
-	const char *args[8];
+	const char *args[10];
 	int n = 0, rc;
 
 	args[n++] = section;
@@ -415,6 +417,8 @@ run_pg_restore_list(Rst *s, const char *section, const char *list)
 		args[n++] = "--no-owner";
 	if (s->o->no_privileges)
 		args[n++] = "--no-privileges";
+	if (s->o->no_tablespaces)
+		args[n++] = "--no-tablespaces";
 	args[n] = NULL;
 	rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, s->password, NULL);
 	pv_free(dbarg);
@@ -572,58 +576,68 @@ task_analyze(void *arg)
 
 /* ---- steps ---- */
 
-/* The sessions on dbname other than ours: "pid 123 (user u, application a, client c)". */
-static int
-sessions_check(Rst *s)
+/*
+ * The sessions on dbname other than ours: refused naming them ("pid 123
+ * (user u, application a, client c)") unless terminate, which ends them.
+ * With dry, never ends anything (restore --dry-run); *out_count (may be
+ * NULL) gets how many there were.
+ */
+int
+pglogical_target_sessions(PGconn *maint, const char *dbname, bool terminate, bool dry, int *out_count)
 {
-	const char *params[1] = {s->dbname};
+	const char *params[1] = {dbname};
 	PGresult *r = NULL;
 	Buf list = PV_BUF_INIT;
-	int rc;
+	int n, rc;
 
-	if ((rc = pgconn_query(&r, s->maint, 4,
+	if (out_count != NULL)
+		*out_count = 0;
+	if ((rc = pgconn_query(&r, maint, 4,
 						   "SELECT pid::text, coalesce(usename::text, ''), coalesce(application_name, ''),"
 						   " coalesce(host(client_addr), 'local') FROM pg_catalog.pg_stat_activity"
 						   " WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
 						   " ORDER BY pid", 1, params)) < 0)
 		return rc;
-	if (PQntuples(r) == 0)
+	n = PQntuples(r);
+	if (out_count != NULL)
+		*out_count = n;
+	if (n == 0 || (terminate && dry))
 	{
 		PQclear(r);
 		return PV_OK;
 	}
-	if (!s->o->terminate)
+	if (!terminate)
 	{
-		for (int i = 0; i < PQntuples(r); i++)
+		for (int i = 0; i < n; i++)
 			buf_printf(&list, "%spid %s (user %s, application '%s', client %s)", i ? ", " : "",
 					   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
-		rc = pv_error_set(PV_EREFUSED, "database '%s' is in use by %d other session%s: %s", s->dbname,
-						  PQntuples(r), PQntuples(r) == 1 ? "" : "s", buf_cstr(&list));
+		rc = pv_error_set(PV_EREFUSED, "database '%s' is in use by %d other session%s: %s", dbname,
+						  n, n == 1 ? "" : "s", buf_cstr(&list));
 		pv_error_hint("end them, or add --terminate-connections to have pgvault end them");
 		PQclear(r);
 		buf_free(&list);
 		return rc;
 	}
 	PQclear(r);
-	pv_log_warn("terminating the other sessions on database '%s'", s->dbname);
+	pv_log_warn("terminating the other sessions on database '%s'", dbname);
 	for (int tries = 0; tries < 100; tries++)
 	{
-		char *n = NULL;
+		char *v = NULL;
 
-		if ((rc = pgconn_query_value(&n, s->maint,
+		if ((rc = pgconn_query_value(&v, maint,
 									 "SELECT count(pg_catalog.pg_terminate_backend(pid))::text FROM pg_catalog.pg_stat_activity"
 									 " WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
 									 1, params)) < 0)
 			return rc;
-		if (n != NULL && strcmp(n, "0") == 0)
+		if (v != NULL && strcmp(v, "0") == 0)
 		{
-			pv_free(n);
+			pv_free(v);
 			return PV_OK;
 		}
-		pv_free(n);
+		pv_free(v);
 		usleep(100 * 1000);
 	}
-	return pv_error_set(PV_EREFUSED, "sessions on database '%s' did not end after 10s", s->dbname);
+	return pv_error_set(PV_EREFUSED, "sessions on database '%s' did not end after 10s", dbname);
 }
 
 static int
@@ -687,24 +701,34 @@ done:
 	return rc;
 }
 
-static int
-database_check_empty(Rst *s)
+/*
+ * How many relations the connected database holds outside the system
+ * schemas; with refuse, a database holding any is refused as not empty.
+ */
+int
+pglogical_target_relations(PGconn *coord, const char *dbname, bool refuse, long *out_count)
 {
 	char *n = NULL;
+	long count;
 	int rc;
 
-	if ((rc = pgconn_query_value(&n, s->coord,
+	if (out_count != NULL)
+		*out_count = 0;
+	if ((rc = pgconn_query_value(&n, coord,
 								 "SELECT count(*)::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns"
 								 " ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace"
 								 " WHERE ns.nspname OPERATOR(pg_catalog.!~) '^pg_' AND ns.nspname OPERATOR(pg_catalog.<>) 'information_schema'",
 								 0, NULL)) < 0)
 		return rc;
-	if (n != NULL && strcmp(n, "0") != 0)
+	count = n != NULL ? strtol(n, NULL, 10) : 0;
+	pv_free(n);
+	if (out_count != NULL)
+		*out_count = count;
+	if (refuse && count > 0)
 	{
-		rc = pv_error_set(PV_EREFUSED, "database '%s' is not empty (%s relations)", s->dbname, n);
+		rc = pv_error_set(PV_EREFUSED, "database '%s' is not empty (%ld relations)", dbname, count);
 		pv_error_hint("restore into a new database (--target-db), or add --clean to replace the backup's objects");
 	}
-	pv_free(n);
 	return rc;
 }
 
@@ -724,6 +748,8 @@ run_pg_restore(Rst *s, const char *const *extra, Buf *capture)
 		args[n++] = "--no-owner";
 	if (s->o->no_privileges)
 		args[n++] = "--no-privileges";
+	if (s->o->no_tablespaces)
+		args[n++] = "--no-tablespaces";
 	args[n] = NULL;
 	rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, s->password, capture);
 	pv_free(list);
@@ -1021,36 +1047,49 @@ pool_run(Rst *s, PvPool *pool, PartTask *tasks, size_t n, PvPoolFn fn)
 	return pv_pool_wait(pool);
 }
 
-static int
-target_pick(Rst *s)
+/*
+ * The database a restore goes to (target, else --target-db, else -d's
+ * database name, else the source's name) and a maintenance connection for
+ * creating it: to "postgres" (or template1) unless -d is a whole conninfo.
+ */
+int
+pglogical_target_connect(char **out_dbname, PGconn **out_maint, const PgLogicalRestoreOpts *o,
+						 const char *target, const char *source_db)
 {
-	const PgLogicalRestoreOpts *o = s->o;
 	const char *d = o->conn.dbname;
 	bool d_is_conninfo = d != NULL && (strchr(d, '=') != NULL || strstr(d, "://") != NULL);
 	PgConnOpts mc = o->conn;
-	const char *src = NULL;
 	int rc;
 
-	(void) pv_json_opt_str(&src, s->db.meta, "database", NULL);
-	if (s->target != NULL)
-		s->dbname = pv_strdup(s->target);
+	*out_dbname = NULL;
+	*out_maint = NULL;
+	if (target != NULL)
+		*out_dbname = pv_strdup(target);
 	else if (o->target_db != NULL)
-		s->dbname = pv_strdup(o->target_db);
+		*out_dbname = pv_strdup(o->target_db);
 	else if (d != NULL && !d_is_conninfo)
-		s->dbname = pv_strdup(d);
-	else if (src != NULL)
-		s->dbname = pv_strdup(src);
+		*out_dbname = pv_strdup(d);
+	else if (source_db != NULL)
+		*out_dbname = pv_strdup(source_db);
 	else
 		return pv_error_set(PV_EUSAGE, "no target database: use --target-db");
-	/* The maintenance connection goes to "postgres" unless -d is a whole conninfo. */
 	if (!d_is_conninfo)
 		mc.dbname = "postgres";
-	if ((rc = pgconn_connect(&s->maint, &mc)) < 0 && !d_is_conninfo)
+	if ((rc = pgconn_connect(out_maint, &mc)) < 0 && !d_is_conninfo)
 	{
 		mc.dbname = "template1";
-		rc = pgconn_connect(&s->maint, &mc);
+		rc = pgconn_connect(out_maint, &mc);
 	}
 	return rc;
+}
+
+static int
+target_pick(Rst *s)
+{
+	const char *src = NULL;
+
+	(void) pv_json_opt_str(&src, s->db.meta, "database", NULL);
+	return pglogical_target_connect(&s->dbname, &s->maint, s->o, s->target, src);
 }
 
 /* --table: which selected tables exist in the target, and do they hold rows? */
@@ -1083,21 +1122,6 @@ tables_existing(Rst *s, bool *out_rows)
 			return rc;
 	}
 	return PV_OK;
-}
-
-static int
-database_has_relations(Rst *s, bool *out)
-{
-	char *n = NULL;
-	int rc = pgconn_query_value(&n, s->coord,
-								"SELECT count(*)::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns"
-								" ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace"
-								" WHERE ns.nspname OPERATOR(pg_catalog.!~) '^pg_' AND ns.nspname OPERATOR(pg_catalog.<>) 'information_schema'",
-								0, NULL);
-
-	*out = rc == PV_OK && n != NULL && strcmp(n, "0") != 0;
-	pv_free(n);
-	return rc;
 }
 
 /*
@@ -1297,9 +1321,12 @@ write_temp(char **out_path, const Buf *b)
  * rows are in, overlapping the other tables' loads (as pg_restore -j
  * does); the rest of post-data (foreign keys, small tables, attachments)
  * follows in one pg_restore -j run with a list that leaves those out.
- * "Big" is a share of the whole (at least 1/(4 jobs) of the rows' bytes),
- * so that few tables qualify whatever their number: each costs a
- * pg_restore process.
+ * "Big" is a share of the whole (at least 1/(8 jobs) of the rows' bytes),
+ * so that few tables qualify whatever their number (each costs a
+ * pg_restore process), but a table of an eighth of the data does (on the
+ * 150 MB bench dataset with -j2, 1/(4 jobs) left the orders table's two
+ * indexes to the final post-data run: the tail after the last row went
+ * from 0.5-0.7 s to 0.2-0.35 s with 1/(8 jobs)).
  */
 static int
 early_post_data_plan(Rst *s)
@@ -1318,7 +1345,7 @@ early_post_data_plan(Rst *s)
 		bytes[s->parts[i].table] += s->parts[i].bytes;
 		total += s->parts[i].bytes;
 	}
-	min_bytes = total / (uint64_t) (4 * jobs);
+	min_bytes = total / (uint64_t) (8 * jobs);
 	if (min_bytes < EARLY_MIN_BYTES)
 		min_bytes = EARLY_MIN_BYTES;
 	if ((rc = pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, NULL, &toc)) < 0)
@@ -1412,6 +1439,51 @@ analyze_again(Rst *s)
 	return PV_OK;
 }
 
+/*
+ * The restoring sessions (our workers and the pg_restore runs) commit
+ * without waiting for their WAL to reach the disk: synchronous_commit=off
+ * in the connection options.  pg_restore commits every statement of the
+ * schema on its own, and a fresh table's COPY commits too, so a schema of
+ * many objects otherwise waits for one WAL flush each.  Nothing is lost:
+ * the last step commits with synchronous_commit on, which flushes the WAL
+ * of everything before it (step "flush"), and a restore that did not get
+ * there is a failed restore anyway.  Servers (or poolers) that refuse
+ * options at connection time get the plain conninfo; the first connection
+ * with the options is kept as a worker.
+ */
+static void
+async_commit_setup(Rst *s)
+{
+	const char *prev = PQoptions(s->coord);
+	Buf opt = PV_BUF_INIT, ci = PV_BUF_INIT, ci_nopw = PV_BUF_INIT;
+	PGconn *c = NULL;
+
+	buf_printf(&opt, "%s%s-c synchronous_commit=off", prev ? prev : "", prev && prev[0] ? " " : "");
+	buf_append_str(&ci, s->ci);
+	pglogical_conninfo_append(&ci, "options", buf_cstr(&opt));
+	buf_append_str(&ci_nopw, s->ci_nopw);
+	pglogical_conninfo_append(&ci_nopw, "options", buf_cstr(&opt));
+	if (pgconn_connect(&c, &(PgConnOpts) {.conninfo = buf_cstr(&ci), .application_name = "pgvault restore"}) < 0 ||
+		pglogical_session_setup(c, s->encoding) < 0)
+	{
+		pv_log_detail("the server does not take connection options (%s): commits wait for their WAL flush",
+					  pv_error_msg());
+		pv_error_clear();
+		if (c != NULL)
+			PQfinish(c);
+		buf_free_secret(&ci);
+		buf_free(&ci_nopw);
+		buf_free(&opt);
+		return;
+	}
+	conn_put(s, c, true);
+	pv_free_secret_str(s->ci);
+	pv_free(s->ci_nopw);
+	s->ci = buf_detach(&ci);
+	s->ci_nopw = buf_detach(&ci_nopw);
+	buf_free(&opt);
+}
+
 /* Load the catalog, select tables, and decide the plan. */
 static int
 plan_load(Rst *s)
@@ -1462,7 +1534,7 @@ restore_run(Rst *s)
 		goto done;
 	if (exists != NULL && strcmp(exists, "1") == 0)
 	{
-		if ((rc = sessions_check(s)) < 0)
+		if ((rc = pglogical_target_sessions(s->maint, s->dbname, s->o->terminate, false, NULL)) < 0)
 			goto done;
 	}
 	else if ((rc = database_create(s)) < 0)
@@ -1472,6 +1544,7 @@ restore_run(Rst *s)
 		goto done;
 	s->ci = pglogical_conninfo(s->coord, NULL, true);
 	s->ci_nopw = pglogical_conninfo(s->coord, NULL, false);
+	async_commit_setup(s);
 	if (PQconnectionUsedPassword(s->coord) && PQpass(s->coord) != NULL)
 		s->password = pv_strdup(PQpass(s->coord));
 
@@ -1491,10 +1564,11 @@ restore_run(Rst *s)
 	}
 	else if (!s->res->created)
 	{
-		if (schema && !o->clean && (rc = database_check_empty(s)) < 0)
+		long nrel = 0;
+
+		if ((rc = pglogical_target_relations(s->coord, s->dbname, schema && !o->clean, &nrel)) < 0)
 			goto done;
-		if ((rc = database_has_relations(s, &has_data)) < 0)
-			goto done;
+		has_data = nrel > 0;
 	}
 	if (o->clean && has_data && !s->res->created)
 	{
@@ -1627,6 +1701,14 @@ restore_run(Rst *s)
 		if ((rc = step_properties(s)) < 0)
 			goto done;
 	}
+	STEP("flush");
+	/*
+	 * The loading sessions commit without waiting for the WAL to reach disk
+	 * (synchronous_commit = off): one transaction with an xid here, whose
+	 * commit waits for its WAL flush, makes everything before it durable.
+	 */
+	if ((rc = pgconn_exec(s->coord, "SET synchronous_commit = on; SELECT pg_catalog.txid_current()")) < 0)
+		goto done;
 	STEP("done");
 	rc = PV_OK;
 done:
@@ -1830,6 +1912,15 @@ globals_restore(const PgLogicalRestoreOpts *o, RepoManifest *m, PgLogicalRestore
 		PgGlobalStmt *x = &st[i];
 		bool pre = false;
 
+		if (x->kind == PGG_TABLESPACE && o->no_tablespaces)
+		{
+			if (x->create)
+			{
+				pv_log_info("tablespace '%s': not created (no tablespaces)", x->object);
+				out->tablespaces_skipped++;
+			}
+			continue;
+		}
 		if (x->kind == PGG_ROLE || x->kind == PGG_TABLESPACE)
 		{
 			bool role = x->kind == PGG_ROLE;

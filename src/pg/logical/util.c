@@ -30,8 +30,8 @@ pglogical_now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-conninfo_append(Buf *b, const char *key, const char *val)
+void
+pglogical_conninfo_append(Buf *b, const char *key, const char *val)
 {
 	if (b->len > 0)
 		buf_append_byte(b, ' ');
@@ -62,10 +62,10 @@ pglogical_conninfo(PGconn *conn, const char *dbname, bool with_password)
 		if (strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "fallback_application_name") == 0 ||
 			strcmp(o->keyword, "application_name") == 0)
 			continue;
-		conninfo_append(&b, o->keyword, o->val);
+		pglogical_conninfo_append(&b, o->keyword, o->val);
 	}
 	if (dbname != NULL)
-		conninfo_append(&b, "dbname", dbname);
+		pglogical_conninfo_append(&b, "dbname", dbname);
 	PQconninfoFree(opts);
 	return buf_detach(&b);
 }

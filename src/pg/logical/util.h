@@ -25,6 +25,9 @@
    database); with_password adds the password conn used, if any. */
 char *pglogical_conninfo(PGconn *conn, const char *dbname, bool with_password);
 
+/* Append " key='val'" to a conninfo string (quoted as libpq wants). */
+void pglogical_conninfo_append(Buf *b, const char *key, const char *val);
+
 /* Connect to dbname (NULL = the same) on conn's server, as conn did. */
 int pglogical_connect_like(PGconn **out, PGconn *model, const char *dbname, const char *appname);
 

@@ -29,6 +29,7 @@
 #include "common/units.h"
 #include "pg/physical/checksum.h"
 #include "pg/physical/datadir.h"
+#include "pg/physical/extconf.h"
 #include "pg/physical/server.h"
 #include "pg/wal/archive.h"
 #include "repo/repo.h"
@@ -541,6 +542,75 @@ wal_wait(Backup *b, uint32_t tli, uint64_t first, uint64_t last, int64_t failed_
 	}
 }
 
+/* ---- step 5b: the WAL carried in the backup (--with-wal) ---- */
+
+/*
+ * One archived file into the backup as pg_wal/<name>.  The archive hands
+ * out a whole checked file (pgwal_fetch): one segment at a time is held in
+ * memory (wal_segment_size, 16 MiB by default).  Absent history files are
+ * fine (absent = 1); absent segments are not (wal_wait saw them).
+ */
+static int
+wal_item_add(Backup *b, const char *name, bool optional, json_t *names)
+{
+	RepoItemSpec spec = {.type = "file", .has_mode = true, .mode = 0600,
+		.mtime = (int64_t) time(NULL)};
+	RepoWriterItem *item = NULL;
+	Buf data = PV_BUF_INIT;
+	char *iname = pv_asprintf("pg_wal/%s", name);
+	int rc;
+
+	rc = pgwal_fetch(b->o->repo, b->o->source, name, &data);
+	if (rc == PV_ENOTFOUND && optional)
+	{
+		pv_error_clear();
+		rc = 0;
+		goto done;
+	}
+	if (rc < 0)
+	{
+		rc = pv_error_prefix(rc, "cannot copy WAL file %s into the backup", name);
+		goto done;
+	}
+	spec.name = iname;
+	if ((rc = repo_writer_item_begin(&item, b->w, &spec)) < 0)
+		goto done;
+	if ((rc = repo_writer_item_write(item, data.data, data.len)) < 0)
+	{
+		repo_writer_item_cancel(item);
+		goto done;
+	}
+	if ((rc = repo_writer_item_end(item, NULL)) < 0)
+		goto done;
+	json_array_append_new(names, json_string(name));
+done:
+	buf_free(&data);
+	pv_free(iname);
+	return rc;
+}
+
+/* Segments first..last of timeline tli (and tli's history file) into the backup. */
+static int
+wal_include(Backup *b, uint32_t tli, uint64_t first, uint64_t last, json_t *names)
+{
+	char name[PGWAL_SEGMENT_NAME_LEN + 1];
+	int rc = 0;
+
+	if (tli > 1)
+	{
+		char hist[32];
+
+		snprintf(hist, sizeof(hist), "%08X.history", tli);
+		rc = wal_item_add(b, hist, true, names);
+	}
+	for (uint64_t segno = first; segno <= last && rc == 0; segno++)
+	{
+		pgwal_segment_name(name, tli, segno, b->srv.wal_segment_size);
+		rc = wal_item_add(b, name, false, names);
+	}
+	return rc;
+}
+
 /* ---- the manifest's metadata ---- */
 
 static json_t *
@@ -672,6 +742,30 @@ pgphys_backup(PgPhysBackupResult *out, const PgPhysBackupOpts *opts)
 		goto done;
 	out->wal_wait_ms = pv_time_monotonic_ms() - tw;
 	md = metadata_build(&b, &stop, pgdata, &list);
+	if (o.with_wal)
+	{
+		json_t *names = json_array();
+
+		rc = wal_include(&b, stop.timeline, pgwal_lsn_segno(stop.start_lsn, b.srv.wal_segment_size),
+						 pgwal_lsn_prev_segno(stop.stop_lsn, b.srv.wal_segment_size), names);
+		out->wal_files = (uint32_t) json_array_size(names);
+		json_object_set_new(md, "wal_included", json_true());
+		json_object_set_new(md, "wal_files", names);
+		if (rc < 0)
+			goto done;
+		pv_log_detail("backup %s: %u WAL files stored in the backup", out->id, out->wal_files);
+	}
+	else
+		json_object_set_new(md, "wal_included", json_false());
+	if (!o.no_extconf)
+	{
+		json_t *ext = NULL;
+
+		if ((rc = pgphys_extconf_backup(&ext, &out->extconf_files, o.conn, pgdata, b.w)) < 0)
+			goto done;
+		if (ext != NULL)
+			json_object_set_new(md, "external_config", ext);
+	}
 	if ((rc = repo_writer_commit(b.w, md)) < 0)
 		goto done;
 	repo_writer_stats(b.w, &out->stats);

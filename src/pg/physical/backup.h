@@ -16,6 +16,10 @@
  *   5. wait until every WAL segment from the start to the stop segment is in
  *      the repository (a clear error, and no backup, when archiving fails or
  *      the wait times out);
+ *   5b. with --with-wal, copy those segments (and the timeline's history
+ *      file) from the archive into the backup as pg_wal/<name> items, so a
+ *      restore reaches consistency even without the archive; the manifest
+ *      says so ("wal_included": true, "wal_files": [names]);
  *   6. commit: packs, index, then the manifest.  Only now does the backup
  *      exist; any failure before leaves no manifest.
  *
@@ -56,6 +60,8 @@ typedef struct PgPhysBackupOpts
 	int64_t archive_wait_ms;	/* 0 = PGPHYS_ARCHIVE_WAIT_DEFAULT_MS */
 	const char *compression;	/* NULL = the repository's */
 	int64_t progress_ms;		/* log progress this often (0 = every 10 s; < 0 never) */
+	bool with_wal;				/* also store the start..stop WAL in the backup (step 5b) */
+	bool no_extconf;			/* leave out configuration files outside the data directory */
 } PgPhysBackupOpts;
 
 typedef struct PgPhysBackupResult
@@ -76,6 +82,8 @@ typedef struct PgPhysBackupResult
 	char stop_wal[PGWAL_SEGMENT_NAME_LEN + 1];
 	int64_t duration_ms;
 	int64_t wal_wait_ms;
+	uint32_t wal_files;			/* WAL files stored in the backup (with_wal) */
+	uint32_t extconf_files;		/* configuration files from outside the data directory */
 } PgPhysBackupResult;
 
 int pgphys_backup(PgPhysBackupResult *out, const PgPhysBackupOpts *opts);

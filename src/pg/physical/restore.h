@@ -8,19 +8,33 @@
  *      running in it (postmaster.pid naming a live process): PV_EREFUSED.
  *      Tablespace directories (their original locations, or where
  *      --tablespace-map puts them; tablespace_map then names the new ones)
- *      likewise.
+ *      likewise.  With delta, a non-empty directory is allowed when it is a
+ *      data directory (PG_VERSION) and no server runs in it; tablespace
+ *      directories need only the latter.
  *   2. Every byte comes through the repository reader, which checks every
  *      chunk and each file's SHA-256 before the restore reports success.
  *      Item names are not trusted: absolute names and ".." are refused.
  *   3. global/pg_control is written last, atomically, after every other
  *      file, backup_label and the settings are durable: a restore that
  *      stops half-way leaves a directory no server starts in (no pg_control)
- *      instead of one that starts and silently lacks files.
+ *      instead of one that starts and silently lacks files.  A delta
+ *      restore removes the old pg_control before it changes anything.
+ *   4. The WAL archive is checked before anything is written: the segments
+ *      from the backup's start to its stop, and on to the target (an LSN
+ *      target's segment; for other targets and none, the archive's end),
+ *      must be there without a hole (PV_ECORRUPT naming the first missing
+ *      segment).  The archive may end before the target: recovery then
+ *      stops at its end, which is not a gap.
+ *   5. A dry run (opts.dry_run) makes the same checks, with the same
+ *      errors, then fills the plan and writes nothing.  With delta over a
+ *      cluster it also runs the delta's comparison read-only, so the
+ *      checked/rewritten/removed counts say what the delta would do.
  */
 #ifndef PV_PG_PHYSICAL_RESTORE_H
 #define PV_PG_PHYSICAL_RESTORE_H
 
 #include "pg/physical/recovery.h"
+#include "pg/wal/wal.h"
 #include "repo/manifest.h"
 
 #include <stdbool.h>
@@ -41,6 +55,14 @@ int pgphys_backup_pick(char out[REPO_BACKUP_ID_LEN + 1], Repo *repo, const char 
 
 /* Rule 1 for one directory: absent, or empty and no live postmaster.pid. */
 int pgphys_pgdata_check(const char *dir);
+
+/*
+ * Rule 1 as a restore with or without delta sees it: without, as
+ * pgphys_pgdata_check (its "not empty" hint names --delta); with, a
+ * non-empty directory must hold PG_VERSION (when pgdata) and no live
+ * server.  *out_empty (may be NULL) tells an absent or empty directory.
+ */
+int pgphys_pgdata_check_for(const char *dir, bool delta, bool pgdata, bool *out_empty);
 
 /* --tablespace-map OID=DIR: restore tablespace OID into DIR instead of its original location. */
 typedef struct PgPhysTablespaceMap
@@ -66,6 +88,9 @@ typedef struct PgPhysRestoreOpts
 	const PgPhysTablespaceMap *ts_map;	/* every OID must be a tablespace of the backup */
 	size_t nts_map;
 	int64_t progress_ms;		/* log progress this often (0: 10 s; < 0 never) */
+	bool delta;					/* pgdata may hold a cluster: rewrite only what differs */
+	bool dry_run;				/* the checks and the plan only (rule 5) */
+	const char *config_dir;		/* external configuration files go here, not into pgdata (extconf.h) */
 } PgPhysRestoreOpts;
 
 typedef struct PgPhysRestoreResult
@@ -76,6 +101,20 @@ typedef struct PgPhysRestoreResult
 	int64_t duration_ms;
 	char pg_version_text[32];
 	int pg_version_num;			/* 150004 */
+	/* delta: files compared with the backup, rewritten (wholly or in part), removed
+	 * (by a dry run: that would be) */
+	uint64_t checked_files, checked_bytes;	/* bytes read from disk to compare */
+	uint64_t rewritten_files, rewritten_bytes;	/* bytes written (fetched) */
+	uint64_t removed_files, removed_bytes;
+	/* the plan (filled by dry runs and real ones alike) */
+	uint64_t plan_files, plan_bytes;	/* files in the backup, their bytes (to fetch) */
+	uint64_t tablespaces;
+	bool pgdata_empty;			/* absent or empty */
+	char wal_first[PGWAL_SEGMENT_NAME_LEN + 1];	/* the backup's first segment */
+	char wal_stop[PGWAL_SEGMENT_NAME_LEN + 1];	/* its last: consistent there */
+	char wal_last[PGWAL_SEGMENT_NAME_LEN + 1];	/* the last the restore checked ("" if none) */
+	bool wal_to_archive_end;	/* wal_last is where the archive ends (not the target) */
+	uint64_t wal_segments;		/* archived segments wal_first..wal_last */
 } PgPhysRestoreResult;
 
 int pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts);

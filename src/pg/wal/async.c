@@ -344,6 +344,7 @@ typedef struct PushTask
 	Repo *repo;
 	const PgWalAsyncOpts *o;
 	const char *name;
+	bool ok;					/* archived: o->pushed gets it after the batch */
 } PushTask;
 
 /* Never fails the pool: the outcome is the note. */
@@ -356,6 +357,7 @@ push_task(void *arg)
 
 	if (pgwal_push(t->repo, t->o->source, path, &res) == 0)
 	{
+		t->ok = true;
 		note_write(t->o, t->name, "ok", NULL);
 		pv_log_detail("archive-push pusher: archived '%s'", t->name);
 	}
@@ -434,11 +436,14 @@ pgwal_async_pusher_run(Repo *repo, const PgWalAsyncOpts *o)
 		tasks = pv_calloc(n ? n : 1, sizeof(PushTask));
 		for (size_t i = 0; i < n; i++)
 		{
-			tasks[i] = (PushTask) {repo, o, r.names[first + i]};
+			tasks[i] = (PushTask) {repo, o, r.names[first + i], false};
 			handled_add(&handled, r.names[first + i]);
 			pv_pool_submit(pool, push_task, &tasks[i]);
 		}
 		pv_pool_wait(pool);
+		for (size_t i = 0; i < n && o->pushed != NULL; i++)
+			if (tasks[i].ok)
+				o->pushed(repo, tasks[i].name, o->payload);
 		pv_free(tasks);
 		ready_free(&r);
 	}

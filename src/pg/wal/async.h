@@ -45,6 +45,14 @@ typedef struct PgWalAsyncOpts
 	int jobs;					/* files pushed at once by the pusher (<= 0: 4) */
 	int64_t timeout_ms;			/* how long the foreground waits for its note */
 	uint64_t queue_max;			/* bytes of WAL waiting before dropping; 0: never drop */
+	/*
+	 * Called by the pusher for each file it archived (or found archived),
+	 * after the batch holding it, on the pusher's main thread, one call at
+	 * a time (the CLI copies the file to the source's secondary
+	 * repositories, as the synchronous path does).  NULL: nothing.
+	 */
+	void		(*pushed) (Repo *repo, const char *name, void *payload);
+	void	   *payload;
 } PgWalAsyncOpts;
 
 /* Starts a pusher process (the CLI's fork); returns 0 or a code with a message. */

@@ -196,6 +196,56 @@ check_decode_fails(const RepoKeys *keys, const void *stored, size_t len, size_t 
 	buf_free(&out);
 }
 
+/*
+ * repo_blob_encode2 (head || data without concatenating, as archive-push
+ * uses it) decodes to the concatenation, for every codec, plain and
+ * encrypted, compressible and not, and an empty data part.
+ */
+static void
+test_blob_encode2(void **state)
+{
+	size_t len = 3 * 1024 * 1024 + 17;	/* more than one zstd block and window step */
+	unsigned char *data = pv_malloc(len);
+	unsigned char head[48];
+	RepoKeys keys;
+	const RepoCompress codecs[] = {REPO_COMPRESS_NONE, REPO_COMPRESS_ZSTD, REPO_COMPRESS_LZ4};
+
+	(void) state;
+	fill_random(head, sizeof(head), 9);
+	repo_keys_generate(&keys);
+	for (int k = 0; k < 2; k++)
+		for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++)
+			for (int kind = 0; kind < 3; kind++)
+			{
+				size_t dlen = kind == 2 ? 0 : len;
+				Buf stored = PV_BUF_INIT, raw = PV_BUF_INIT;
+
+				if (kind == 0)
+					fill_text(data, len);
+				else
+					fill_random(data, len, 10);
+				buf_append_str(&stored, "x");
+				assert_int_equal(repo_blob_encode2(&stored, k ? &keys : NULL, codecs[c], 3, "aad", 3,
+												   head, sizeof(head), data, dlen), PV_OK);
+				if (k == 0 && kind == 0 && codecs[c] != REPO_COMPRESS_NONE)
+				{
+					assert_int_equal(stored.data[1], (unsigned char) codecs[c]);
+					assert_true(stored.len < len / 4);
+				}
+				if (k == 0 && kind == 1)
+					assert_int_equal(stored.data[1], REPO_BLOB_CODEC_NONE);	/* no gain: stored raw */
+				assert_int_equal(repo_blob_decode(&raw, k ? &keys : NULL, "aad", 3, stored.data + 1,
+												  stored.len - 1, sizeof(head) + dlen), PV_OK);
+				assert_int_equal(raw.len, sizeof(head) + dlen);
+				assert_memory_equal(raw.data, head, sizeof(head));
+				if (dlen > 0)
+					assert_memory_equal(raw.data + sizeof(head), data, dlen);
+				buf_free(&stored);
+				buf_free(&raw);
+			}
+	pv_free(data);
+}
+
 static void
 test_blob_hostile_headers(void **state)
 {
@@ -297,6 +347,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blob_plain_layout),
 		cmocka_unit_test(test_blob_encrypted),
+		cmocka_unit_test(test_blob_encode2),
 		cmocka_unit_test(test_blob_hostile_headers),
 		cmocka_unit_test(test_blob_mutations),
 	};

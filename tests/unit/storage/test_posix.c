@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "storage/fault.h"
 #include "storage/storage.h"
 #include "storage_test.h"
 
@@ -231,6 +232,107 @@ test_get_range(void **state)
 	assert_string_equal(buf_cstr(&out), "keep");
 
 	assert_pv_error(storage_get_range(f->st, "r/none", 0, 1, &out), PV_ENOTFOUND, "object 'r/none' not found");
+	buf_free(&out);
+}
+
+/*
+ * storage_reader_*: ranged reads through one open descriptor.  The handle
+ * keeps reading the object it opened (renamed over or unlinked since), and
+ * an object truncated under it fails with PV_ECORRUPT, never short data.
+ */
+static void
+test_reader_handle(void **state)
+{
+	Fixture *f = *state;
+	unsigned char data[1000], other[1000];
+	Buf out = PV_BUF_INIT;
+	StorageReader *r = NULL;
+	char *path = pv_fs_path_join(f->root, "r/obj");
+
+	test_fill(data, sizeof(data), 3);
+	test_fill(other, sizeof(other), 4);
+	assert_int_equal(storage_put(f->st, "r/obj", data, sizeof(data), 0), 0);
+	assert_pv_error(storage_reader_open(&r, f->st, "r/none"), PV_ENOTFOUND, "object 'r/none' not found");
+	assert_int_equal(storage_reader_open(&r, f->st, "r/obj"), 0);
+	for (int i = 0; i < 10; i++)
+	{
+		assert_int_equal(storage_reader_range(r, (uint64_t) i * 100, 100, &out), 0);
+		assert_int_equal(out.len, (size_t) (i + 1) * 100);
+	}
+	assert_memory_equal(out.data, data, sizeof(data));
+	buf_reset(&out);
+	assert_int_equal(storage_reader_range(r, 1000, 0, &out), 0);
+	assert_int_equal(out.len, 0);
+
+	/* past the end: as storage_get_range, and out untouched */
+	buf_append_str(&out, "keep");
+	assert_pv_error(storage_reader_range(r, 995, 10, &out), PV_ECORRUPT,
+					"object 'r/obj' has 1000 bytes, too few for 10 bytes at offset 995");
+	assert_int_equal(storage_reader_range(r, UINT64_MAX, 2, &out), PV_EUSAGE);
+	assert_string_equal(buf_cstr(&out), "keep");
+	buf_reset(&out);
+
+	/* replaced by a rename: the handle still reads the object it opened */
+	assert_int_equal(storage_put(f->st, "r/obj", other, sizeof(other), 0), 0);
+	assert_int_equal(storage_reader_range(r, 200, 300, &out), 0);
+	assert_memory_equal(out.data, data + 200, 300);
+	storage_reader_close(r);
+	buf_reset(&out);
+
+	/* truncated in place under an open handle: a clear error, not short or stale data */
+	assert_int_equal(storage_reader_open(&r, f->st, "r/obj"), 0);
+	assert_int_equal(truncate(path, 600), 0);
+	buf_append_str(&out, "keep");
+	assert_pv_error(storage_reader_range(r, 500, 200, &out), PV_ECORRUPT,
+					"object 'r/obj' is shorter than its size 1000: end of file at 600");
+	assert_string_equal(buf_cstr(&out), "keep");
+	buf_reset(&out);
+	assert_int_equal(storage_reader_range(r, 400, 200, &out), 0);
+	assert_memory_equal(out.data, other + 400, 200);
+	buf_reset(&out);
+
+	/* unlinked: still readable through the open descriptor */
+	assert_int_equal(storage_delete(f->st, "r/obj"), 0);
+	assert_int_equal(storage_reader_range(r, 0, 100, &out), 0);
+	assert_memory_equal(out.data, other, 100);
+	storage_reader_close(r);
+	storage_reader_close(NULL);
+	assert_int_equal(storage_reader_open(&r, f->st, "../x"), PV_EUSAGE);
+	buf_free(&out);
+	pv_free(path);
+}
+
+/* A driver without read handles (the fault wrapper): every range is a get_range. */
+static void
+test_reader_fallback(void **state)
+{
+	Fixture *f = *state;
+	unsigned char data[1000];
+	Buf out = PV_BUF_INIT;
+	StorageReader *r = NULL;
+	Storage *fault = NULL;
+	StorageFaultCounts counts;
+
+	test_fill(data, sizeof(data), 5);
+	assert_int_equal(storage_put(f->st, "r/obj", data, sizeof(data), 0), 0);
+	assert_int_equal(storage_fault_new(&fault, f->st, &(StorageFaultOpts) {.fail_get = 3}), 0);
+	assert_int_equal(storage_reader_open(&r, fault, "r/obj"), 0);
+	assert_int_equal(storage_reader_range(r, 0, 500, &out), 0);
+	assert_int_equal(storage_reader_range(r, 500, 500, &out), 0);
+	assert_memory_equal(out.data, data, sizeof(data));
+	storage_fault_counts(fault, &counts);
+	assert_int_equal(counts.gets, 2);
+	buf_reset(&out);
+	assert_int_equal(storage_reader_range(r, 0, 10, &out), PV_EIO);
+	assert_int_equal(out.len, 0);
+	assert_pv_error(storage_reader_range(r, 995, 10, &out), PV_ECORRUPT,
+					"object 'r/obj' has 1000 bytes, too few for 10 bytes at offset 995");
+	storage_reader_close(r);
+	/* the fallback finds a missing object only when it reads */
+	assert_int_equal(storage_reader_open(&r, fault, "r/none"), 0);
+	assert_pv_error(storage_reader_range(r, 0, 1, &out), PV_ENOTFOUND, "object 'r/none' not found");
+	storage_reader_close(r);
+	storage_free(fault);
 	buf_free(&out);
 }
 
@@ -1051,6 +1153,8 @@ main(void)
 		T(test_large_streamed),
 		T(test_writer_small_writes),
 		T(test_get_range),
+		T(test_reader_handle),
+		T(test_reader_fallback),
 		T(test_stat_and_missing),
 		T(test_list),
 		T(test_list_missing_root),
