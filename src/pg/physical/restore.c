@@ -437,6 +437,7 @@ typedef struct Restore
 	uint64_t files, bytes, bytes_total;
 	int64_t last_progress;
 	PgPhysRestoreResult *res;	/* delta counters (under mu) */
+	RepoPackCache *packs;		/* pack handles shared by every file's reads */
 } Restore;
 
 static void
@@ -465,7 +466,7 @@ progress_note(Restore *r, uint64_t bytes)
 static int
 item_read_into(Restore *r, const RepoItem *item, int fd, const char *path, Buf *mem)
 {
-	RepoReaderOpts ro = {.readahead = item->nchunks > 1 ? 0 : -1};
+	RepoReaderOpts ro = {.readahead = item->nchunks > 1 ? 0 : -1, .packs = r->packs};
 	RepoReader *rd = NULL;
 	unsigned char *buf = pv_malloc(WRITE_SIZE);
 	uint64_t total = 0;
@@ -681,7 +682,7 @@ chunk_put(Restore *r, const RepoItem *item, const RepoChunkRef *c, int fd, const
 
 	snprintf(context, sizeof(context), "backup %s, item %s", r->o->backup_id, item->name);
 	buf_reset(tmp);
-	if ((rc = repo_chunk_fetch(r->o->repo, c->id, tmp, context)) < 0)
+	if ((rc = repo_chunk_fetch_cached(r->o->repo, r->packs, c->id, tmp, context)) < 0)
 		return rc;
 	if (tmp->len != c->raw_length)
 		return pv_error_set(PV_ECORRUPT, "a chunk of item '%s' of backup %s has %zu bytes instead "
@@ -1252,6 +1253,13 @@ pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts)
 		o.jobs = pv_cpu_count();
 	pthread_mutex_init(&r.mu, NULL);
 	r.last_progress = t0;
+	/*
+	 * One cache of open pack handles for the whole restore: most files are a
+	 * single chunk, and the small files of one pack would otherwise each open
+	 * it (posix) or start a new ranged GET window (object stores).  Enough
+	 * handles that every job keeps its pack open.
+	 */
+	r.packs = repo_pack_cache_new(o.repo, o.jobs * 2 + 4);
 	if ((rc = pgphys_pgdata_check_for(o.pgdata, o.delta, true, &out->pgdata_empty)) < 0)
 		goto done;
 	if ((rc = repo_manifest_load(&r.m, o.repo, o.backup_id)) < 0)
@@ -1301,6 +1309,7 @@ pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts)
 	out->duration_ms = pv_time_monotonic_ms() - t0;
 done:
 	items_free(&items);
+	repo_pack_cache_free(r.packs);
 	repo_manifest_free(r.m);
 	pthread_mutex_destroy(&r.mu);
 	return rc;
