@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/units.h"
+#include "ops/catalog.h"
 #include "ops/drill.h"
 #include "pg/conn.h"
 #include "pg/logical/archive.h"
@@ -301,11 +302,12 @@ plan_text(const json_t *plan)
 		printf("safety backup: %s%s\n", sb ? "one would be taken " : "none", sb ? sb : "");
 	}
 	if (est != NULL && !json_is_null(est))
-		printf("estimate:      about %s, from %zu earlier drill%s of this source\n",
+		printf("estimate:      about %s, from %zu earlier %s of this source\n",
 			   pv_elapsed_format(took, sizeof(took),
 								 json_integer_value(json_object_get(est, "estimate_ms"))),
 			   json_array_size(json_object_get(est, "basis")),
-			   json_array_size(json_object_get(est, "basis")) == 1 ? "" : "s");
+			   json_array_size(json_object_get(est, "basis")) == 1 ? "drill or restore"
+			   : "drills and restores");
 	else
 		printf("estimate:      none: no earlier drill or restore of this source to measure from "
 			   "('pgvault drill' records one)\n");
@@ -566,6 +568,21 @@ cli_restore_logical(int argc, char **argv)
 		goto done;
 	}
 	summary_print(common.json, &res);
+	{
+		/* evidence for restore --dry-run's estimates; never turns this restore into a failure */
+		CatalogRestoreInfo ri = {
+			.backup_id = res.id, .kind = "logical", .target_kind = "database", .target = res.database,
+			.duration_ms = res.elapsed_ms, .recovery_ms = -1, .bytes = res.bytes, .jobs = o.jobs,
+			.partial = o.tables.n > 0 || o.schema_only || o.data_only || o.globals_only || o.database != NULL,
+			.ok = true,
+		};
+
+		if (catalog_restore_record(repo, &ri, NULL) < 0)
+		{
+			pv_log_warn("the restore succeeded but was not recorded for later estimates: %s", pv_error_msg());
+			pv_error_clear();
+		}
+	}
 	status = 0;
 done:
 	pglogical_restore_result_clear(&res);

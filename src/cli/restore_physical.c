@@ -10,8 +10,10 @@
  * --dry-run runs the very same checks (pgphys_restore with dry_run: the
  * data directory, the backup, the WAL archive, the tablespaces), so it
  * fails with the errors the restore would give, then prints the plan and
- * an estimate from earlier drills of the source (drill_restore_estimate)
- * instead of writing anything.
+ * an estimate from earlier drills and restores of the source
+ * (drill_restore_estimate) instead of writing anything.  A real restore
+ * that succeeds leaves a restore record for those estimates
+ * (catalog_restore_record); failing to write it is only a warning.
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -24,6 +26,7 @@
 #include "common/mem.h"
 #include "common/timeutil.h"
 #include "common/units.h"
+#include "ops/catalog.h"
 #include "ops/drill.h"
 #include "pg/physical/extconf.h"
 #include "pg/physical/restore.h"
@@ -560,12 +563,12 @@ plan_print(const Args *a, Repo *repo, const char *id, const char *pgdata,
 				   r->tablespaces ? " (with tablespaces)" : "");
 		printf("safety backup: none (a physical restore takes none)\n");
 		if (estimate != NULL)
-			printf("estimate:      about %s (restore and recovery), from %zu earlier drill%s of "
-				   "this source\n",
+			printf("estimate:      about %s (restore and recovery), from %zu earlier %s of this source\n",
 				   pv_elapsed_format(took, sizeof(took), json_integer_value(json_object_get(estimate,
 																							  "estimate_ms"))),
 				   json_array_size(json_object_get(estimate, "basis")),
-				   json_array_size(json_object_get(estimate, "basis")) == 1 ? "" : "s");
+				   json_array_size(json_object_get(estimate, "basis")) == 1 ? "drill or restore"
+				   : "drills and restores");
 		else
 			printf("estimate:      none: no earlier drill or restore of this source to measure "
 				   "from ('pgvault drill' records one)\n");
@@ -709,6 +712,21 @@ cli_restore_physical(int argc, char **argv)
 		goto done;
 	}
 	summary_print(a.common.json, a.delta, id, pgdata, &res, &a.target, a.start ? &st : NULL);
+	{
+		/* evidence for restore --dry-run's estimates; never turns this restore into a failure */
+		CatalogRestoreInfo ri = {
+			.backup_id = id, .source = res.source[0] ? res.source : NULL, .kind = "physical",
+			.target_kind = "pgdata", .target = pgdata, .duration_ms = res.duration_ms,
+			.recovery_ms = a.start && st.recovery_ms > 0 ? st.recovery_ms : -1, .bytes = res.bytes,
+			.jobs = o.jobs, .partial = a.delta, .ok = true,
+		};
+
+		if (catalog_restore_record(repo, &ri, NULL) < 0)
+		{
+			pv_log_warn("the restore succeeded but was not recorded for later estimates: %s", pv_error_msg());
+			pv_error_clear();
+		}
+	}
 	if (!a.start && geteuid() == 0)
 		pv_log_warn("restored as root: the files belong to root, and PostgreSQL will not start "
 					"until they belong to its own user (chown -R postgres: '%s'); restore as "

@@ -34,13 +34,14 @@
 const char *
 catalog_type_name(CatalogType t)
 {
-	return t == CATALOG_VERIFY ? "verify" : "drill";
+	return t == CATALOG_VERIFY ? "verify" : t == CATALOG_DRILL ? "drill" : "restore";
 }
 
 static const char *
 type_prefix(CatalogType t)
 {
-	return t == CATALOG_VERIFY ? "records/verify/" : "records/drills/";
+	return t == CATALOG_VERIFY ? "records/verify/" : t == CATALOG_DRILL ? "records/drills/" :
+		"records/restores/";
 }
 
 void
@@ -380,6 +381,43 @@ catalog_verify_run(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out
 	if (catalog_verify_record(repo, out, pv_time_monotonic_ms() - t0) < 0)
 		pv_error_clear();		/* logged there; the verify's verdict is what counts */
 	return PV_OK;
+}
+
+int
+catalog_restore_record(Repo *repo, const CatalogRestoreInfo *info, char out_id[CATALOG_RECORD_ID_LEN + 1])
+{
+	RepoManifest *m = NULL;
+	const char *source = info->source, *kind = info->kind;
+	uint64_t size = info->size;
+	json_t *body;
+	int rc;
+
+	/* what the caller did not say, the manifest does (it was just read: cheap) */
+	if ((source == NULL || kind == NULL || size == 0) && repo_manifest_load(&m, repo, info->backup_id) < 0)
+		pv_error_clear();		/* the record is still worth having without them */
+	if (m != NULL)
+	{
+		const json_t *lb = json_object_get(repo_manifest_totals(m), "logical_bytes");
+
+		if (source == NULL)
+			source = repo_manifest_source(m);
+		if (kind == NULL)
+			kind = repo_manifest_kind(m);
+		if (size == 0 && json_is_integer(lb) && json_integer_value(lb) > 0)
+			size = (uint64_t) json_integer_value(lb);
+	}
+	body = json_pack("{s:s?, s:s?, s:I, s:I, s:I, s:i, s:s?, s:s?, s:b, s:s, s:s, s:s}",
+					 "source", source, "kind", kind, "duration_ms", (json_int_t) info->duration_ms,
+					 "bytes", (json_int_t) info->bytes, "size", (json_int_t) size, "jobs", info->jobs,
+					 "target_kind", info->target_kind, "target", info->target, "partial", info->partial,
+					 "outcome", info->ok ? "restored" : "failed", "host", repo_hostname(repo),
+					 "tool_version", PV_VERSION);
+	json_object_set_new(body, "recovery_ms", info->recovery_ms >= 0 ?
+						json_integer(info->recovery_ms) : json_null());
+	rc = catalog_record_write(repo, CATALOG_RESTORE, info->backup_id, info->ok, body, out_id);
+	json_decref(body);
+	repo_manifest_free(m);
+	return rc;
 }
 
 /* ---- pins ---- */

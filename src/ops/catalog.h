@@ -8,6 +8,7 @@
  *   records/pins/<backup id>                         a pin
  *   records/verify/<backup id>/<record id>.<ok|failed>   one verify of one backup
  *   records/drills/<backup id>/<record id>.<ok|failed>   one drill report
+ *   records/restores/<backup id>/<record id>.<ok|failed> one real restore
  *
  * A record id is a UTC time in milliseconds and 6 random hex digits
  * ("20261122T023900.123Z-a1b2c3"), so names sort in time order (also two
@@ -55,9 +56,10 @@ typedef enum CatalogType
 {
 	CATALOG_VERIFY,
 	CATALOG_DRILL,
+	CATALOG_RESTORE,
 } CatalogType;
 
-const char *catalog_type_name(CatalogType t);	/* "verify", "drill" */
+const char *catalog_type_name(CatalogType t);	/* "verify", "drill", "restore" */
 
 typedef struct CatalogRecord
 {
@@ -114,6 +116,37 @@ int catalog_verify_record(Repo *repo, const struct RepoVerifyReport *report, int
  */
 struct RepoVerifyOpts;
 int catalog_verify_run(Repo *repo, const struct RepoVerifyOpts *opts, struct RepoVerifyReport *out);
+
+/*
+ * A real restore, as "restore" records it (for restore --dry-run's
+ * estimate).  Strings are lent; source, kind and size may be left NULL/0:
+ * catalog_restore_record then takes them from the backup's manifest.
+ */
+typedef struct CatalogRestoreInfo
+{
+	const char *backup_id;
+	const char *source;
+	const char *kind;			/* "logical", "physical" */
+	const char *target_kind;	/* "pgdata", "database" */
+	const char *target;			/* the data directory or the database */
+	int64_t duration_ms;		/* the restore itself */
+	int64_t recovery_ms;		/* physical with --start: until recovery ended; else -1 */
+	uint64_t bytes;				/* what the restore wrote (as it reports it) */
+	uint64_t size;				/* the backup's logical bytes */
+	int jobs;
+	bool partial;				/* only part of the backup (--table, delta, ...) */
+	bool ok;
+} CatalogRestoreInfo;
+
+/*
+ * Store a restore record: records/restores/<backup id>/<record id>.<ok|failed>,
+ * whose body is {"source","kind","duration_ms","recovery_ms" (null when not
+ * measured),"bytes","size","jobs","target_kind","target","partial",
+ * "outcome","host","tool_version"} after the envelope.  Errors are those of
+ * catalog_record_write (the caller warns; the restore itself stands).
+ */
+int catalog_restore_record(Repo *repo, const CatalogRestoreInfo *info,
+						   char out_id[CATALOG_RECORD_ID_LEN + 1]);
 
 /* ---- pins ---- */
 

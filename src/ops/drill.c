@@ -18,6 +18,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/sort.h"
 #include "common/timeutil.h"
 #include "common/units.h"
 #include "ops/catalog.h"
@@ -2321,7 +2322,85 @@ done:
 	return rc;
 }
 
-/* ---- estimates from earlier drills ---- */
+/* ---- estimates from earlier drills and restores ---- */
+
+/* One measured restore of the same source and kind, from a drill report or a restore record. */
+typedef struct EstimateSample
+{
+	int64_t size;				/* the backup's logical bytes */
+	int64_t restore_ms;
+	int64_t recovery_ms;		/* 0 when not measured */
+} EstimateSample;
+
+static bool
+estimate_same(const json_t *kind, const json_t *source, const RepoManifest *m)
+{
+	return json_is_string(kind) && json_is_string(source) &&
+		strcmp(json_string_value(kind), repo_manifest_kind(m)) == 0 &&
+		strcmp(json_string_value(source), repo_manifest_source(m)) == 0;
+}
+
+/* Does this drill report or restore record measure a whole restore of m's source and kind? */
+static bool
+estimate_sample(const CatalogRecord *r, const json_t *doc, const RepoManifest *m, EstimateSample *out)
+{
+	if (r->type == CATALOG_DRILL)
+	{
+		const json_t *b = json_object_get(doc, "backup"), *t = json_object_get(doc, "times_ms");
+
+		/* only drills whose restore went through say something */
+		if (!estimate_same(json_object_get(b, "kind"), json_object_get(b, "source"), m) ||
+			json_is_false(json_object_get(doc, "integrity_ok")))
+			return false;
+		out->size = json_integer_value(json_object_get(b, "size"));
+		out->restore_ms = json_integer_value(json_object_get(t, "restore"));
+		out->recovery_ms = json_integer_value(json_object_get(t, "recovery"));
+	}
+	else
+	{
+		/* a partial restore (some tables, a delta) says little about a whole one */
+		if (!r->ok || !estimate_same(json_object_get(doc, "kind"), json_object_get(doc, "source"), m) ||
+			json_is_true(json_object_get(doc, "partial")))
+			return false;
+		out->size = json_integer_value(json_object_get(doc, "size"));
+		out->restore_ms = json_integer_value(json_object_get(doc, "duration_ms"));
+		out->recovery_ms = json_integer_value(json_object_get(doc, "recovery_ms"));	/* null: 0 */
+	}
+	return out->size > 0 && out->restore_ms > 0;
+}
+
+static int
+estimate_record_cmp(const void *a, const void *b)
+{
+	const CatalogRecord *x = a, *y = b;
+
+	return strcmp(x->id, y->id);
+}
+
+/* Drill reports and restore records together, oldest first. */
+static int
+estimate_records(Repo *repo, CatalogRecordList *out)
+{
+	CatalogRecordList r;
+	int rc;
+
+	if ((rc = catalog_records_list(repo, CATALOG_DRILL, NULL, out)) < 0)
+		return rc;
+	if ((rc = catalog_records_list(repo, CATALOG_RESTORE, NULL, &r)) < 0)
+	{
+		catalog_records_free(out);
+		return rc;
+	}
+	if (r.n > 0)
+	{
+		out->items = pv_realloc(out->items, (out->n + r.n) * sizeof(CatalogRecord));
+		memcpy(out->items + out->n, r.items, r.n * sizeof(CatalogRecord));
+		out->n += r.n;
+		pv_free(r.items);		/* the keys moved to out */
+		pv_qsort(out->items, out->n, sizeof(CatalogRecord), estimate_record_cmp);
+	}
+	return PV_OK;
+}
 
 int
 drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out)
@@ -2335,7 +2414,7 @@ drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out)
 	int rc;
 
 	*out = NULL;
-	if ((rc = catalog_records_list(repo, CATALOG_DRILL, NULL, &l)) < 0)
+	if ((rc = estimate_records(repo, &l)) < 0)
 	{
 		json_decref(basis);
 		return rc;
@@ -2343,40 +2422,32 @@ drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out)
 	for (size_t i = l.n; i > 0 && json_array_size(basis) < DRILL_ESTIMATE_SAMPLES &&
 		 reads < 4 * DRILL_ESTIMATE_SAMPLES; i--)
 	{
+		const CatalogRecord *r = &l.items[i - 1];
 		json_t *doc = NULL;
-		const json_t *b, *t, *size;
-		int64_t restore_ms, recovery_ms;
+		EstimateSample e = {0};
 
+		if (r->type == CATALOG_RESTORE && !r->ok)
+			continue;			/* the name says it: no read */
 		reads++;
-		if (catalog_record_read(repo, &l.items[i - 1], &doc) < 0)
+		if (catalog_record_read(repo, r, &doc) < 0)
 		{
 			pv_error_clear();
 			continue;
 		}
-		b = json_object_get(doc, "backup");
-		t = json_object_get(doc, "times_ms");
-		size = json_object_get(b, "size");
-		restore_ms = json_integer_value(json_object_get(t, "restore"));
-		recovery_ms = json_integer_value(json_object_get(t, "recovery"));
-		/* only drills of the same source and kind whose restore went through say something */
-		if (json_is_string(json_object_get(b, "kind")) && json_is_string(json_object_get(b, "source")) &&
-			strcmp(json_string_value(json_object_get(b, "kind")), repo_manifest_kind(m)) == 0 &&
-			strcmp(json_string_value(json_object_get(b, "source")), repo_manifest_source(m)) == 0 &&
-			json_is_integer(size) && json_integer_value(size) > 0 && restore_ms > 0 &&
-			!json_is_false(json_object_get(doc, "integrity_ok")))
+		if (estimate_sample(r, doc, m, &e))
 		{
-			bytes += (uint64_t) json_integer_value(size);
-			ms += restore_ms;
-			if (recovery_ms > 0)
+			bytes += (uint64_t) e.size;
+			ms += e.restore_ms;
+			if (e.recovery_ms > 0)
 			{
-				rec_ms += recovery_ms;
+				rec_ms += e.recovery_ms;
 				nrec++;
 			}
-			json_array_append_new(basis, json_pack("{s:s, s:s, s:I, s:I, s:I}", "record", l.items[i - 1].id,
-												   "backup", l.items[i - 1].backup,
-												   "size", (json_int_t) json_integer_value(size),
-												   "restore_ms", (json_int_t) restore_ms,
-												   "recovery_ms", (json_int_t) recovery_ms));
+			json_array_append_new(basis, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}",
+												   "kind", catalog_type_name(r->type), "record", r->id,
+												   "backup", r->backup, "size", (json_int_t) e.size,
+												   "restore_ms", (json_int_t) e.restore_ms,
+												   "recovery_ms", (json_int_t) e.recovery_ms));
 		}
 		json_decref(doc);
 	}

@@ -115,15 +115,17 @@ int drill_run(DrillResult *out, const DrillOpts *opts);
 void drill_result_clear(DrillResult *r);
 
 /*
- * How long restoring backup m would take, from earlier drills of its
- * source and kind (for "restore --dry-run"): the newest drills (at most
- * DRILL_ESTIMATE_SAMPLES, reading at most 4 times as many reports) whose
- * restore succeeded give a throughput, total backup bytes over total
- * restore time (plus, for physical backups, the mean recovery time); it is
- * applied to m's size.  *out gets {"estimate_ms", "bytes_per_second",
- * "recovery_ms", "basis":[{"record","backup","size","restore_ms",
- * "recovery_ms"}]}, or NULL when no drill gives a basis.  Returns 0 either
- * way; an error only when the records cannot be listed.
+ * How long restoring backup m would take, from earlier drills and real
+ * restores of its source and kind (for "restore --dry-run"): the newest
+ * drill reports and restore records (at most DRILL_ESTIMATE_SAMPLES,
+ * reading at most 4 times as many) whose restore succeeded (and, for
+ * restores, was whole) give a throughput, total backup bytes over total
+ * restore time (plus, for physical backups, the mean measured recovery
+ * time); it is applied to m's size.  *out gets {"estimate_ms",
+ * "bytes_per_second", "recovery_ms", "basis":[{"kind" ("drill" or
+ * "restore"),"record","backup","size","restore_ms","recovery_ms"}]}, or
+ * NULL when none gives a basis.  Returns 0 either way; an error only when
+ * the records cannot be listed.
  */
 #define DRILL_ESTIMATE_SAMPLES 5
 int drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out);

@@ -285,7 +285,7 @@ def test_logical_dry_run_plan_and_refusals(pg, tmp_path):
     r = lpv(c, repo, "restore", doc["id"], "--target-db", "shop_copy", *conn_args(c),
             "--dry-run")
     assert r.rc == 0 and "estimate:      about " in r.out, r
-    assert "from 1 earlier drill of this source" in r.out, r.out
+    assert "from 1 earlier drill or restore of this source" in r.out, r.out
     assert c.scalar("SELECT count(*) FROM pg_database WHERE datname = 'shop_copy'") == 0
 
 
