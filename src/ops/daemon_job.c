@@ -92,9 +92,15 @@ argv_free(char **v)
 	pv_free(v);
 }
 
-/* The command of a job (or, with verify_id, of the verify after its backup). */
+/*
+ * The command of a job (or, with verify_id, of the verify after its backup).
+ * verify_new: the scheduled verify reads only what is due (verify --new:
+ * packs no verify has read, and those verify-period says are due), so a
+ * nightly verify stays cheap while every byte is read within the period.
+ */
 static char **
-job_argv(const Daemon *d, const JobDef *def, const char *config_path, const char *verify_id)
+job_argv(const Daemon *d, const JobDef *def, const char *config_path, const char *verify_id,
+		 bool verify_new)
 {
 	Argv a = {0};
 
@@ -132,6 +138,8 @@ job_argv(const Daemon *d, const JobDef *def, const char *config_path, const char
 			case JOB_VERIFY:
 				argv_add(&a, "verify");
 				argv_add(&a, "--all");
+				if (verify_new)
+					argv_add(&a, "--new");
 				break;
 			case JOB_DRILL:
 				argv_add(&a, "drill");
@@ -496,7 +504,7 @@ static void
 verify_after_run(JobRun *r, JobLogEntry *e)
 {
 	JobDef def = {.kind = JOB_VERIFY};
-	char **argv = job_argv(r->d, &def, r->config_path, e->backup_id);
+	char **argv = job_argv(r->d, &def, r->config_path, e->backup_id, false);
 	ChildResult res;
 
 	if (child_run(r, argv, &res) < 0)
@@ -730,7 +738,9 @@ daemon_job_start(Daemon *d, Job *job, const char *trigger)
 	r->prechecks = job->def.prechecks;
 	r->verify_after = job->def.verify_after;
 	r->config_path = pv_strdup(r->cfg->cfg->path);
-	r->argv = job_argv(d, &job->def, r->config_path, NULL);
+	/* with a verify-period configured, the scheduled verify is incremental */
+	r->argv = job_argv(d, &job->def, r->config_path, NULL,
+					   cfg_duration(r->cfg->cfg, NULL, "verify-period") > 0);
 	job->running = true;
 	job->finished = false;
 	job->pid = 0;

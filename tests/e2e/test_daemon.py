@@ -565,3 +565,19 @@ def test_https_endpoints(tmp_path, daemons):
     write_config(conf, open(conf).read().replace("daemon-tls-key = %s\n" % key, ""))
     r = run_pgvault("daemon", "--config", conf, timeout=20)
     assert r.rc == 2 and "daemon-tls-cert and daemon-tls-key go together" in r.err
+
+
+def test_scheduled_verify_is_incremental_with_a_verify_period(tmp_path, daemons):
+    """With verify-period set, the daemon's scheduled verify runs 'verify --new': the first run
+    reads every pack (none was read yet), the next ones read none until something is new."""
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(2 * 1024 * 1024))
+    repo, state, port, conf = make_setup(tmp_path, extra_global=(
+        "schedule-verify = @every 2s\nverify-period = 30d\n"))
+    r = run_pgvault("backup", "--repo", repo, "--file", str(data))
+    assert r.rc == 0, r.err
+    start_daemon(daemons, conf, tmp_path, port)
+    runs = wait_until(lambda: (lambda v: v if len(v) >= 2 else None)(entries_of(state, "verify", "success")),
+                      timeout=40, what="two scheduled verifies")
+    read = [int(re.search(r"(\d+) packs read", " ".join(e["notes"])).group(1)) for e in runs[:2]]
+    assert read[0] >= 1 and read[1] == 0, [e["notes"] for e in runs[:2]]
