@@ -145,6 +145,29 @@ stop_started_cluster() {
 	[ -z "${STARTED_CLUSTER:-}" ] || cluster_stop "$STARTED_CLUSTER"
 }
 
+# cluster_cpu DIR: CPU seconds used so far by the cluster in DIR/data: the
+# postmaster, its live children, and the children it has reaped (backends
+# that ended)
+cluster_cpu() {
+	"$PY" - "$(head -n1 "$1/data/postmaster.pid")" <<-'PY'
+		import os, sys
+		pm, hz, total = int(sys.argv[1]), os.sysconf("SC_CLK_TCK"), 0
+		def stat(pid):
+		    return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+		s = stat(pm)
+		total += sum(int(x) for x in s[11:15])
+		for d in os.listdir("/proc"):
+		    if d.isdigit():
+		        try:
+		            s = stat(int(d))
+		        except OSError:
+		            continue
+		        if int(s[1]) == pm:
+		            total += int(s[11]) + int(s[12])
+		print(total / hz)
+	PY
+}
+
 # psql_q [psql options] -c SQL: a quiet psql that stops on the first error
 psql_q() { "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 

@@ -95,27 +95,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # record RUN METRIC VALUE
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
 
-# server_cpu: CPU seconds used so far by the cluster: the postmaster, its
-# live children, and the children it has reaped (backends that ended)
-server_cpu() {
-	"$PY" - "$(head -n1 "$DSDIR/data/postmaster.pid")" <<-'PY'
-		import os, sys
-		pm, hz, total = int(sys.argv[1]), os.sysconf("SC_CLK_TCK"), 0
-		def stat(pid):
-		    return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-		s = stat(pm)
-		total += sum(int(x) for x in s[11:15])
-		for d in os.listdir("/proc"):
-		    if d.isdigit():
-		        try:
-		            s = stat(int(d))
-		        except OSError:
-		            continue
-		        if int(s[1]) == pm:
-		            total += int(s[11]) + int(s[12])
-		print(total / hz)
-	PY
-}
+# server_cpu: CPU seconds used so far by the dataset's cluster (lib.sh)
+server_cpu() { cluster_cpu "$DSDIR"; }
 
 # measure RUN NAME CMD...: wall seconds, peak RSS and CPU seconds (its own and
 # the server's) of CMD; its stdout goes to $WORK/out
