@@ -38,47 +38,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
-SIZE=
-RUNS=${RUNS:-3}
-JOBS=2
-OUT=
-if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	--jobs) JOBS=$2; shift 2 ;;
-	--jobs=*) JOBS=${1#*=}; shift ;;
-	--out) OUT=$2; shift 2 ;;
-	--out=*) OUT=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "drill.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
-SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive number"
-PGVAULT=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
-[ -x "$PGVAULT" ] || die "pgvault binary not found at $PGVAULT (build it, or set PGVAULT_BIN)"
+bench_options "" runs=RUNS jobs=JOBS out=OUT -- "$@"
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed for CPU seconds (apt-get install time)"
 
-DSDIR=$(dataset_dir "$SIZE")
-if [ ! -f "$DSDIR/dataset.json" ]; then
-	log "no $SIZE dataset yet: building it"
-	"$BENCH_SRC/make-dataset.sh" "$SIZE"
-fi
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/drill-$STAMP
-OUT=${OUT:-$RESULTS_DIR/drill-$STAMP.json}
-RAW=$WORK/raw.tsv
+dataset_ready "$SIZE"
+bench_workdir drill
 DRILLDIR=$WORK/drills
-mkdir -p "$WORK" "$DRILLDIR" "$RESULTS_DIR"
+mkdir -p "$DRILLDIR"
 give_to_pg "$WORK"
 # pgvault finds initdb, pg_ctl and pg_restore of the server's version here
 export PATH=$BINDIR:$PATH PGVAULT_DRILL_DIR=$DRILLDIR
@@ -87,27 +53,17 @@ export PGVAULT_CONFIG=$WORK/pgvault.conf
 : >"$PGVAULT_CONFIG"
 SAMPLER=
 
+DROP_AT_EXIT=bench_drill_plain
+
 finish() {
 	local rc=$?
 	[ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null || true
-	psql_q -d postgres -c "DROP DATABASE IF EXISTS bench_drill_plain" >/dev/null 2>&1 || true
-	stop_started_cluster
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+	bench_cleanup
 	return "$rc"
 }
 trap finish EXIT
-cluster_start "$DSDIR"
-DB=bench
-export PGDATABASE=$DB
-CONN=(-h "$PGHOST" -p "$PGPORT" -U postgres)
-: >"$RAW"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-
-# record RUN METRIC VALUE
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
-
-# server_cpu: CPU seconds used so far by the dataset's cluster (lib.sh)
-server_cpu() { cluster_cpu "$DSDIR"; }
+dataset_start
+LOAD_START=$(loadavg)
 
 # scratch_cpu_sampler FILE: until killed, every 0.1 s, find the postmasters
 # whose working directory is under $DRILLDIR (a postmaster chdirs to its data
@@ -155,25 +111,9 @@ scratch_cpu_sampler() {
 	PY
 }
 
-# measure RUN NAME CMD...: wall seconds and CPU seconds (its own with its
-# waited-for children, and the dataset server's) of CMD; stdout to $WORK/out.
-# MEASURE_OK lists further exit statuses that are not failures.
-measure() {
-	local run=$1 name=$2 t0 t1 c0 c1 rc=0
-	shift 2
-	c0=$(server_cpu)
-	t0=$(now)
-	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-	t1=$(now)
-	sleep 0.2	# let the postmaster reap the backends that just ended
-	c1=$(server_cpu)
-	[ "$rc" = 0 ] || { cat "$WORK/err" "$WORK/out" >&2; die "'$*' failed with exit status $rc"; }
-	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"
-	record "$run" "${name}_client_cpu_s" "$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.txt")"
-	record "$run" "${name}_server_cpu_s" "$("$PY" -c "print(round($c1 - $c0, 3))")"
-}
-
-json_field() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/out" "$1"; }
+# measure (lib.sh): wall seconds and CPU seconds (its own with its
+# waited-for children, and the dataset server's) of each command
+MEASURE_FIELDS="s client_cpu_s server_cpu_s"
 
 # the by-hand row count: one count(*) per table, as a runbook would
 COUNT_SQL="SELECT format('SELECT %L AS t, count(*) FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname)
@@ -229,16 +169,11 @@ for ((r = 1; r <= RUNS; r++)); do
 	[ -z "$(ls -A "$DRILLDIR")" ] || die "the drill left $(ls -A "$DRILLDIR") behind in $DRILLDIR"
 	log "run $r/$RUNS done"
 done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
-"$PY" - "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_START" "$LOAD_END" "$PGVAULT" "$BACKUP_ID" <<-'PY'
-	import json, os, platform, statistics, sys, time
+bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_START" "$LOAD_END" "$PGVAULT" "$BACKUP_ID" <<-'PY'
 	raw, out, size, runs, jobs, dsjson, load0, load1, pgvault, backup_id = sys.argv[1:]
-	vals = {}
-	for line in open(raw):
-	    run, metric, value = line.rstrip("\n").split("\t")
-	    vals.setdefault(metric, []).append(float(value))
-	med = {k: statistics.median(v) for k, v in vals.items()}
+	vals, med = load_raw(raw)
 	# per run, the plain side's three steps summed, then the median of those
 	steps = ("plain_createdb", "plain_pg_restore", "plain_count")
 	for suffix in ("_s", "_client_cpu_s", "_server_cpu_s"):
@@ -247,15 +182,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	    med["plain_total" + suffix] = statistics.median(per_run)
 	if vals["plain_rows"] != vals["drill_rows"]:
 	    sys.exit("the two sides counted different rows: %s and %s" % (vals["plain_rows"], vals["drill_rows"]))
-	cpu = "?"
-	for ln in open("/proc/cpuinfo"):
-	    if ln.startswith("model name"):
-	        cpu = ln.split(":", 1)[1].strip()
-	        break
-	machine = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-	           "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-	           "loadavg_start": load0, "loadavg_end": load1}
-	dataset = json.load(open(dsjson)) if os.path.exists(dsjson) else {}
+	machine = machine_info(load0, load1)
+	cpu = machine["cpu"]
+	dataset = load_json(dsjson)
 	j = int(jobs)
 	plain_cpu = med["plain_total_client_cpu_s"] + med["plain_total_server_cpu_s"]
 	drill_cpu = med["drill_client_cpu_s"] + med["drill_scratch_cpu_s"]

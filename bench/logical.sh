@@ -35,88 +35,21 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
-SIZE=
-RUNS=${RUNS:-3}
-JOBS=2
-OUT=
-if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; RUNS=1; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	--jobs) JOBS=$2; shift 2 ;;
-	--jobs=*) JOBS=${1#*=}; shift ;;
-	--out) OUT=$2; shift 2 ;;
-	--out=*) OUT=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "logical.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
-SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive number"
-PGVAULT=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
-[ -x "$PGVAULT" ] || die "pgvault binary not found at $PGVAULT (build it, or set PGVAULT_BIN)"
+bench_options 1 runs=RUNS jobs=JOBS out=OUT -- "$@"
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install time)"
 
-DSDIR=$(dataset_dir "$SIZE")
-if [ ! -f "$DSDIR/dataset.json" ]; then
-	log "no $SIZE dataset yet: building it"
-	"$BENCH_SRC/make-dataset.sh" "$SIZE"
-fi
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/logical-$STAMP
-OUT=${OUT:-$RESULTS_DIR/logical-$STAMP.json}
-RAW=$WORK/raw.tsv
-mkdir -p "$WORK" "$RESULTS_DIR"
+dataset_ready "$SIZE"
+bench_workdir logical
 give_to_pg "$WORK"
 
-finish() {
-	local rc=$?
-	psql_q -d postgres -c "DROP DATABASE IF EXISTS bench_restore" >/dev/null 2>&1 || true
-	stop_started_cluster
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
-	return "$rc"
-}
-trap finish EXIT
-cluster_start "$DSDIR"
-DB=bench
-export PGDATABASE=$DB
-CONN=(-h "$PGHOST" -p "$PGPORT" -U postgres)
-: >"$RAW"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+DROP_AT_EXIT=bench_restore
+trap bench_cleanup EXIT
+dataset_start
+LOAD_START=$(loadavg)
 
-# record RUN METRIC VALUE
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
-
-# server_cpu: CPU seconds used so far by the dataset's cluster (lib.sh)
-server_cpu() { cluster_cpu "$DSDIR"; }
-
-# measure RUN NAME CMD...: wall seconds, peak RSS and CPU seconds (its own and
-# the server's) of CMD; its stdout goes to $WORK/out
-measure() {
-	local run=$1 name=$2 t0 t1 c0 c1 rc=0
-	shift 2
-	c0=$(server_cpu)
-	t0=$(now)
-	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-	t1=$(now)
-	sleep 0.2	# let the postmaster reap the backends that just ended
-	c1=$(server_cpu)
-	[ "$rc" = 0 ] || { cat "$WORK/err" >&2; die "'$*' failed with exit status $rc"; }
-	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"
-	record "$run" "${name}_rss_kb" "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")"
-	record "$run" "${name}_client_cpu_s" "$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.txt")"
-	record "$run" "${name}_server_cpu_s" "$("$PY" -c "print(round($c1 - $c0, 3))")"
-}
-
-json_field() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/out" "$1"; }
+# measure (lib.sh): wall seconds, peak RSS and CPU seconds (its own and the
+# server's) of each command
+MEASURE_FIELDS="s rss_kb client_cpu_s server_cpu_s"
 
 fresh_db() {
 	psql_q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS bench_restore" \
@@ -171,25 +104,14 @@ for ((r = 1; r <= RUNS; r++)); do
 	rm -rf "$D"
 	log "run $r/$RUNS done"
 done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
-"$PY" - "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_START" "$LOAD_END" "$PGVAULT" <<-'PY'
-	import json, os, platform, statistics, sys, time
+bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_START" "$LOAD_END" "$PGVAULT" <<-'PY'
 	raw, out, size, runs, jobs, dsjson, load0, load1, pgvault = sys.argv[1:]
-	vals = {}
-	for line in open(raw):
-	    run, metric, value = line.rstrip("\n").split("\t")
-	    vals.setdefault(metric, []).append(float(value))
-	med = {k: statistics.median(v) for k, v in vals.items()}
-	cpu = "?"
-	for ln in open("/proc/cpuinfo"):
-	    if ln.startswith("model name"):
-	        cpu = ln.split(":", 1)[1].strip()
-	        break
-	machine = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-	           "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-	           "loadavg_start": load0, "loadavg_end": load1}
-	dataset = json.load(open(dsjson)) if os.path.exists(dsjson) else {}
+	vals, med = load_raw(raw)
+	machine = machine_info(load0, load1)
+	cpu = machine["cpu"]
+	dataset = load_json(dsjson)
 	mib = lambda n: "%.1f MiB" % (n / 1048576)
 	j = int(jobs)
 	rows = [

@@ -26,31 +26,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
 SIZE=
 PORT_OPT=
 HOST_OPT=
 DBNAME=
 FORCE=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--port) PORT_OPT=$2; shift 2 ;;
-	--port=*) PORT_OPT=${1#*=}; shift ;;
-	--host) HOST_OPT=$2; shift 2 ;;
-	--host=*) HOST_OPT=${1#*=}; shift ;;
-	--dbname) DBNAME=$2; shift 2 ;;
-	--dbname=*) DBNAME=${1#*=}; shift ;;
-	--force) FORCE=1; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "make-dataset.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) [ -z "$SIZE" ] || usage 2; SIZE=$1; shift ;;
-	esac
-done
-[ -n "$SIZE" ] || usage 2
+bench_parse_args port=PORT_OPT host=HOST_OPT dbname=DBNAME 'force!FORCE' -- "$@"
+[ "$BENCH_NPOS" = 1 ] || usage 2   # exactly one SIZE
 TARGET=$(size_to_bytes "$SIZE")
 [ "$TARGET" -ge $((50 * 1024 * 1024)) ] || die "SIZE must be at least 50MB"
 

@@ -33,98 +33,32 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
-SIZE=
-RUNS=${RUNS:-3}
-if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; RUNS=1; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "physical.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
-SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
-PGV=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
-[ -x "$PGV" ] || die "pgvault binary not found at $PGV (build it, or set PGVAULT_BIN)"
+bench_options 1 runs=RUNS -- "$@"
 command -v pgbackrest >/dev/null || die "pgbackrest is not installed"
 
-DSDIR=$(dataset_dir "$SIZE")
-if [ ! -f "$DSDIR/dataset.json" ]; then
-	log "no $SIZE dataset yet: building it"
-	"$BENCH_SRC/make-dataset.sh" "$SIZE"
-fi
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/physical-$STAMP
-OUT=$RESULTS_DIR/physical-$STAMP.json
-mkdir -p "$WORK" "$RESULTS_DIR"
+dataset_ready "$SIZE"
+bench_workdir physical
 give_to_pg "$WORK"
-ORIG_ARCHIVE_COMMAND=
-
-finish() {
-	local rc=$?
-	if [ -n "${PGPORT:-}" ] && [ -n "$ORIG_ARCHIVE_COMMAND" ]; then
-		psql_q -d postgres -v orig="$ORIG_ARCHIVE_COMMAND" >/dev/null 2>&1 <<-'SQL' || true
-			ALTER SYSTEM SET archive_command = :'orig';
-			SELECT pg_reload_conf();
-		SQL
-	fi
-	stop_started_cluster
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
-	return "$rc"
-}
-trap finish EXIT
-cluster_start "$DSDIR"
-export PGDATABASE=bench
+trap bench_cleanup EXIT   # puts the archive_command back too
+dataset_start
 PGDATA_DIR=$DSDIR/data
 DBSIZE=$(scalar bench "SELECT pg_database_size(current_database())")
-CONN=(-h 127.0.0.1 -p "$PGPORT" -U postgres -d bench)
+CONN+=(-d bench)
 
 # ------------------------------------------------------------ setup
 
-PGBR_CONF=$WORK/pgbackrest/pgbackrest.conf
-mkdir -p "$WORK/pgbackrest/repo" "$WORK/pgbackrest/log" "$WORK/pgbackrest/lock" \
-	"$WORK/pgbackrest/spool"
-cat >"$PGBR_CONF" <<EOF
-[global]
-repo1-path=$WORK/pgbackrest/repo
-repo1-retention-full=9999
-log-path=$WORK/pgbackrest/log
-lock-path=$WORK/pgbackrest/lock
-spool-path=$WORK/pgbackrest/spool
-log-level-console=warn
-log-level-file=off
-process-max=2
-compress-type=zst
-compress-level=3
-start-fast=y
-
-[bench]
-pg1-path=$PGDATA_DIR
-pg1-port=$PGPORT
-pg1-user=postgres
-pg1-socket-path=$DSDIR/sock
-EOF
+pgbackrest_conf "$WORK/pgbackrest" "$PGDATA_DIR" "$PGPORT" "$DSDIR/sock"   # PGBR_CONF
 give_to_pg "$WORK"
 PGBR=(as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench)
 # pgvault's repository is reached through a link, so each full run can use a fresh one
 PGV_REPO=$WORK/pgvault-repo
 new_pgvault_repo() {
 	local r=$WORK/pgvault-$1
-	as_pg "$PGV" init --repo "$r" --compression zstd:3 >/dev/null
+	as_pg "$PGVAULT" init --repo "$r" --compression zstd:3 >/dev/null
 	as_pg ln -sfn "$r" "$PGV_REPO"
 }
 new_pgvault_repo 0
-ORIG_ARCHIVE_COMMAND=$(scalar postgres "SHOW archive_command")
-psql_q -d postgres -c "ALTER SYSTEM SET archive_command = '$PGV archive-push --repo $PGV_REPO --source bench %p && pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
+archive_command_set "$PGVAULT archive-push --repo $PGV_REPO --source bench %p && pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p"
 "${PGBR[@]}" stanza-create >/dev/null
 
 # ------------------------------------------------------------ helpers
@@ -142,38 +76,30 @@ print(sum(int(m) * 60 + float(s) for m, s in re.findall(r"([0-9]+)m([0-9.]+)s", 
 }
 # timeit KEY CMD...: run CMD, record its seconds and CPU seconds under KEY
 timeit() {
-	local key=$1 t0 t1 c0 c1
+	local key=$1 t0 t1
 	shift
 	child_cpu >"$WORK/cpu0"
 	t0=$(now)
 	"$@" || die "'$*' failed"
 	t1=$(now)
 	child_cpu >"$WORK/cpu1"
-	c0=$(cat "$WORK/cpu0")
-	c1=$(cat "$WORK/cpu1")
-	SECS[$key]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
-	CPU[$key]+="$("$PY" -c "print(round($c1 - $c0, 2))") "
+	SECS[$key]+="$(delta "$t0" "$t1") "
+	CPU[$key]+="$(delta "$(cat "$WORK/cpu0")" "$(cat "$WORK/cpu1")" 2) "
 }
 bytes() { BYTES[$1]+="$2 "; }
-median() { "$PY" -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:]]; print(statistics.median(v) if v else "")' $1; }
-pgbr_last() { # FIELD of the newest pgBackRest backup's info: repository delta size
-	"${PGBR[@]}" --output=json info |
-		"$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["delta"])'
-}
-pgv_json() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-PGV_BACKUP=(as_pg "$PGV" backup --physical --repo "$PGV_REPO" --source bench --pgdata "$PGDATA_DIR"
+PGV_BACKUP=(as_pg "$PGVAULT" backup --physical --repo "$PGV_REPO" --source bench --pgdata "$PGDATA_DIR"
 	"${CONN[@]}" -j 2 --json)
 
 # ------------------------------------------------------------ full
 
-log "database bench: $(human_bytes "$DBSIZE"); $RUNS run(s); scratch in $WORK; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "database bench: $(human_bytes "$DBSIZE"); $RUNS run(s); scratch in $WORK; load average $(loadavg)"
 for ((r = 1; r <= RUNS; r++)); do
 	log "full backups, run $r"
 	new_pgvault_repo "$r"
 	timeit pgvault_full "${PGV_BACKUP[@]}" >"$WORK/full.json"
-	bytes pgvault_full "$(pgv_json new_bytes <"$WORK/full.json")"
+	bytes pgvault_full "$(json_field new_bytes "$WORK/full.json")"
 	timeit pgbackrest_full "${PGBR[@]}" --type=full backup
-	bytes pgbackrest_full "$(pgbr_last)"
+	bytes pgbackrest_full "$(pgbackrest_backup_bytes delta "${PGBR[@]}")"
 	timeit pg_basebackup "$BINDIR/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres \
 		-D "$WORK/basebackup" -X stream -c fast
 	bytes pg_basebackup "$(du_bytes "$WORK/basebackup")"
@@ -191,16 +117,16 @@ for ((r = 1; r <= RUNS; r++)); do
 	psql_q -d bench -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN $lo AND $hi" \
 		-c "SELECT bench_append_events($((EVENTS / 100)))" -c "CHECKPOINT" >/dev/null
 	timeit pgvault_incr "${PGV_BACKUP[@]}" >"$WORK/incr.json"
-	bytes pgvault_incr "$(pgv_json new_bytes <"$WORK/incr.json")"
+	bytes pgvault_incr "$(json_field new_bytes "$WORK/incr.json")"
 	timeit pgbackrest_incr "${PGBR[@]}" --type=incr backup
-	bytes pgbackrest_incr "$(pgbr_last)"
+	bytes pgbackrest_incr "$(pgbackrest_backup_bytes delta "${PGBR[@]}")"
 done
 
 # ------------------------------------------------------------ restore
 
 for ((r = 1; r <= RUNS; r++)); do
 	log "restores, run $r"
-	timeit pgvault_restore as_pg "$PGV" restore latest --repo "$PGV_REPO" --source bench \
+	timeit pgvault_restore as_pg "$PGVAULT" restore latest --repo "$PGV_REPO" --source bench \
 		--pgdata "$WORK/restore-pgvault" -j 2
 	bytes pgvault_restore "$(du_bytes "$WORK/restore-pgvault")"
 	rm -rf "$WORK/restore-pgvault"
@@ -214,12 +140,6 @@ done
 
 # The server archives 100 new segments through archive_command; timed from
 # the first switch until pg_stat_archiver reports the last one archived.
-archive_via() {
-	psql_q -d postgres -v cmd="$1" >/dev/null <<-'SQL'
-		ALTER SYSTEM SET archive_command = :'cmd';
-		SELECT pg_reload_conf();
-	SQL
-}
 wait_archived() { # SEGMENT: until the server has archived it (or a later one)
 	local got
 	for ((i = 0; i < 6000; i++)); do
@@ -231,7 +151,7 @@ wait_archived() { # SEGMENT: until the server has archived it (or a later one)
 }
 push_run() { # KEY ARCHIVE_COMMAND
 	local last t0 t1
-	archive_via "$2"
+	archive_command_set "$2"
 	sleep 0.3
 	t0=$(now)
 	for ((i = 0; i < 100; i++)); do
@@ -241,7 +161,7 @@ push_run() { # KEY ARCHIVE_COMMAND
 	done
 	wait_archived "$last"
 	t1=$(now)
-	SECS[$1]+="$("$PY" -c "print(round($t1 - $t0, 3))") "
+	SECS[$1]+="$(delta "$t0" "$t1") "
 }
 # pgBackRest's async archiver may still hold the stanza's archive lock for a moment
 stanza_create() { # REPO_PATH
@@ -259,7 +179,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		stanza_create "$WORK/pgbackrest/repo-$mode$r"
 		flag=
 		[ "$mode" = sync ] || flag="--async --spool-path $WORK/pgvault-spool"
-		push_run "pgvault_push_$mode" "$PGV archive-push $flag --repo $PGV_REPO --source push$mode$r %p"
+		push_run "pgvault_push_$mode" "$PGVAULT archive-push $flag --repo $PGV_REPO --source push$mode$r %p"
 		flag=
 		[ "$mode" = sync ] || flag=--archive-async
 		push_run "pgbackrest_push_$mode" "pgbackrest --config=$PGBR_CONF --stanza=bench $flag --repo1-path=$WORK/pgbackrest/repo-$mode$r archive-push %p"
@@ -270,15 +190,14 @@ done
 
 {
 	printf '{"size": "%s", "database_bytes": %s, "runs": %s, "cpus": %s, "loadavg_end": "%s", "results": {' \
-		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+		"$SIZE" "$DBSIZE" "$RUNS" "$(nproc)" "$(loadavg)"
 	sep=
 	for k in pgvault_full pgbackrest_full pg_basebackup pgvault_incr pgbackrest_incr \
 		pgvault_restore pgbackrest_restore pgvault_push_sync pgbackrest_push_sync \
 		pgvault_push_async pgbackrest_push_async; do
 		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "cpu_seconds": [%s], "bytes": [%s], "median_bytes": %s}' \
-			"$sep" "$k" "$(echo ${SECS[$k]} | tr ' ' ',')" "$(median "${SECS[$k]}")" \
-			"$(echo ${CPU[$k]:-} | tr ' ' ',')" \
-			"$(echo ${BYTES[$k]:-} | tr ' ' ',')" "$(median "${BYTES[$k]:-}" | sed 's/^$/null/')"
+			"$sep" "$k" "$(commas "${SECS[$k]}")" "$(median "${SECS[$k]}")" "$(commas "${CPU[$k]:-}")" \
+			"$(commas "${BYTES[$k]:-}")" "$(median "${BYTES[$k]:-}")"
 		sep=", "
 	done
 	printf '}}\n'

@@ -29,11 +29,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
 SIZE=
 RUNS=${RUNS:-3}
 ONLY=
@@ -43,29 +38,9 @@ HOST_OPT=
 DBNAME=
 PGDATA_OPT=
 if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; RUNS=1; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	--tools) ONLY=$2; shift 2 ;;
-	--tools=*) ONLY=${1#*=}; shift ;;
-	--out) OUT=$2; shift 2 ;;
-	--out=*) OUT=${1#*=}; shift ;;
-	--port) PORT_OPT=$2; shift 2 ;;
-	--port=*) PORT_OPT=${1#*=}; shift ;;
-	--host) HOST_OPT=$2; shift 2 ;;
-	--host=*) HOST_OPT=${1#*=}; shift ;;
-	--dbname) DBNAME=$2; shift 2 ;;
-	--dbname=*) DBNAME=${1#*=}; shift ;;
-	--pgdata) PGDATA_OPT=$2; shift 2 ;;
-	--pgdata=*) PGDATA_OPT=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
+bench_parse_args runs=RUNS tools=ONLY out=OUT port=PORT_OPT host=HOST_OPT dbname=DBNAME pgdata=PGDATA_OPT -- "$@"
 SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
+require_count runs "$RUNS"
 
 # ------------------------------------------------------------ the framework
 
@@ -141,47 +116,17 @@ pgbackrest_skip() {
 	fi
 }
 pgbackrest_setup() {
-	local d=$WORK/pgbackrest
-	mkdir -p "$d/repo" "$d/log" "$d/lock" "$d/spool"
-	PGBR_CONF=$d/pgbackrest.conf
-	cat >"$PGBR_CONF" <<-EOF
-		[global]
-		repo1-path=$d/repo
-		repo1-retention-full=9999
-		log-path=$d/log
-		lock-path=$d/lock
-		spool-path=$d/spool
-		log-level-console=warn
-		log-level-file=off
-		process-max=2
-		compress-type=zst
-		start-fast=y
-
-		[bench]
-		pg1-path=$PGDATA_DIR
-		pg1-port=$PGPORT
-		pg1-user=postgres
-		${PGSOCKET_DIR:+pg1-socket-path=$PGSOCKET_DIR}
-	EOF
-	give_to_pg "$d"
+	pgbackrest_conf "$WORK/pgbackrest" "$PGDATA_DIR" "$PGPORT" "${PGSOCKET_DIR:-}"   # PGBR_CONF
+	give_to_pg "$WORK/pgbackrest"
 	# pgBackRest only finishes a backup once its WAL is archived
-	ORIG_ARCHIVE_COMMAND=$(scalar postgres "SHOW archive_command")
-	psql_q -d postgres -c "ALTER SYSTEM SET archive_command = 'pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p'" \
-		-c "SELECT pg_reload_conf()" >/dev/null
+	archive_command_set "pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p"
 	as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench stanza-create
 }
 tool_pgbackrest() {
 	timed as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench --type=full backup
-	result_size "$(as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench --output=json info |
-		"$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["size"])')"
+	result_size "$(pgbackrest_backup_bytes size as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench)"
 }
-pgbackrest_teardown() {
-	[ -n "$PGBR_CONF" ] || return 0
-	psql_q -d postgres -v orig="$ORIG_ARCHIVE_COMMAND" >/dev/null <<-'SQL' || true
-		ALTER SYSTEM SET archive_command = :'orig';
-		SELECT pg_reload_conf();
-	SQL
-}
+pgbackrest_teardown() { archive_command_restore; }
 bench_tool pgbackrest "pgBackRest 2.45 full (process-max=2, zst)"
 
 # ------------------------------------------------------------ main
@@ -202,11 +147,7 @@ if [ -n "$PORT_OPT" ] || [ -n "$HOST_OPT" ] || [ -n "${PGPORT:-}" ] || [ -n "${P
 else
 	MODE=scratch
 	DB=${DBNAME:-bench}
-	DSDIR=$(dataset_dir "$SIZE")
-	if [ ! -f "$DSDIR/dataset.json" ]; then
-		log "no $SIZE dataset yet: building it"
-		"$BENCH_SRC/make-dataset.sh" "$SIZE"
-	fi
+	dataset_ready "$SIZE"
 	trap stop_started_cluster EXIT
 	cluster_start "$DSDIR"
 	PGDATA_DIR=$DSDIR/data
@@ -218,13 +159,8 @@ export PGDATABASE=$DB
 DBSIZE=$(scalar "$DB" "SELECT pg_database_size(current_database())") ||
 	die "cannot reach database $DB"
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/run-$STAMP
-mkdir -p "$WORK" "$RESULTS_DIR"
+bench_workdir run
 give_to_pg "$WORK"
-OUT=${OUT:-$RESULTS_DIR/run-$STAMP.json}
-RAW=$WORK/raw.tsv
-: >"$RAW"
 
 finish() {
 	local rc=$?
@@ -233,8 +169,7 @@ finish() {
 			"${t}_teardown" || true
 		fi
 	done
-	stop_started_cluster
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+	bench_cleanup
 	return "$rc"
 }
 declare -A SETUP_DONE=()
@@ -277,8 +212,7 @@ done
 
 LABELS=$WORK/labels.tsv
 for t in "${TOOLS[@]}"; do printf '%s\t%s\n' "$t" "${TOOL_LABEL[$t]}" >>"$LABELS"; done
-"$PY" - "$RAW" "$LABELS" "$OUT" "$SIZE_LABEL" "$DB" "$DBSIZE" "$RUNS" "$MODE" "${DATASET_JSON:-}" <<-'PY'
-	import json, os, platform, statistics, sys, time
+bench_python "$RAW" "$LABELS" "$OUT" "$SIZE_LABEL" "$DB" "$DBSIZE" "$RUNS" "$MODE" "${DATASET_JSON:-}" <<-'PY'
 	raw, labels, out, size, db, dbsize, runs, mode, dsjson = sys.argv[1:]
 	label = dict(l.rstrip("\n").split("\t", 1) for l in open(labels))
 	order, secs, sizes, skipped = [], {}, {}, {}
@@ -304,7 +238,7 @@ for t in "${TOOLS[@]}"; do printf '%s\t%s\n' "$t" "${TOOL_LABEL[$t]}" >>"$LABELS
 	                    "median_seconds": round(med, 3), "size_bytes": sz,
 	                    "time_vs_first": round(med / base[0], 3) if base[0] else None,
 	                    "size_vs_first": round(sz / base[1], 3) if base[1] else None})
-	dataset = json.load(open(dsjson)) if dsjson and os.path.exists(dsjson) else {}
+	dataset = load_json(dsjson)
 	doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "size": size, "database": db,
 	       "database_bytes": int(dbsize), "mode": mode, "runs": int(runs), "dataset": dataset,
 	       "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

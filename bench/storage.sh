@@ -29,27 +29,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
-SIZE=
-RUNS=${RUNS:-3}
-if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "storage.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
-SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
-PGV=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
-[ -x "$PGV" ] || die "pgvault binary not found at $PGV (build it, or set PGVAULT_BIN)"
+bench_options "" runs=RUNS -- "$@"
 command -v node >/dev/null || die "node is not installed (scripts/install-deps.sh installs it): no S3 emulator"
 HAVE_PGBR=1
 command -v pgbackrest >/dev/null || { HAVE_PGBR=0; log "pgbackrest is not installed: pgvault only"; }
@@ -64,33 +44,18 @@ if [ ! -x "$S3RVER" ]; then
 		s3rver@3.7.1 azurite@3.35.0 >/dev/null) 9>"$NPM_DIR/.lock"
 fi
 
-DSDIR=$(dataset_dir "$SIZE")
-if [ ! -f "$DSDIR/dataset.json" ]; then
-	log "no $SIZE dataset yet: building it"
-	"$BENCH_SRC/make-dataset.sh" "$SIZE"
-fi
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/storage-$STAMP
-OUT=$RESULTS_DIR/storage-$STAMP.json
-mkdir -p "$WORK" "$RESULTS_DIR"
+dataset_ready "$SIZE"
+bench_workdir storage
 chmod 755 "$WORK"
 S3PID=
-ORIG_ARCHIVE_COMMAND=
 
 finish() {
 	local rc=$?
-	if [ -n "${PGPORT:-}" ] && [ -n "$ORIG_ARCHIVE_COMMAND" ]; then
-		psql_q -d postgres -v orig="$ORIG_ARCHIVE_COMMAND" >/dev/null 2>&1 <<-'SQL' || true
-			ALTER SYSTEM SET archive_command = :'orig';
-			SELECT pg_reload_conf();
-		SQL
-	fi
-	stop_started_cluster
 	if [ -n "$S3PID" ]; then
 		kill -TERM -- "-$S3PID" 2>/dev/null || true
 		wait "$S3PID" 2>/dev/null || true
 	fi
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
+	bench_cleanup   # puts the archive_command back too
 	return "$rc"
 }
 trap finish EXIT
@@ -117,46 +82,18 @@ s3_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }
 S3ENV=(env AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 	AWS_ENDPOINT_URL=https://127.0.0.1:$S3PORT AWS_CA_BUNDLE=$WORK/cert.pem)
 
-cluster_start "$DSDIR"
-export PGDATABASE=bench
+dataset_start
 PGDATA_DIR=$DSDIR/data
 DBSIZE=$(scalar bench "SELECT pg_database_size(current_database())")
 CLUSTER_BYTES=$(du_bytes "$PGDATA_DIR")
-CONN=(-h 127.0.0.1 -p "$PGPORT" -U postgres -d bench)
+CONN+=(-d bench)
 
 # ------------------------------------------------------------ pgBackRest on S3
 
-PGBR_CONF=$WORK/pgbackrest/pgbackrest.conf
-mkdir -p "$WORK/pgbackrest/log" "$WORK/pgbackrest/lock" "$WORK/pgbackrest/spool"
-cat >"$PGBR_CONF" <<EOF
-[global]
-repo1-type=s3
-repo1-path=/run0
-repo1-s3-bucket=pgbr
-repo1-s3-endpoint=127.0.0.1
-repo1-storage-port=$S3PORT
-repo1-s3-uri-style=path
-repo1-s3-region=us-east-1
-repo1-s3-key=S3RVER
-repo1-s3-key-secret=S3RVER
-repo1-storage-verify-tls=n
-repo1-retention-full=9999
-log-path=$WORK/pgbackrest/log
-lock-path=$WORK/pgbackrest/lock
-spool-path=$WORK/pgbackrest/spool
-log-level-console=warn
-log-level-file=off
-process-max=2
-compress-type=zst
-compress-level=3
-start-fast=y
-
-[bench]
-pg1-path=$PGDATA_DIR
-pg1-port=$PGPORT
-pg1-user=postgres
-pg1-socket-path=$DSDIR/sock
-EOF
+pgbackrest_conf "$WORK/pgbackrest" "$PGDATA_DIR" "$PGPORT" "$DSDIR/sock" \
+	repo1-type=s3 repo1-path=/run0 repo1-s3-bucket=pgbr repo1-s3-endpoint=127.0.0.1 \
+	"repo1-storage-port=$S3PORT" repo1-s3-uri-style=path repo1-s3-region=us-east-1 \
+	repo1-s3-key=S3RVER repo1-s3-key-secret=S3RVER repo1-storage-verify-tls=n   # PGBR_CONF
 give_to_pg "$WORK"
 # as_pg as a command prefix, for timeit (which runs commands, not shell functions)
 AS_PG=()
@@ -174,8 +111,8 @@ cat >"$WORK/archive.sh" <<EOF
 #!/usr/bin/env bash
 set -e
 . "$WORK/targets.sh"
-"$PGV" archive-push --repo "\$POSIX_REPO" --source bench "\$1"
-${S3ENV[*]} "$PGV" archive-push --repo "\$S3_REPO" --source bench "\$1"
+"$PGVAULT" archive-push --repo "\$POSIX_REPO" --source bench "\$1"
+${S3ENV[*]} "$PGVAULT" archive-push --repo "\$S3_REPO" --source bench "\$1"
 [ "\$PGBR_PATH" = none ] || pgbackrest --config="$PGBR_CONF" --stanza=bench --repo1-path="\$PGBR_PATH" archive-push "\$1"
 EOF
 chmod 755 "$WORK/archive.sh"
@@ -186,8 +123,8 @@ new_repos() { # RUN: fresh repositories for run RUN, archived to from now on
 	POSIX_REPO=$WORK/pgvault-$r
 	S3_REPO=s3://pgv/run$r
 	PGBR_PATH=none
-	as_pg "$PGV" init --repo "$POSIX_REPO" --compression zstd:3 >/dev/null
-	as_pg "${S3ENV[@]}" "$PGV" init --repo "$S3_REPO" --compression zstd:3 >/dev/null
+	as_pg "$PGVAULT" init --repo "$POSIX_REPO" --compression zstd:3 >/dev/null
+	as_pg "${S3ENV[@]}" "$PGVAULT" init --repo "$S3_REPO" --compression zstd:3 >/dev/null
 	if [ "$HAVE_PGBR" = 1 ]; then
 		PGBR_PATH=/run$r
 		"${PGBR[@]}" --repo1-path="$PGBR_PATH" stanza-create >/dev/null
@@ -199,10 +136,8 @@ new_repos() { # RUN: fresh repositories for run RUN, archived to from now on
 	sleep 1
 }
 new_repos 0
-ORIG_ARCHIVE_COMMAND=$(scalar postgres "SHOW archive_command")
 # (pgBackRest insists that archive_command mentions pgbackrest: the last word, which archive.sh ignores)
-psql_q -d postgres -c "ALTER SYSTEM SET archive_command = '$WORK/archive.sh %p pgbackrest'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
+archive_command_set "$WORK/archive.sh %p pgbackrest"
 
 # ------------------------------------------------------------ helpers
 
@@ -226,15 +161,9 @@ open(sys.argv[1], "w").write("%d %.3f %.3f\n" % (rc, wall, ru.ru_utime + ru.ru_s
 	[ "${res[0]}" = 0 ] || die "'$key' failed (exit ${res[0]})"
 	SECS[$key]+="${res[1]} "
 	CPU[$key]+="${res[2]} "
-	EMU[$key]+="$("$PY" -c "print(round($e1 - $e0, 2))") "
+	EMU[$key]+="$(delta "$e0" "$e1" 2) "
 }
-median() { "$PY" -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:]]; print(statistics.median(v) if v else "null")' $1; }
-pgv_json() { "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 count_requests() { grep -c 's3: \(GET\|PUT\|POST\|HEAD\|DELETE\) .* -> ' "$1" || true; }
-pgbr_last() { # repository size of the newest pgBackRest backup
-	"${PGBR[@]}" --repo1-path="$1" --output=json info |
-		"$PY" -c 'import json, sys; print(json.load(sys.stdin)[0]["backup"][-1]["info"]["repository"]["size"])'
-}
 BACKUP_ARGS=(backup --physical --source bench --pgdata "$PGDATA_DIR" "${CONN[@]}" -j 2 --json)
 
 # ------------------------------------------------------------ runs
@@ -243,24 +172,24 @@ log "database bench: $(human_bytes "$DBSIZE") (cluster $(human_bytes "$CLUSTER_B
 for ((r = 1; r <= RUNS; r++)); do
 	new_repos "$r"
 	log "run $r: backups"
-	timeit pgvault_posix_backup "${AS_PG[@]}" "$PGV" "${BACKUP_ARGS[@]}" --repo "$POSIX_REPO" >"$WORK/b-posix.json"
-	BYTES[pgvault_posix_backup]+="$(pgv_json new_bytes <"$WORK/b-posix.json") "
-	timeit pgvault_s3_backup "${AS_PG[@]}" "${S3ENV[@]}" "$PGV" "${BACKUP_ARGS[@]}" --repo "$S3_REPO" \
+	timeit pgvault_posix_backup "${AS_PG[@]}" "$PGVAULT" "${BACKUP_ARGS[@]}" --repo "$POSIX_REPO" >"$WORK/b-posix.json"
+	BYTES[pgvault_posix_backup]+="$(json_field new_bytes "$WORK/b-posix.json") "
+	timeit pgvault_s3_backup "${AS_PG[@]}" "${S3ENV[@]}" "$PGVAULT" "${BACKUP_ARGS[@]}" --repo "$S3_REPO" \
 		--log-level debug >"$WORK/b-s3.json" 2>"$WORK/b-s3.log"
-	BYTES[pgvault_s3_backup]+="$(pgv_json new_bytes <"$WORK/b-s3.json") "
+	BYTES[pgvault_s3_backup]+="$(json_field new_bytes "$WORK/b-s3.json") "
 	REQS[pgvault_s3_backup]+="$(count_requests "$WORK/b-s3.log") "
 	if [ "$HAVE_PGBR" = 1 ]; then
 		timeit pgbackrest_s3_backup "${PGBR[@]}" --repo1-path="$PGBR_PATH" --type=full backup
-		BYTES[pgbackrest_s3_backup]+="$(pgbr_last "$PGBR_PATH") "
+		BYTES[pgbackrest_s3_backup]+="$(pgbackrest_backup_bytes size "${PGBR[@]}" --repo1-path="$PGBR_PATH") "
 	fi
 	log "run $r: restores"
-	timeit pgvault_posix_restore "${AS_PG[@]}" "$PGV" restore latest --repo "$POSIX_REPO" --source bench \
+	timeit pgvault_posix_restore "${AS_PG[@]}" "$PGVAULT" restore latest --repo "$POSIX_REPO" --source bench \
 		--pgdata "$WORK/restore-posix" -j 2
 	rm -rf "$WORK/restore-posix"
-	timeit pgvault_s3_restore "${AS_PG[@]}" "${S3ENV[@]}" "$PGV" restore latest --repo "$S3_REPO" --source bench \
+	timeit pgvault_s3_restore "${AS_PG[@]}" "${S3ENV[@]}" "$PGVAULT" restore latest --repo "$S3_REPO" --source bench \
 		--pgdata "$WORK/restore-s3" -j 2 --log-level debug 2>"$WORK/r-s3.log"
 	REQS[pgvault_s3_restore]+="$(count_requests "$WORK/r-s3.log") "
-	BYTES[pgvault_s3_restore]+="$(pgv_json stored_bytes <"$WORK/b-s3.json") "  # what it reads
+	BYTES[pgvault_s3_restore]+="$(json_field stored_bytes "$WORK/b-s3.json") "  # what it reads
 	rm -rf "$WORK/restore-s3"
 	if [ "$HAVE_PGBR" = 1 ]; then
 		as_pg mkdir -p "$WORK/restore-pgbr"
@@ -273,14 +202,14 @@ done
 
 {
 	printf '{"size": "%s", "database_bytes": %s, "cluster_bytes": %s, "runs": %s, "cpus": %s, "loadavg": "%s", "pgbackrest": %s, "results": {' \
-		"$SIZE" "$DBSIZE" "$CLUSTER_BYTES" "$RUNS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+		"$SIZE" "$DBSIZE" "$CLUSTER_BYTES" "$RUNS" "$(nproc)" "$(loadavg)" \
 		"$([ "$HAVE_PGBR" = 1 ] && echo true || echo false)"
 	sep=
 	for k in pgvault_posix_backup pgvault_s3_backup pgbackrest_s3_backup pgvault_posix_restore \
 		pgvault_s3_restore pgbackrest_s3_restore; do
 		[ -n "${SECS[$k]:-}" ] || continue
 		printf '%s"%s": {"seconds": [%s], "median_seconds": %s, "median_cpu_seconds": %s, "median_emulator_cpu_seconds": %s, "median_bytes": %s, "median_requests": %s}' \
-			"$sep" "$k" "$(echo ${SECS[$k]} | tr ' ' ',')" "$(median "${SECS[$k]}")" \
+			"$sep" "$k" "$(commas "${SECS[$k]}")" "$(median "${SECS[$k]}")" \
 			"$(median "${CPU[$k]}")" "$(median "${EMU[$k]}")" "$(median "${BYTES[$k]:-}")" \
 			"$(median "${REQS[$k]:-}")"
 		sep=", "

@@ -37,79 +37,23 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-	exit "${1:-0}"
-}
-
-SIZE=
-RUNS=${RUNS:-3}
-JOBS=2
-OUT=
-if [ "${QUICK:-0}" = 1 ]; then SIZE=150MB; fi
-while [ $# -gt 0 ]; do
-	case $1 in
-	--runs) RUNS=$2; shift 2 ;;
-	--runs=*) RUNS=${1#*=}; shift ;;
-	--jobs) JOBS=$2; shift 2 ;;
-	--jobs=*) JOBS=${1#*=}; shift ;;
-	--out) OUT=$2; shift 2 ;;
-	--out=*) OUT=${1#*=}; shift ;;
-	-h | --help) usage 0 ;;
-	-*) echo "verify.sh: unknown option '$1'" >&2; usage 2 ;;
-	*) SIZE=$1; shift ;;
-	esac
-done
-SIZE=${SIZE:-1.5GB}
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number"
-[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive number"
-PGVAULT=${PGVAULT_BIN:-$REPO_ROOT/build/pgvault}
-[ -x "$PGVAULT" ] || die "pgvault binary not found at $PGVAULT (build it, or set PGVAULT_BIN)"
+bench_options "" runs=RUNS jobs=JOBS out=OUT -- "$@"
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed for CPU seconds (apt-get install time)"
 
-DSDIR=$(dataset_dir "$SIZE")
-if [ ! -f "$DSDIR/dataset.json" ]; then
-	log "no $SIZE dataset yet: building it"
-	"$BENCH_SRC/make-dataset.sh" "$SIZE"
-fi
-STAMP=$(date +%Y%m%d-%H%M%S)
-WORK=$BENCH_DIR/verify-$STAMP
-OUT=${OUT:-$RESULTS_DIR/verify-$STAMP.json}
-RAW=$WORK/raw.tsv
+dataset_ready "$SIZE"
+bench_workdir verify
 REPO=$WORK/repo
-mkdir -p "$WORK" "$RESULTS_DIR"
+trap bench_cleanup EXIT
+LOAD_START=$(loadavg)
 
-finish() {
-	local rc=$?
-	stop_started_cluster
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
-	return "$rc"
-}
-trap finish EXIT
-: >"$RAW"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# measure (lib.sh): wall seconds, CPU seconds and peak RSS of each command
+MEASURE_FIELDS="s cpu_s rss_kb"
 
-# record RUN METRIC VALUE
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }
-
-# measure RUN NAME CMD...: wall seconds and CPU seconds of CMD (stdout to $WORK/out)
-measure() {
-	local run=$1 name=$2 t0 t1 rc=0
-	shift 2
-	t0=$(now)
-	/usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-	t1=$(now)
-	[ "$rc" = 0 ] || { cat "$WORK/err" >&2; die "'$*' failed with exit status $rc"; }
-	record "$run" "${name}_s" "$("$PY" -c "print(round($t1 - $t0, 3))")"
-	record "$run" "${name}_cpu_s" "$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.txt")"
-	record "$run" "${name}_rss_kb" "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")"
-}
-
-cluster_start "$DSDIR"
+dataset_start
 "$PGVAULT" init --repo "$REPO" >/dev/null
 log "backing up database bench ($SIZE dataset) into $REPO"
 "$PGVAULT" backup --logical -j"$JOBS" --no-progress --json --repo "$REPO" \
-	-h "$PGHOST" -p "$PGPORT" -U postgres -d bench >"$WORK/backup.json"
+	"${CONN[@]}" -d bench >"$WORK/backup.json"
 cluster_stop "$DSDIR"
 
 find "$REPO/data" -type f | sort >"$WORK/packs.txt"
@@ -134,29 +78,19 @@ for ((r = 1; r <= RUNS; r++)); do
 	measure "$r" openssl_sha256 bash -c "xargs -a '$WORK/packs.txt' openssl dgst -sha256"
 	[ "$(wc -l <"$WORK/out")" = "$NPACKS" ] || die "openssl did not hash every pack"
 	measure "$r" verify_new "$PGVAULT" verify --new -j"$JOBS" --json --repo "$REPO"
-	record "$r" verify_new_read_bytes "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pack_bytes"])' "$WORK/out")"
+	record "$r" verify_new_read_bytes "$(json_field pack_bytes)"
 	measure "$r" verify_sample10 "$PGVAULT" verify --sample 10 -j"$JOBS" --json --repo "$REPO"
-	record "$r" verify_sample10_read_bytes "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pack_bytes"])' "$WORK/out")"
+	record "$r" verify_sample10_read_bytes "$(json_field pack_bytes)"
 	log "run $r/$RUNS done"
 done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_END=$(loadavg)
 
-"$PY" - "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$NPACKS" "$PACK_BYTES" "$LOAD_START" "$LOAD_END" "$PGVAULT" <<-'PY'
-	import json, os, platform, statistics, sys, time
+bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$NPACKS" "$PACK_BYTES" "$LOAD_START" "$LOAD_END" "$PGVAULT" <<-'PY'
 	raw, out, size, runs, jobs, npacks, pack_bytes, load0, load1, pgvault = sys.argv[1:]
 	npacks, pack_bytes, j = int(npacks), int(pack_bytes), int(jobs)
-	vals = {}
-	for line in open(raw):
-	    run, metric, value = line.rstrip("\n").split("\t")
-	    vals.setdefault(metric, []).append(float(value))
-	med = {k: statistics.median(v) for k, v in vals.items()}
-	cpu = "?"
-	for ln in open("/proc/cpuinfo"):
-	    if ln.startswith("model name"):
-	        cpu = ln.split(":", 1)[1].strip()
-	        break
-	machine = {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-	           "loadavg_start": load0, "loadavg_end": load1}
+	vals, med = load_raw(raw)
+	machine = machine_info(load0, load1, memory=False)
+	cpu = machine["cpu"]
 	gbs = lambda k, b=pack_bytes: b / 1e9 / med[k + "_s"]
 	rows = [
 	    ("pgvault verify -j%d (full)" % j, "verify_full", pack_bytes),
