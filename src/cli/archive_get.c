@@ -9,7 +9,7 @@
  * background prefetcher keeps the next N segments fetched and checked in
  * the spool, so recovery is not bound by the repository's latency
  * (src/pg/wal/prefetch.h); it is forked before anything is opened, like
- * archive-push's pusher.
+ * archive-push's pusher (cli/archive.h).
  *
  * Exit statuses follow restore_command's contract: 0 the file is in place;
  * 1 the archive has no such file (the normal end of recovery, and the
@@ -20,9 +20,9 @@
  * available): the distinction is for the operator reading the server log,
  * where the reason is logged as an error.
  */
+#include "cli/archive.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
-#include "cli/physical.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -34,12 +34,8 @@
 #include "pg/wal/prefetch.h"
 #include "repo/repo.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define ARCHIVE_GET_ABSENT 1
 #define ARCHIVE_GET_FAILED 6
@@ -69,13 +65,6 @@ enum
 	OPT_SPOOL,
 };
 
-typedef struct Prefetcher
-{
-	PvConfig *cfg;
-	const CliCommon *common;
-	const PgWalPrefetchOpts *opts;
-} Prefetcher;
-
 /* Open the repository; a missing one is a configuration error, never "not archived". */
 static int
 get_repo_open(Repo **out, PvConfig *cfg, const CliCommon *common)
@@ -88,77 +77,40 @@ get_repo_open(Repo **out, PvConfig *cfg, const CliCommon *common)
 static int
 repo_open_cb(Repo **out, void *payload)
 {
-	Prefetcher *p = payload;
+	CliArchiveHelper *h = payload;
 
-	return get_repo_open(out, p->cfg, p->common);
-}
-
-static void __attribute__((noreturn))
-prefetcher_main(const Prefetcher *p)
-{
-	Repo *repo = NULL;
-	int lockfd, fd, rc;
-
-	if (pgwal_prefetch_lock(p->opts, &lockfd) != 1)
-		_exit(0);
-	if ((fd = open("/dev/null", O_RDWR)) >= 0)
-	{
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
-	}
-	if ((rc = cli_repo_open(&repo, p->cfg, p->common)) < 0 ||
-		(rc = pgwal_prefetch_run(repo, p->opts)) < 0)
-		pv_log_error("archive-get prefetcher: %s", pv_error_msg());
-	repo_free(repo);
-	_exit(rc < 0 ? 1 : 0);
+	return get_repo_open(out, h->cfg, h->common);
 }
 
 static int
-prefetcher_start(void *payload)
+prefetcher_lock(const CliArchiveHelper *h, int *fd)
 {
-	pid_t pid = fork();
-	int ws;
+	return pgwal_prefetch_lock(h->opts, fd);
+}
 
-	if (pid < 0)
-		return pv_error_errno(PV_ERROR, errno, "cannot start the prefetcher");
-	if (pid == 0)
-	{
-		setsid();
-		if (fork() == 0)
-			prefetcher_main(payload);
-		_exit(0);
-	}
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+static int
+prefetcher_run(const CliArchiveHelper *h, Repo *repo)
+{
+	return pgwal_prefetch_run(repo, h->opts);
 }
 
 static int
 get_prefetch(PvConfig *cfg, const CliCommon *common, const char *source, const char *name,
 			 const char *dest, int count, const char *spool_opt)
 {
-	const char *spool_path = spool_opt ? spool_opt : cfg_str(cfg, NULL, "spool-path");
 	PgWalPrefetchOpts o = {0};
-	Prefetcher p = {cfg, common, &o};
+	CliArchiveHelper h = {.cfg = cfg, .common = common, .name = "archive-get prefetcher",
+		.what = "the prefetcher", .lock = prefetcher_lock, .run = prefetcher_run, .opts = &o};
 	char *spool = NULL;
 	int rc;
 
-	if (spool_path == NULL)
-	{
-		pv_error_set(PV_ECONFIG, "archive-get --prefetch needs a spool directory");
-		pv_error_hint("give --spool-path DIR or set spool-path in the configuration");
-		return PV_ECONFIG;
-	}
-	if ((rc = pv_fs_path_absolute(&spool, spool_path)) < 0)
+	if ((rc = cli_archive_spool(&spool, cfg, spool_opt, source, "archive-get --prefetch")) < 0)
 		return rc;
-	o.spool = pv_fs_path_join(spool, source);
+	o.spool = spool;
 	o.source = source;
 	o.count = count;
 	o.jobs = (int) cfg_int(cfg, NULL, "jobs");
-	rc = pgwal_prefetch_get(&o, name, dest, repo_open_cb, prefetcher_start, &p);
-	pv_free((char *) o.spool);
+	rc = pgwal_prefetch_get(&o, name, dest, repo_open_cb, cli_archive_helper_start, &h);
 	pv_free(spool);
 	return rc;
 }
@@ -216,12 +168,9 @@ cli_archive_get(int argc, char **argv)
 	}
 	name = argv[optind];
 	dest = argv[optind + 1];
-	if ((rc = cli_setup(&common, &cfg)) < 0 ||
-		(rc = cli_physical_source(&source, &sec, cfg, &common)) < 0)
+	if ((rc = cli_archive_setup(&cfg, &source, &sec, &common)) < 0)
 	{
-		status = cli_fail(rc);
-		if (status == 1)
-			status = ARCHIVE_GET_FAILED;
+		status = cli_archive_fail(rc, "archive-get", NULL, ARCHIVE_GET_FAILED);
 		goto done;
 	}
 	if (prefetch == NULL)
@@ -236,12 +185,7 @@ cli_archive_get(int argc, char **argv)
 		status = ARCHIVE_GET_ABSENT;
 	}
 	else if (rc < 0)
-	{
-		pv_error_prefix(rc, "archive-get of '%s' failed", name);
-		status = cli_fail(rc);
-		if (status == 1)
-			status = ARCHIVE_GET_FAILED;
-	}
+		status = cli_archive_fail(rc, "archive-get", name, ARCHIVE_GET_FAILED);
 	else
 	{
 		char t[32];

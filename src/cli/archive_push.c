@@ -13,12 +13,12 @@
  * starts when none runs (src/pg/wal/async.h).  The pusher is forked before
  * anything is opened, double-forked into its own session so the archiver
  * does not wait for it, keeps stderr (the server's log) and opens its own
- * repository handle.
+ * repository handle (cli/archive.h).
  */
+#include "cli/archive.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/copy.h"
-#include "cli/physical.h"
 
 #include "common/error.h"
 #include "common/json.h"
@@ -31,13 +31,9 @@
 #include "pg/wal/async.h"
 #include "repo/repo.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static const char help_text[] =
 	"pgvault archive-push: archive one WAL file (PostgreSQL's archive_command)\n\n"
@@ -76,9 +72,7 @@ enum
 
 typedef struct Pusher
 {
-	PvConfig *cfg;
-	const CliCommon *common;
-	const PgWalAsyncOpts *opts;
+	CliArchiveHelper h;			/* first: the payload of cli_archive_helper_start */
 	const CfgSection *sec;		/* the source's section (its secondaries), or NULL */
 } Pusher;
 
@@ -88,50 +82,19 @@ pusher_pushed(Repo *repo, const char *name, void *payload)
 {
 	const Pusher *p = payload;
 
-	cli_sync_secondaries_wal(p->cfg, p->sec, repo, name);
-}
-
-/* The background pusher's process: never returns. */
-static void __attribute__((noreturn))
-pusher_main(const Pusher *p)
-{
-	Repo *repo = NULL;
-	int lockfd, fd, rc;
-
-	if (pgwal_async_lock(p->opts, &lockfd) != 1)
-		_exit(0);				/* another pusher won the race */
-	if ((fd = open("/dev/null", O_RDWR)) >= 0)
-	{
-		dup2(fd, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		if (fd > STDERR_FILENO)
-			close(fd);
-	}
-	if ((rc = cli_repo_open(&repo, p->cfg, p->common)) < 0 ||
-		(rc = pgwal_async_pusher_run(repo, p->opts)) < 0)
-		pv_log_error("archive-push pusher: %s", pv_error_msg());
-	repo_free(repo);
-	_exit(rc < 0 ? 1 : 0);
+	cli_sync_secondaries_wal(p->h.cfg, p->sec, repo, name);
 }
 
 static int
-pusher_start(void *payload)
+pusher_lock(const CliArchiveHelper *h, int *fd)
 {
-	pid_t pid = fork();
-	int ws;
+	return pgwal_async_lock(h->opts, fd);
+}
 
-	if (pid < 0)
-		return pv_error_errno(PV_ERROR, errno, "cannot start the background pusher");
-	if (pid == 0)
-	{
-		setsid();
-		if (fork() == 0)
-			pusher_main(payload);
-		_exit(0);
-	}
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+static int
+pusher_run(const CliArchiveHelper *h, Repo *repo)
+{
+	return pgwal_async_pusher_run(repo, h->opts);
 }
 
 /* Asynchronous mode: wait for the pusher's note about path. */
@@ -139,23 +102,17 @@ static int
 push_async(PvConfig *cfg, const CliCommon *common, const CfgSection *sec, const char *source,
 		   const char *path, const char *spool_opt)
 {
-	const char *spool_path = spool_opt ? spool_opt : cfg_str(cfg, NULL, "spool-path");
 	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	char *spool = NULL, *wal_dir = NULL;
 	PgWalAsyncOpts o = {0};
-	Pusher p = {cfg, common, &o, sec};
+	Pusher p = {.h = {.cfg = cfg, .common = common, .name = "archive-push pusher",
+		.what = "the background pusher", .lock = pusher_lock, .run = pusher_run, .opts = &o}, .sec = sec};
 	int rc;
 
-	if (spool_path == NULL)
-	{
-		pv_error_set(PV_ECONFIG, "asynchronous archive-push needs a spool directory");
-		pv_error_hint("give --spool-path DIR or set spool-path in the configuration");
-		return PV_ECONFIG;
-	}
-	if ((rc = pv_fs_path_absolute(&spool, spool_path)) < 0)
+	if ((rc = cli_archive_spool(&spool, cfg, spool_opt, source, "asynchronous archive-push")) < 0)
 		return rc;
 	wal_dir = pv_fs_path_dirname(path);
-	o.spool = pv_fs_path_join(spool, source);
+	o.spool = spool;
 	o.source = source;
 	o.wal_dir = wal_dir;
 	o.jobs = (int) cfg_int(cfg, NULL, "jobs");
@@ -163,8 +120,7 @@ push_async(PvConfig *cfg, const CliCommon *common, const CfgSection *sec, const 
 	o.queue_max = cfg_size(cfg, NULL, "archive-push-queue-max");
 	o.pushed = pusher_pushed;
 	o.payload = &p;
-	rc = pgwal_async_push(&o, name, pusher_start, &p);
-	pv_free((char *) o.spool);
+	rc = pgwal_async_push(&o, name, cli_archive_helper_start, &p);
 	pv_free(spool);
 	pv_free(wal_dir);
 	return rc;
@@ -212,19 +168,15 @@ cli_archive_push(int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage_error("archive-push", "unexpected argument '%s'", argv[optind + 1]);
 	path = argv[optind];
-	if ((rc = cli_setup(&common, &cfg)) < 0 ||
-		(rc = cli_physical_source(&source, &sec, cfg, &common)) < 0)
+	if ((rc = cli_archive_setup(&cfg, &source, &sec, &common)) < 0)
 	{
-		status = cli_fail(rc);
+		status = cli_archive_fail(rc, "archive-push", NULL, 1);
 		goto done;
 	}
 	if (async || cfg_bool(cfg, NULL, "archive-async"))
 	{
 		if ((rc = push_async(cfg, &common, sec, source, path, spool)) < 0)
-		{
-			pv_error_prefix(rc, "archive-push of '%s' failed", path);
-			status = cli_fail(rc);
-		}
+			status = cli_archive_fail(rc, "archive-push", path, 1);
 		else
 		{
 			pv_log_detail("WAL file '%s' archived (asynchronously)", path);
@@ -235,8 +187,7 @@ cli_archive_push(int argc, char **argv)
 	if ((rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
 		(rc = pgwal_push(repo, source, path, &res)) < 0)
 	{
-		pv_error_prefix(rc, "archive-push of '%s' failed", path);
-		status = cli_fail(rc);
+		status = cli_archive_fail(rc, "archive-push", path, 1);
 		goto done;
 	}
 	cli_sync_secondaries_wal(cfg, sec, repo, path);

@@ -4,7 +4,10 @@
  * Object "k" of repository azure://container/pre is the block blob
  * "pre/k".  Requests go through http.c and carry Shared Key signatures
  * (computed on every attempt: x-ms-date changes) or a SAS token in the
- * query string.
+ * query string.  What Azure does like every object store (stat, get,
+ * ranged reads, listing, delete, error mapping, the writer's frame) is
+ * objstore.c's, driven by az_dialect; signing, block ids and connection
+ * strings are here.
  *
  * Durability and visibility rules:
  *   1. A blob becomes visible only whole: one Put Blob, or the Put Block
@@ -24,10 +27,8 @@
  */
 #include "storage/azure.h"
 
-#include "storage/http.h"
+#include "storage/objstore.h"
 #include "storage/sigv4.h"
-#include "storage/storage_driver.h"
-#include "storage/upload.h"
 
 #include "common/sort.h"
 #include "common/error.h"
@@ -51,17 +52,13 @@
 
 typedef struct AzStorage
 {
-	HttpClient *http;
+	ObjStore os;				/* first (objstore.h): container, prefix, client */
 	char *account;
 	unsigned char *key;			/* decoded Shared Key (secret), or NULL */
 	size_t keylen;
 	char *sas;					/* SAS query without '?' (secret), or NULL */
 	char *endpoint;				/* "https://host[:port][/path]", no trailing '/' */
-	char *container;
-	char *prefix;				/* "" or "a/b/" */
 	size_t block_size;
-	int upload_jobs;
-	int page_size;
 } AzStorage;
 
 /* ---- base64 ---- */
@@ -257,28 +254,18 @@ az_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
 
 /* ---- requests ---- */
 
-typedef struct AzReq
-{
-	const char *method;
-	const char *okey;			/* full blob name, or NULL for the container */
-	const char *query;			/* encoded, or NULL */
-	HttpHeaders *headers;
-	const void *body;
-	size_t body_len;
-	Buf *sink;
-	const char *what;
-} AzReq;
-
+/* The dialect's send: endpoint/container/blob, the SAS in the query or a Shared Key signature. */
 static int
-az_send(AzStorage *az, const AzReq *r, HttpResponse *resp)
+az_send(ObjStore *os, const ObjReq *r, HttpResponse *resp)
 {
+	AzStorage *az = (AzStorage *) os;	/* os is its first member */
 	AzCall call = {.az = az, .query = r->query, .body_len = r->body_len};
 	const char *after_host = strstr(az->endpoint, "://") + 3;
 	Buf path = PV_BUF_INIT, url = PV_BUF_INIT, q = PV_BUF_INIT;
 	int rc;
 
 	after_host += strcspn(after_host, "/");
-	buf_printf(&path, "%s/%s", after_host, az->container);
+	buf_printf(&path, "%s/%s", after_host, az->os.container);
 	if (r->okey != NULL)
 	{
 		buf_append_byte(&path, '/');
@@ -291,105 +278,14 @@ az_send(AzStorage *az, const AzReq *r, HttpResponse *resp)
 	buf_printf(&url, "%.*s%s%s%s", (int) (after_host - az->endpoint), az->endpoint, buf_cstr(&path),
 			   q.len ? "?" : "", buf_cstr(&q));
 	call.path = buf_cstr(&path);
-	rc = http_request(az->http, &(HttpRequest) {
+	rc = http_request(az->os.http, &(HttpRequest) {
 		.method = r->method, .url = buf_cstr(&url), .path = call.path, .query = r->query,
 		.headers = r->headers, .body = r->body, .body_len = r->body_len, .sink = r->sink,
-		.sign = az_sign, .payload = &call, .what = r->what}, resp);
+		.sign = az_sign, .check = r->check, .payload = &call, .what = r->what}, resp);
 	buf_free(&path);
 	buf_free_secret(&url);		/* holds the SAS */
 	buf_free_secret(&q);
 	return rc;
-}
-
-static char *
-az_okey(const AzStorage *az, const char *key)
-{
-	return pv_asprintf("%s%s", az->prefix, key);
-}
-
-static bool
-az_ok(const HttpResponse *resp)
-{
-	return resp->status >= 200 && resp->status < 300;
-}
-
-/*
- * Reads (read = true) in a container that does not exist find nothing, as
- * in an empty one (the posix driver's missing directory); writes fail with
- * a hint, since only storage_create makes containers.
- */
-static int
-az_fail(const AzStorage *az, const HttpResponse *resp, const char *what, const char *key, bool read)
-{
-	char code[128];
-
-	http_response_error_code(resp, code, sizeof(code));
-	if (resp->status == 404 && strcmp(code, "ContainerNotFound") == 0 && !(read && key != NULL))
-	{
-		http_response_error(resp, PV_ECONFIG, what);
-		pv_error_hint("container '%s' does not exist: 'pgvault init' creates it, or check the URL and "
-					  "azure-endpoint", az->container);
-		return PV_ECONFIG;
-	}
-	if (resp->status == 404 && key != NULL)
-		return pv_error_set(PV_ENOTFOUND, "object '%s' not found", key);
-	if ((resp->status == 409 && strcmp(code, "BlobAlreadyExists") == 0) || resp->status == 412)
-	{
-		if (key != NULL)
-			return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
-	}
-	if (resp->status == 401 || resp->status == 403)
-	{
-		http_response_error(resp, PV_EAUTH, what);
-		pv_error_hint("check azure-account with azure-key or azure-sas (or AZURE_STORAGE_ACCOUNT with "
-					  "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)");
-		return PV_EAUTH;
-	}
-	return http_response_error(resp, PV_ERROR, what);
-}
-
-/* ---- stat ---- */
-
-static int
-az_head(AzStorage *az, const char *key, StorageInfo *out)
-{
-	char *okey = az_okey(az, key);
-	char *what = pv_asprintf("cannot stat object '%s'", key);
-	HttpResponse resp;
-	char *len = NULL, *lm = NULL;
-	int rc;
-
-	http_response_init(&resp);
-	if ((rc = az_send(az, &(AzReq) {.method = "HEAD", .okey = okey, .what = what}, &resp)) < 0)
-		goto done;
-	if (!az_ok(&resp))
-	{
-		rc = az_fail(az, &resp, what, key, true);
-		goto done;
-	}
-	len = http_response_header_dup(&resp, "Content-Length");
-	lm = http_response_header_dup(&resp, "Last-Modified");
-	if (len == NULL)
-	{
-		rc = pv_error_set(PV_ERROR, "%s: the answer has no Content-Length", what);
-		goto done;
-	}
-	out->size = strtoull(len, NULL, 10);
-	out->mtime = http_date_parse(lm);
-
-done:
-	pv_free(len);
-	pv_free(lm);
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
-
-static int
-az_stat(void *driver, const char *key, StorageInfo *out)
-{
-	return az_head(driver, key, out);
 }
 
 /* ---- writing ---- */
@@ -398,7 +294,7 @@ static int
 az_put(void *driver, const char *key, const void *data, size_t len, int flags)
 {
 	AzStorage *az = driver;
-	char *okey = az_okey(az, key);
+	char *okey = objstore_okey(&az->os, key);
 	char *what = pv_asprintf("cannot write object '%s'", key);
 	HttpHeaders h = {0};
 	HttpResponse resp;
@@ -409,11 +305,11 @@ az_put(void *driver, const char *key, const void *data, size_t len, int flags)
 	http_headers_content_md5(&h, data, len);
 	if (flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
-	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
+	if ((rc = az_send(&az->os, &(ObjReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
 						  .what = what}, &resp)) < 0)
 		goto done;
-	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key, false);
+	if (!objstore_ok(&resp))
+		rc = objstore_fail(&az->os, &resp, what, key, false);
 
 done:
 	http_headers_free(&h);
@@ -425,12 +321,8 @@ done:
 
 typedef struct AzWriter
 {
-	AzStorage *az;
-	char *key;
-	char *okey;
-	int flags;
+	ObjWriter ow;				/* first (objstore.h): key, okey, flags, the blocks (rule 2's bounds) */
 	char tag[17];				/* rule 3 */
-	Upload *up;					/* the blocks (upload.c: rule 2's bounds) */
 } AzWriter;
 
 /* The block id of block n: base64 of a fixed-length text (all ids of a blob must be as long). */
@@ -449,7 +341,7 @@ az_block_upload(void *ctx, int number, const unsigned char *data, size_t len)
 {
 	AzWriter *w = ctx;
 	Buf id = PV_BUF_INIT, query = PV_BUF_INIT;
-	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->key, number);
+	char *what = pv_asprintf("cannot write object '%s' (block %d)", w->ow.key, number);
 	HttpHeaders h = {0};
 	HttpResponse resp;
 	int rc;
@@ -459,11 +351,11 @@ az_block_upload(void *ctx, int number, const unsigned char *data, size_t len)
 	buf_append_str(&query, "comp=block&blockid=");
 	sigv4_uri_encode(&query, (const char *) id.data, id.len, 0);
 	http_headers_content_md5(&h, data, len);
-	if ((rc = az_send(w->az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = buf_cstr(&query),
+	if ((rc = az_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = buf_cstr(&query),
 						  .headers = &h, .body = data, .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
-	if (!az_ok(&resp))
-		rc = az_fail(w->az, &resp, what, NULL, false);
+	if (!objstore_ok(&resp))
+		rc = objstore_fail(w->ow.os, &resp, what, NULL, false);
 
 done:
 	http_headers_free(&h);
@@ -481,41 +373,26 @@ az_writer_open(void **out, void *driver, const char *key, int flags)
 	AzWriter *w = PV_NEW(AzWriter);
 	unsigned char rnd[8];
 
-	w->az = az;
-	w->key = pv_strdup(key);
-	w->okey = az_okey(az, key);
-	w->flags = flags;
 	pv_fs_random_fill(rnd, sizeof(rnd));
 	pv_hex_encode(w->tag, rnd, sizeof(rnd));
-	w->up = upload_new(key, &(UploadOpts) {
-		.part_size = az->block_size, .jobs = az->upload_jobs, .max_parts = AZ_BLOCKS_MAX, .unit = "blocks",
+	objstore_writer_init(&w->ow, &az->os, key, flags, &(UploadOpts) {
+		.part_size = az->block_size, .jobs = az->os.upload_jobs, .max_parts = AZ_BLOCKS_MAX, .unit = "blocks",
 		.size_setting = "azure-block-size", .part = az_block_upload, .ctx = w});
 	*out = w;
 	return 0;
 }
 
-static int
-az_writer_write(void *writer, const void *data, size_t len)
-{
-	AzWriter *w = writer;
-
-	return upload_write(w->up, data, len);
-}
-
 static void
 az_writer_free(AzWriter *w)
 {
-	upload_free(w->up);			/* waits for blocks in flight */
-	pv_free(w->okey);
-	pv_free(w->key);
+	objstore_writer_fini(&w->ow);	/* waits for blocks in flight */
 	pv_free(w);
 }
 
 static int
 az_block_list_put(AzWriter *w, int nblocks)
 {
-	AzStorage *az = w->az;
-	char *what = pv_asprintf("cannot write object '%s' (put block list)", w->key);
+	char *what = pv_asprintf("cannot write object '%s' (put block list)", w->ow.key);
 	HttpHeaders h = {0};
 	HttpResponse resp;
 	Buf xml = PV_BUF_INIT;
@@ -530,13 +407,13 @@ az_block_list_put(AzWriter *w, int nblocks)
 		buf_append_str(&xml, "</Latest>");
 	}
 	buf_append_str(&xml, "</BlockList>");
-	if (w->flags & STORAGE_PUT_NO_OVERWRITE)
+	if (w->ow.flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
-	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .okey = w->okey, .query = "comp=blocklist", .headers = &h,
-						  .body = xml.data, .body_len = xml.len, .what = what}, &resp)) < 0)
+	if ((rc = az_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = "comp=blocklist",
+						  .headers = &h, .body = xml.data, .body_len = xml.len, .what = what}, &resp)) < 0)
 		goto done;
-	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, w->key, false);
+	if (!objstore_ok(&resp))
+		rc = objstore_fail(w->ow.os, &resp, what, w->ow.key, false);
 
 done:
 	buf_free(&xml);
@@ -550,22 +427,11 @@ static int
 az_writer_commit(void *writer)
 {
 	AzWriter *w = writer;
-	const unsigned char *data;
-	size_t len;
-	int blocks;
 	int rc;
 
-	if ((rc = upload_finish(w->up, &blocks)) < 0)
-		goto done;
-	if (blocks == 0)
-	{
-		data = upload_data(w->up, &len);
-		rc = az_put(w->az, w->key, data, len, w->flags);
-	}
-	else
-		rc = az_block_list_put(w, blocks);
-
-done:
+	/* What fitted in one block went as one Put Blob (0 blocks). */
+	if ((rc = objstore_writer_finish(&w->ow, az_put)) > 0)
+		rc = az_block_list_put(w, rc);
 	az_writer_free(w);
 	return rc;
 }
@@ -576,256 +442,91 @@ az_writer_abort(void *writer)
 	az_writer_free(writer);		/* rule 1: uncommitted blocks expire by themselves */
 }
 
-/* ---- reading ---- */
+/* ---- listing ---- */
 
-static int
-az_get(void *driver, const char *key, Buf *out)
+/* List Blobs, paged by marker (the dialect's list_query). */
+static void
+az_list_query(Buf *query, const ObjStore *os, const Buf *token, const char *okey_prefix)
 {
-	AzStorage *az = driver;
-	char *okey = az_okey(az, key);
-	char *what = pv_asprintf("cannot read object '%s'", key);
-	HttpResponse resp;
-	int rc;
-
-	http_response_init(&resp);
-	if ((rc = az_send(az, &(AzReq) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
-		goto done;
-	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key, true);
-
-done:
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
+	buf_append_str(query, "comp=list");
+	if (token->len > 0)
+	{
+		buf_append_str(query, "&marker=");
+		sigv4_uri_encode(query, (const char *) token->data, token->len, 0);
+	}
+	buf_printf(query, "&maxresults=%d&prefix=", os->page_size);
+	sigv4_uri_encode(query, okey_prefix, strlen(okey_prefix), 0);
+	buf_append_str(query, "&restype=container");
 }
 
+/* The next page starts at <NextMarker>, empty after the last one. */
 static int
-az_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *out)
+az_list_next(const HttpResponse *resp, Buf *token)
 {
-	AzStorage *az = driver;
-	char *okey = az_okey(az, key);
-	char *what = pv_asprintf("cannot read object '%s'", key);
-	size_t oldlen = out->len;
-	HttpHeaders h = {0};
-	HttpResponse resp;
-	StorageInfo info;
-	int rc;
+	const char *pos = (const char *) resp->body.data;
+	const char *v;
+	size_t vlen;
 
-	http_response_init(&resp);
-	if (len == 0)
-	{
-		if ((rc = az_head(az, key, &info)) == 0 && offset > info.size)
-			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %" PRIu64 " bytes, too few for 0 bytes at offset %"
-							  PRIu64, key, info.size, offset);
-		goto done;
-	}
-	http_headers_add(&h, "x-ms-range", "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
-	if ((rc = az_send(az, &(AzReq) {.method = "GET", .okey = okey, .headers = &h, .sink = out, .what = what},
-					  &resp)) < 0)
-		goto done;
-	if (resp.status == 416)
-	{
-		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64,
-						  key, len, offset);
-		goto done;
-	}
-	if (!az_ok(&resp))
-	{
-		rc = az_fail(az, &resp, what, key, true);
-		goto done;
-	}
-	if (out->len - oldlen != len)
-		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64
-						  ": got %zu", key, len, offset, out->len - oldlen);
-
-done:
-	http_headers_free(&h);
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
-
-/* A read handle: one HEAD for the size, then upload.c's read-ahead (packs are write-once). */
-#define AZ_READ_WINDOW (2 * AZ_MIB)
-
-static int
-az_read_open(void **out, void *driver, const char *key)
-{
-	StorageInfo info;
-	int rc;
-
-	if ((rc = az_head(driver, key, &info)) < 0)
-		return rc;
-	*out = readahead_open(driver, key, info.size, AZ_READ_WINDOW, az_get_range);
+	buf_reset(token);
+	if (http_xml_next(&pos, pos + resp->body.len, "NextMarker", &v, &vlen))
+		http_xml_decode(token, v, vlen);
 	return 0;
 }
 
-/* ---- listing ---- */
-
-static int
-az_list_page(AzStorage *az, const HttpResponse *resp, StorageListFn fn, void *payload, Buf *marker)
-{
-	const char *pos = (const char *) resp->body.data;
-	const char *end = pos + resp->body.len;
-	const char *b, *v;
-	size_t blen, vlen;
-	size_t plen = strlen(az->prefix);
-	Buf name = PV_BUF_INIT;
-	int rc = 0;
-
-	while (http_xml_next(&pos, end, "Blob", &b, &blen))
-	{
-		const char *bp = b;
-		StorageInfo info = {0};
-
-		buf_reset(&name);
-		if (!http_xml_next(&bp, b + blen, "Name", &v, &vlen))
-			continue;
-		http_xml_decode(&name, v, vlen);
-		bp = b;
-		if (http_xml_next(&bp, b + blen, "Content-Length", &v, &vlen))
-			info.size = strtoull(v, NULL, 10);
-		bp = b;
-		if (http_xml_next(&bp, b + blen, "Last-Modified", &v, &vlen))
-		{
-			char *lm = pv_strndup(v, vlen);
-
-			info.mtime = http_date_parse(lm);
-			pv_free(lm);
-		}
-		if (name.len < plen || memcmp(name.data, az->prefix, plen) != 0)
-			continue;
-		if (storage_key_check(buf_cstr(&name) + plen) < 0)
-		{
-			pv_log_debug("azure: listing skips '%s': %s", buf_cstr(&name), pv_error_msg());
-			pv_error_clear();
-			continue;
-		}
-		if ((rc = fn(buf_cstr(&name) + plen, &info, payload)) < 0)
-			goto done;
-		rc = 0;
-	}
-	buf_reset(marker);
-	pos = (const char *) resp->body.data;
-	if (http_xml_next(&pos, end, "NextMarker", &v, &vlen))
-		http_xml_decode(marker, v, vlen);
-
-done:
-	buf_free(&name);
-	return rc;
-}
-
-static int
-az_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
-{
-	AzStorage *az = driver;
-	char *full = az_okey(az, prefix);
-	char *what = pv_asprintf("cannot list objects under '%s'", prefix);
-	Buf marker = PV_BUF_INIT, query = PV_BUF_INIT;
-	HttpResponse resp;
-	int rc = 0;
-
-	http_response_init(&resp);
-	do
-	{
-		buf_reset(&query);
-		buf_append_str(&query, "comp=list");
-		if (marker.len > 0)
-		{
-			buf_append_str(&query, "&marker=");
-			sigv4_uri_encode(&query, (const char *) marker.data, marker.len, 0);
-		}
-		buf_printf(&query, "&maxresults=%d&prefix=", az->page_size);
-		sigv4_uri_encode(&query, full, strlen(full), 0);
-		buf_append_str(&query, "&restype=container");
-		if ((rc = az_send(az, &(AzReq) {.method = "GET", .query = buf_cstr(&query), .what = what}, &resp)) < 0)
-			goto done;
-		if (!az_ok(&resp))
-		{
-			char code[128];
-
-			http_response_error_code(&resp, code, sizeof(code));
-			if (resp.status == 404 && strcmp(code, "ContainerNotFound") == 0)
-				goto done;		/* no container: nothing in it (see az_fail) */
-			rc = az_fail(az, &resp, what, NULL, true);
-			goto done;
-		}
-		if ((rc = az_list_page(az, &resp, fn, payload, &marker)) < 0)
-			goto done;
-	} while (marker.len > 0);
-
-done:
-	buf_free(&marker);
-	buf_free(&query);
-	http_response_free(&resp);
-	pv_free(full);
-	pv_free(what);
-	return rc;
-}
-
-/* ---- deleting, creating ---- */
-
-static int
-az_delete(void *driver, const char *key)
-{
-	AzStorage *az = driver;
-	char *okey = az_okey(az, key);
-	char *what = pv_asprintf("cannot delete object '%s'", key);
-	HttpResponse resp;
-	int rc;
-
-	http_response_init(&resp);
-	if ((rc = az_send(az, &(AzReq) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
-		goto done;
-	if (!az_ok(&resp))
-		rc = az_fail(az, &resp, what, key, true);
-
-done:
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
+/* ---- creating ---- */
 
 static int
 az_create(void *driver)
 {
 	AzStorage *az = driver;
-	char *what = pv_asprintf("cannot create container '%s'", az->container);
+	char *what = pv_asprintf("cannot create container '%s'", az->os.container);
 	HttpResponse resp;
 	char code[128];
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = az_send(az, &(AzReq) {.method = "PUT", .query = "restype=container", .what = what}, &resp)) < 0)
+	if ((rc = az_send(&az->os, &(ObjReq) {.method = "PUT", .query = "restype=container", .what = what}, &resp)) < 0)
 		goto done;
 	http_response_error_code(&resp, code, sizeof(code));
 	if (resp.status == 201)
-		pv_log_info("azure: created container '%s'", az->container);
+		pv_log_info("azure: created container '%s'", az->os.container);
 	else if (!(resp.status == 409 && strcmp(code, "ContainerAlreadyExists") == 0))
-		rc = az_fail(az, &resp, what, NULL, false);
+		rc = objstore_fail(&az->os, &resp, what, NULL, false);
 
 done:
 	http_response_free(&resp);
 	pv_free(what);
 	return rc;
 }
+
+static const ObjDialect az_dialect = {
+	.setting = "azure",
+	.container = "container",
+	.missing_code = "ContainerNotFound",
+	.exists_code = "BlobAlreadyExists",
+	.auth_hint = "check azure-account with azure-key or azure-sas (or AZURE_STORAGE_ACCOUNT with "
+		"AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)",
+	.range_header = "x-ms-range",
+	.list_item = "Blob",
+	.list_name = "Name",
+	.list_size = "Content-Length",
+	.list_mtime = "Last-Modified",
+	.list_query = az_list_query,
+	.list_next = az_list_next,
+	.send = az_send,
+};
 
 static void
 az_free(void *driver)
 {
 	AzStorage *az = driver;
 
-	http_client_free(az->http);
+	objstore_fini(&az->os);
 	pv_free(az->account);
 	if (az->key != NULL)
 		pv_free_secret(az->key, az->keylen);
 	pv_free_secret_str(az->sas);
 	pv_free(az->endpoint);
-	pv_free(az->container);
-	pv_free(az->prefix);
 	pv_free(az);
 }
 
@@ -833,17 +534,17 @@ static const StorageOps az_ops = {
 	.name = "azure",
 	.put = az_put,
 	.writer_open = az_writer_open,
-	.writer_write = az_writer_write,
+	.writer_write = objstore_writer_write,
 	.writer_commit = az_writer_commit,
 	.writer_abort = az_writer_abort,
-	.get = az_get,
-	.get_range = az_get_range,
-	.stat = az_stat,
-	.list = az_list,
-	.delete = az_delete,
+	.get = objstore_get,
+	.get_range = objstore_get_range,
+	.stat = objstore_stat,
+	.list = objstore_list,
+	.delete = objstore_delete,
 	.create = az_create,
 	.free = az_free,
-	.read_open = az_read_open,
+	.read_open = objstore_read_open,
 	.read_range = readahead_range,
 	.read_close = readahead_close,
 };
@@ -881,7 +582,6 @@ az_settings(AzStorage *az, const StorageOpenOpts *opts)
 	const char *v;
 	char *cv = NULL;
 	char *key = NULL;
-	int64_t n;
 	uint64_t bs;
 	int rc = 0;
 
@@ -925,13 +625,13 @@ az_settings(AzStorage *az, const StorageOpenOpts *opts)
 
 	if (az->account == NULL)
 	{
-		rc = pv_error_set(PV_ECONFIG, "no storage account for 'azure://%s'", az->container);
+		rc = pv_error_set(PV_ECONFIG, "no storage account for 'azure://%s'", az->os.container);
 		pv_error_hint("set azure-account in the repository's section, or AZURE_STORAGE_ACCOUNT");
 		goto done;
 	}
 	if (key == NULL && az->sas == NULL)
 	{
-		rc = pv_error_set(PV_ECONFIG, "no credentials for 'azure://%s'", az->container);
+		rc = pv_error_set(PV_ECONFIG, "no credentials for 'azure://%s'", az->os.container);
 		pv_error_hint("set azure-key or azure-sas in the repository's section, or AZURE_STORAGE_KEY or "
 					  "AZURE_STORAGE_SAS_TOKEN");
 		goto done;
@@ -955,12 +655,7 @@ az_settings(AzStorage *az, const StorageOpenOpts *opts)
 	if ((rc = http_opt_size(&bs, opts, "azure-block-size", 16 * AZ_MIB, AZ_MIB, 4000 * AZ_MIB)) < 0)
 		goto done;
 	az->block_size = (size_t) bs;
-	if ((rc = http_opt_int(&n, opts, "storage-upload-jobs", 4, 1, 64)) < 0)
-		goto done;
-	az->upload_jobs = (int) n;
-	if ((rc = http_opt_int(&n, opts, "storage-list-page-size", 1000, 1, 5000)) < 0)
-		goto done;
-	az->page_size = (int) n;
+	rc = objstore_settings(&az->os, opts, 5000);
 
 done:
 	pv_free_secret_str(key);
@@ -971,50 +666,12 @@ int
 storage_azure_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts)
 {
 	AzStorage *az = PV_NEW(AzStorage);
-	size_t clen = strcspn(rest, "/");
-	HttpClientOpts hopts;
-	Buf pre = PV_BUF_INIT;
 	int rc;
 
-	if (clen == 0)
-	{
-		rc = pv_error_set(PV_EUSAGE, "invalid azure URL '%s': no container", url);
-		pv_error_hint("write azure://container/prefix");
-		goto done;
-	}
-	az->container = pv_strndup(rest, clen);
-	for (const char *p = rest + clen; *p != '\0';)
-	{
-		size_t seg;
-
-		while (*p == '/')
-			p++;
-		seg = strcspn(p, "/");
-		if (seg == 0)
-			break;
-		buf_append(&pre, p, seg);
-		buf_append_byte(&pre, '/');
-		p += seg;
-	}
-	az->prefix = buf_detach(&pre);
-	if (az->prefix[0] != '\0')
-	{
-		char *check = pv_strndup(az->prefix, strlen(az->prefix) - 1);
-
-		rc = storage_key_check(check);
-		pv_free(check);
-		if (rc < 0)
-		{
-			rc = pv_error_prefix(PV_EUSAGE, "invalid azure URL '%s'", url);
-			goto done;
-		}
-	}
-	if ((rc = az_settings(az, opts)) < 0 || (rc = http_client_opts_read(&hopts, opts, "azure", NULL)) < 0)
-		goto done;
-	if (hopts.insecure)
-		pv_log_warn("azure: TLS certificate verification is OFF for '%s' (azure-verify-tls = off): anyone on "
-					"the network path can read and change the repository", url);
-	if ((rc = http_client_new(&az->http, &hopts)) < 0)
+	az->os.d = &az_dialect;
+	az->os.type = "azure";
+	if ((rc = objstore_url_parse(&az->os, rest, url)) < 0 || (rc = az_settings(az, opts)) < 0 ||
+		(rc = objstore_http_open(&az->os, opts, url, NULL, NULL)) < 0)
 		goto done;
 	*out = storage_new(&az_ops, az, url);
 	az = NULL;
@@ -1022,6 +679,5 @@ storage_azure_open(Storage **out, const char *rest, const char *url, const Stora
 done:
 	if (az != NULL)
 		az_free(az);
-	buf_free(&pre);
 	return rc;
 }

@@ -4,6 +4,10 @@
  * Object "k" of repository s3://bucket/pre is the S3 object "pre/k".
  * Every request goes through http.c (reuse, retries, error lines) and is
  * signed with SigV4 (sigv4.c), payload hash included, on every attempt.
+ * What S3 does like every object store (stat, get, ranged reads, listing,
+ * error mapping, the writer's frame) is objstore.c's, driven by s3_dialect;
+ * what is S3's own (signing, multipart, conditional writes, DeleteObjects)
+ * is here.
  *
  * Durability and visibility rules:
  *   1. An object becomes visible only whole: a single PUT, or the
@@ -32,10 +36,11 @@
  *      the Content-MD5 S3 requires.  A key that is not there is deleted as
  *      far as S3 is concerned.  A store that answers 501 or 405 to it gets
  *      one DELETE per key from then on, for the life of this Storage.
- *   7. A read handle (storage_reader_*) reads ahead: a range it does not
- *      hold fetches S3_READ_WINDOW bytes from there on, and later ranges
- *      inside that window cost no request.  Meant for write-once objects
- *      (packs): a window does not notice an object replaced since the open.
+ *   7. A read handle (storage_reader_*) reads ahead (objstore_read_open):
+ *      a range it does not hold fetches a window from there on, and later
+ *      ranges inside that window cost no request.  Meant for write-once
+ *      objects (packs): a window does not notice an object replaced since
+ *      the open.
  *
  * Thread safety: the driver state is read-only after open, but for two
  * atomic flags (rules 4 and 6); writers send their parts through upload.c's
@@ -43,10 +48,8 @@
  */
 #include "storage/s3.h"
 
-#include "storage/http.h"
+#include "storage/objstore.h"
 #include "storage/sigv4.h"
-#include "storage/storage_driver.h"
-#include "storage/upload.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -69,10 +72,7 @@
 
 typedef struct S3Storage
 {
-	const char *type;			/* "s3" or "gs": messages */
-	HttpClient *http;
-	char *bucket;
-	char *prefix;				/* "" or "a/b/" */
+	ObjStore os;				/* first (objstore.h): type "s3" or "gs", bucket, prefix, client */
 	char *scheme;				/* "https" / "http" */
 	char *host;					/* endpoint host[:port] */
 	bool virtual_host;
@@ -83,8 +83,6 @@ typedef struct S3Storage
 	char *storage_class;
 	char *sse;
 	size_t part_size;
-	int upload_jobs;
-	int page_size;
 	bool if_none_match;
 	bool cond_refused;			/* atomic: the store answered a conditional write with 501 */
 	bool batch_refused;			/* atomic: the store has no DeleteObjects (rule 6) */
@@ -115,7 +113,7 @@ s3_cond_refused(S3Storage *s, const HttpResponse *resp)
 	if (!__atomic_exchange_n(&s->cond_refused, true, __ATOMIC_RELAXED))
 		pv_log_warn("%s: bucket '%s' does not support conditional writes (If-None-Match): create-only writes "
 					"check first, which is not atomic; set s3-if-none-match = off to silence this",
-					s->type, s->bucket);
+					s->os.type, s->os.container);
 	return true;
 }
 
@@ -173,32 +171,21 @@ s3_sign(HttpHeaders *h, const HttpRequest *req, void *payload)
 	return 0;
 }
 
-typedef struct S3Req
-{
-	const char *method;
-	const char *okey;			/* full object key, or NULL for the bucket */
-	const char *query;			/* encoded, or NULL */
-	HttpHeaders *headers;		/* extra headers, or NULL */
-	const void *body;
-	size_t body_len;
-	Buf *sink;
-	HttpCheckFn check;
-	const char *what;
-} S3Req;
-
+/* The dialect's send: path-style or virtual-hosted URL, SigV4 on every attempt. */
 static int
-s3_send(S3Storage *s, const S3Req *r, HttpResponse *resp)
+s3_send(ObjStore *os, const ObjReq *r, HttpResponse *resp)
 {
+	S3Storage *s = (S3Storage *) os;	/* os is its first member */
 	S3Call call = {.s = s, .query = r->query};
 	Buf host = PV_BUF_INIT, path = PV_BUF_INIT, url = PV_BUF_INIT;
 	int rc;
 
 	if (s->virtual_host)
-		buf_printf(&host, "%s.%s", s->bucket, s->host);
+		buf_printf(&host, "%s.%s", s->os.container, s->host);
 	else
 	{
 		buf_append_str(&host, s->host);
-		buf_printf(&path, "/%s", s->bucket);
+		buf_printf(&path, "/%s", s->os.container);
 	}
 	if (r->okey != NULL)
 	{
@@ -212,7 +199,7 @@ s3_send(S3Storage *s, const S3Req *r, HttpResponse *resp)
 	call.host = buf_cstr(&host);
 	call.path = buf_cstr(&path);
 	sigv4_sha256_hex(call.payload_hash, r->body ? r->body : "", r->body_len);
-	rc = http_request(s->http, &(HttpRequest) {
+	rc = http_request(s->os.http, &(HttpRequest) {
 		.method = r->method, .url = buf_cstr(&url), .path = call.path, .query = r->query,
 		.headers = r->headers, .body = r->body, .body_len = r->body_len, .sink = r->sink,
 		.sign = s3_sign, .check = r->check, .payload = &call, .what = r->what}, resp);
@@ -220,57 +207,6 @@ s3_send(S3Storage *s, const S3Req *r, HttpResponse *resp)
 	buf_free(&path);
 	buf_free(&url);
 	return rc;
-}
-
-static char *
-s3_okey(const S3Storage *s, const char *key)
-{
-	return pv_asprintf("%s%s", s->prefix, key);
-}
-
-/* Turn a final non-2xx answer into the right error code and one clear line. */
-/*
- * Reads (read = true) in a bucket that does not exist find nothing, as in
- * an empty one (the posix driver's missing directory); writes fail with a
- * hint, since only storage_create makes buckets.
- */
-static int
-s3_fail(const S3Storage *s, const HttpResponse *resp, const char *what, const char *key, bool read)
-{
-	char code[128];
-
-	http_response_error_code(resp, code, sizeof(code));
-	if (resp->status == 404 && strcmp(code, "NoSuchBucket") == 0 && !(read && key != NULL))
-	{
-		http_response_error(resp, PV_ECONFIG, what);
-		pv_error_hint("bucket '%s' does not exist: 'pgvault init' creates it, or check the URL and s3-endpoint",
-					  s->bucket);
-		return PV_ECONFIG;
-	}
-	if (resp->status == 404 && key != NULL)
-		return pv_error_set(PV_ENOTFOUND, "object '%s' not found", key);
-	if (resp->status == 412 && key != NULL)
-		return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
-	if (resp->status == 401 || resp->status == 403)
-	{
-		http_response_error(resp, PV_EAUTH, what);
-		pv_error_hint("check the credentials: s3-key and s3-key-secret, or AWS_ACCESS_KEY_ID and "
-					  "AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE in ~/.aws/credentials)");
-		return PV_EAUTH;
-	}
-	if (resp->status == 501 && strstr(code, "NotImplemented") != NULL)
-	{
-		http_response_error(resp, PV_ERROR, what);
-		pv_error_hint("if this store does not support conditional writes, set s3-if-none-match = off");
-		return PV_ERROR;
-	}
-	return http_response_error(resp, PV_ERROR, what);
-}
-
-static bool
-s3_ok(const HttpResponse *resp)
-{
-	return resp->status >= 200 && resp->status < 300;
 }
 
 /* The headers every new object gets: storage class, encryption, create-only. */
@@ -285,67 +221,6 @@ s3_object_headers(const S3Storage *s, HttpHeaders *h, int flags)
 		http_headers_add(h, "If-None-Match", "*");
 }
 
-/* ---- stat ---- */
-
-static int
-s3_head(S3Storage *s, const char *key, StorageInfo *out)
-{
-	char *okey = s3_okey(s, key);
-	char *what = pv_asprintf("cannot stat object '%s'", key);
-	HttpResponse resp;
-	char *len = NULL, *lm = NULL;
-	int rc;
-
-	http_response_init(&resp);
-	if ((rc = s3_send(s, &(S3Req) {.method = "HEAD", .okey = okey, .what = what}, &resp)) < 0)
-		goto done;
-	if (!s3_ok(&resp))
-	{
-		rc = s3_fail(s, &resp, what, key, true);
-		goto done;
-	}
-	len = http_response_header_dup(&resp, "Content-Length");
-	lm = http_response_header_dup(&resp, "Last-Modified");
-	if (len == NULL)
-	{
-		rc = pv_error_set(PV_ERROR, "%s: the answer has no Content-Length", what);
-		goto done;
-	}
-	out->size = strtoull(len, NULL, 10);
-	out->mtime = http_date_parse(lm);
-
-done:
-	pv_free(len);
-	pv_free(lm);
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
-
-static int
-s3_stat(void *driver, const char *key, StorageInfo *out)
-{
-	return s3_head(driver, key, out);
-}
-
-static int
-s3_exists(void *driver, const char *key, bool *out)
-{
-	StorageInfo info;
-	int rc = s3_head(driver, key, &info);
-
-	if (rc == PV_ENOTFOUND)
-	{
-		pv_error_clear();
-		*out = false;
-		return 0;
-	}
-	if (rc == 0)
-		*out = true;
-	return rc;
-}
-
 /* Rule 4's fallback: fail with PV_EEXISTS if key is there already (not atomic). */
 static int
 s3_check_absent(S3Storage *s, const char *key, int flags)
@@ -355,7 +230,7 @@ s3_check_absent(S3Storage *s, const char *key, int flags)
 
 	if (!(flags & STORAGE_PUT_NO_OVERWRITE) || s3_cond(s))
 		return 0;
-	if ((rc = s3_exists(s, key, &exists)) < 0)
+	if ((rc = objstore_exists(&s->os, key, &exists)) < 0)
 		return rc;
 	if (exists)
 		return pv_error_set(PV_EEXISTS, "object '%s' already exists", key);
@@ -365,9 +240,10 @@ s3_check_absent(S3Storage *s, const char *key, int flags)
 /* ---- single PUT ---- */
 
 static int
-s3_put_single(S3Storage *s, const char *key, const void *data, size_t len, int flags)
+s3_put_single(void *driver, const char *key, const void *data, size_t len, int flags)
 {
-	char *okey = s3_okey(s, key);
+	S3Storage *s = driver;
+	char *okey = objstore_okey(&s->os, key);
 	char *what = pv_asprintf("cannot write object '%s'", key);
 	HttpHeaders h = {0};
 	HttpResponse resp;
@@ -378,16 +254,16 @@ again:
 	if ((rc = s3_check_absent(s, key, flags)) < 0)
 		goto done;
 	s3_object_headers(s, &h, flags);
-	if ((rc = s3_send(s, &(S3Req) {.method = "PUT", .okey = okey, .headers = &h, .body = data,
+	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data,
 						  .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
-	if (!s3_ok(&resp) && (flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
+	if (!objstore_ok(&resp) && (flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
 	{
 		http_headers_free(&h);
 		goto again;				/* once: s3_cond() is false from now on */
 	}
-	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key, false);
+	if (!objstore_ok(&resp))
+		rc = objstore_fail(&s->os, &resp, what, key, false);
 
 done:
 	http_headers_free(&h);
@@ -418,11 +294,7 @@ s3_put(void *driver, const char *key, const void *data, size_t len, int flags)
 
 typedef struct S3Writer
 {
-	S3Storage *s;
-	char *key;
-	char *okey;
-	int flags;
-	Upload *up;					/* the parts (upload.c: rule 2's bounds) */
+	ObjWriter ow;				/* first (objstore.h): key, okey, flags, the parts (rule 2's bounds) */
 	char *upload_id;			/* NULL until the first part is sent */
 	char *upload_id_enc;		/* %-encoded for queries */
 	pthread_mutex_t lock;		/* guards etags */
@@ -436,18 +308,18 @@ s3_part_upload(void *ctx, int number, const unsigned char *data, size_t len)
 {
 	S3Writer *w = ctx;
 	char *query = pv_asprintf("partNumber=%d&uploadId=%s", number, w->upload_id_enc);
-	char *what = pv_asprintf("cannot write object '%s' (part %d)", w->key, number);
+	char *what = pv_asprintf("cannot write object '%s' (part %d)", w->ow.key, number);
 	HttpResponse resp;
 	char *etag = NULL;
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = s3_send(w->s, &(S3Req) {.method = "PUT", .okey = w->okey, .query = query, .body = data,
+	if ((rc = s3_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = query, .body = data,
 						  .body_len = len, .what = what}, &resp)) < 0)
 		goto done;
-	if (!s3_ok(&resp))
+	if (!objstore_ok(&resp))
 	{
-		rc = s3_fail(w->s, &resp, what, NULL, false);
+		rc = objstore_fail(w->ow.os, &resp, what, NULL, false);
 		goto done;
 	}
 	if ((etag = http_response_header_dup(&resp, "ETag")) == NULL)
@@ -481,8 +353,8 @@ static int
 s3_multipart_begin(void *ctx)
 {
 	S3Writer *w = ctx;
-	S3Storage *s = w->s;
-	char *what = pv_asprintf("cannot write object '%s' (start multipart upload)", w->key);
+	S3Storage *s = (S3Storage *) w->ow.os;
+	char *what = pv_asprintf("cannot write object '%s' (start multipart upload)", w->ow.key);
 	HttpHeaders h = {0};
 	HttpResponse resp;
 	const char *pos, *id;
@@ -492,12 +364,12 @@ s3_multipart_begin(void *ctx)
 
 	http_response_init(&resp);
 	s3_object_headers(s, &h, 0);
-	if ((rc = s3_send(s, &(S3Req) {.method = "POST", .okey = w->okey, .query = "uploads", .headers = &h,
+	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "POST", .okey = w->ow.okey, .query = "uploads", .headers = &h,
 						  .what = what}, &resp)) < 0)
 		goto done;
-	if (!s3_ok(&resp))
+	if (!objstore_ok(&resp))
 	{
-		rc = s3_fail(s, &resp, what, NULL, false);
+		rc = objstore_fail(&s->os, &resp, what, NULL, false);
 		goto done;
 	}
 	pos = (const char *) resp.body.data;
@@ -510,7 +382,7 @@ s3_multipart_begin(void *ctx)
 	sigv4_uri_encode(&enc, (const char *) idbuf.data, idbuf.len, 0);
 	w->upload_id = buf_detach(&idbuf);
 	w->upload_id_enc = buf_detach(&enc);
-	pv_log_trace("s3: multipart upload of '%s' started", w->key);
+	pv_log_trace("s3: multipart upload of '%s' started", w->ow.key);
 
 done:
 	buf_free(&idbuf);
@@ -527,24 +399,12 @@ s3_writer_open(void **out, void *driver, const char *key, int flags)
 	S3Storage *s = driver;
 	S3Writer *w = PV_NEW(S3Writer);
 
-	w->s = s;
-	w->key = pv_strdup(key);
-	w->okey = s3_okey(s, key);
-	w->flags = flags;
 	pthread_mutex_init(&w->lock, NULL);
-	w->up = upload_new(key, &(UploadOpts) {
-		.part_size = s->part_size, .jobs = s->upload_jobs, .max_parts = S3_PARTS_MAX, .unit = "parts",
+	objstore_writer_init(&w->ow, &s->os, key, flags, &(UploadOpts) {
+		.part_size = s->part_size, .jobs = s->os.upload_jobs, .max_parts = S3_PARTS_MAX, .unit = "parts",
 		.size_setting = "s3-part-size", .begin = s3_multipart_begin, .part = s3_part_upload, .ctx = w});
 	*out = w;
 	return 0;
-}
-
-static int
-s3_writer_write(void *writer, const void *data, size_t len)
-{
-	S3Writer *w = writer;
-
-	return upload_write(w->up, data, len);
 }
 
 /* AbortMultipartUpload (rule 3); never fails the caller. */
@@ -552,13 +412,14 @@ static void
 s3_multipart_abort(S3Writer *w)
 {
 	char *query = pv_asprintf("uploadId=%s", w->upload_id_enc);
-	char *what = pv_asprintf("cannot abort the upload of object '%s'", w->key);
+	char *what = pv_asprintf("cannot abort the upload of object '%s'", w->ow.key);
 	HttpResponse resp;
 
 	http_response_init(&resp);
-	if (s3_send(w->s, &(S3Req) {.method = "DELETE", .okey = w->okey, .query = query, .what = what}, &resp) < 0)
+	if (s3_send(w->ow.os, &(ObjReq) {.method = "DELETE", .okey = w->ow.okey, .query = query, .what = what},
+				&resp) < 0)
 		pv_log_warn("s3: %s", pv_error_msg());
-	else if (!s3_ok(&resp) && resp.status != 404)
+	else if (!objstore_ok(&resp) && resp.status != 404)
 	{
 		http_response_error(&resp, PV_ERROR, what);
 		pv_log_detail("s3: %s", pv_error_msg());
@@ -571,15 +432,13 @@ s3_multipart_abort(S3Writer *w)
 static void
 s3_writer_free(S3Writer *w)
 {
-	upload_free(w->up);			/* waits for parts in flight */
+	objstore_writer_fini(&w->ow);	/* first: waits for parts in flight */
 	for (int i = 0; i < w->netags; i++)
 		pv_free(w->etags[i]);
 	pv_free(w->etags);
 	pthread_mutex_destroy(&w->lock);
 	pv_free(w->upload_id);
 	pv_free(w->upload_id_enc);
-	pv_free(w->okey);
-	pv_free(w->key);
 	pv_free(w);
 }
 
@@ -605,9 +464,9 @@ s3_complete_check(const HttpResponse *resp, void *payload)
 static int
 s3_multipart_complete(S3Writer *w, int nparts)
 {
-	S3Storage *s = w->s;
+	S3Storage *s = (S3Storage *) w->ow.os;
 	char *query = pv_asprintf("uploadId=%s", w->upload_id_enc);
-	char *what = pv_asprintf("cannot write object '%s' (complete multipart upload)", w->key);
+	char *what = pv_asprintf("cannot write object '%s' (complete multipart upload)", w->ow.key);
 	HttpHeaders h = {0};
 	HttpResponse resp;
 	Buf xml = PV_BUF_INIT;
@@ -624,34 +483,34 @@ s3_multipart_complete(S3Writer *w, int nparts)
 	}
 	buf_append_str(&xml, "</CompleteMultipartUpload>");
 again:
-	if ((w->flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond(s))
+	if ((w->ow.flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond(s))
 		http_headers_add(&h, "If-None-Match", "*");
 	http_headers_add(&h, "Content-Type", "application/xml");
-	rc = s3_send(s, &(S3Req) {.method = "POST", .okey = w->okey, .query = query, .headers = &h,
+	rc = s3_send(&s->os, &(ObjReq) {.method = "POST", .okey = w->ow.okey, .query = query, .headers = &h,
 				 .body = xml.data, .body_len = xml.len, .check = s3_complete_check, .what = what}, &resp);
 	if (rc < 0)
 		goto done;
-	if (!s3_ok(&resp) && (w->flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
+	if (!objstore_ok(&resp) && (w->ow.flags & STORAGE_PUT_NO_OVERWRITE) && s3_cond_refused(s, &resp))
 	{
 		http_headers_free(&h);
-		if ((rc = s3_check_absent(s, w->key, w->flags)) < 0)
+		if ((rc = s3_check_absent(s, w->ow.key, w->ow.flags)) < 0)
 			goto done;
 		goto again;
 	}
-	if (!s3_ok(&resp))
+	if (!objstore_ok(&resp))
 	{
 		StorageInfo info;
 
 		http_response_error_code(&resp, code, sizeof(code));
 		/* Rule 5: an earlier attempt completed it, and the answer was lost. */
-		if (resp.status == 404 && strcmp(code, "NoSuchUpload") == 0 && s3_head(s, w->key, &info) == 0 &&
-			info.size == upload_total(w->up))
+		if (resp.status == 404 && strcmp(code, "NoSuchUpload") == 0 && objstore_stat(&s->os, w->ow.key, &info) == 0 &&
+			info.size == upload_total(w->ow.up))
 		{
-			pv_log_detail("s3: object '%s' was completed by an earlier attempt", w->key);
+			pv_log_detail("s3: object '%s' was completed by an earlier attempt", w->ow.key);
 			rc = 0;
 			goto done;
 		}
-		rc = s3_fail(s, &resp, what, w->key, false);
+		rc = objstore_fail(&s->os, &resp, what, w->ow.key, false);
 	}
 
 done:
@@ -670,8 +529,8 @@ s3_writer_cancel(S3Writer *w)
 	PvErrorSave e;
 
 	pv_error_save(&e);
-	upload_free(w->up);
-	w->up = NULL;
+	upload_free(w->ow.up);
+	w->ow.up = NULL;
 	s3_multipart_abort(w);
 	pv_error_restore(&e);
 }
@@ -680,21 +539,13 @@ static int
 s3_writer_commit(void *writer)
 {
 	S3Writer *w = writer;
-	const unsigned char *data;
-	size_t len;
 	int parts;
 	int rc;
 
-	if ((rc = upload_finish(w->up, &parts)) < 0)
+	/* Rule 2: what fitted in one part went as one PUT (parts == 0). */
+	if ((rc = parts = objstore_writer_finish(&w->ow, s3_put_single)) <= 0)
 		goto done;
-	if (parts == 0)
-	{
-		/* Rule 2: it fitted in one part: one PUT. */
-		data = upload_data(w->up, &len);
-		rc = s3_put_single(w->s, w->key, data, len, w->flags);
-		goto done;
-	}
-	if ((rc = s3_check_absent(w->s, w->key, w->flags)) < 0)
+	if ((rc = s3_check_absent((S3Storage *) w->ow.os, w->ow.key, w->ow.flags)) < 0)
 		goto done;
 	rc = s3_multipart_complete(w, parts);
 
@@ -715,215 +566,39 @@ s3_writer_abort(void *writer)
 	s3_writer_free(w);
 }
 
-/* ---- reading ---- */
-
-static int
-s3_get(void *driver, const char *key, Buf *out)
-{
-	S3Storage *s = driver;
-	char *okey = s3_okey(s, key);
-	char *what = pv_asprintf("cannot read object '%s'", key);
-	HttpResponse resp;
-	int rc;
-
-	http_response_init(&resp);
-	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .okey = okey, .sink = out, .what = what}, &resp)) < 0)
-		goto done;
-	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key, true);
-
-done:
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
-
-static int
-s3_get_range(void *driver, const char *key, uint64_t offset, uint64_t len, Buf *out)
-{
-	S3Storage *s = driver;
-	char *okey = s3_okey(s, key);
-	char *what = pv_asprintf("cannot read object '%s'", key);
-	size_t oldlen = out->len;
-	HttpHeaders h = {0};
-	HttpResponse resp;
-	StorageInfo info;
-	int rc;
-
-	http_response_init(&resp);
-	if (len == 0)
-	{
-		/* No empty Range exists in HTTP: just check the offset against the size. */
-		if ((rc = s3_head(s, key, &info)) == 0 && offset > info.size)
-			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %" PRIu64 " bytes, too few for 0 bytes at offset %"
-							  PRIu64, key, info.size, offset);
-		goto done;
-	}
-	http_headers_add(&h, "Range", "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
-	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .okey = okey, .headers = &h, .sink = out, .what = what},
-					  &resp)) < 0)
-		goto done;
-	if (resp.status == 416)
-	{
-		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64,
-						  key, len, offset);
-		goto done;
-	}
-	if (!s3_ok(&resp))
-	{
-		rc = s3_fail(s, &resp, what, key, true);
-		goto done;
-	}
-	if (resp.status == 200)
-	{
-		/* The store ignored the range and sent everything: keep our slice. */
-		size_t got = out->len - oldlen;
-
-		if (offset > got || len > got - offset)
-		{
-			rc = pv_error_set(PV_ECORRUPT, "object '%s' has %zu bytes, too few for %" PRIu64 " bytes at offset %"
-							  PRIu64, key, got, len, offset);
-			goto done;
-		}
-		memmove(out->data + oldlen, out->data + oldlen + offset, (size_t) len);
-		out->len = oldlen + (size_t) len;
-		out->data[out->len] = '\0';
-	}
-	else if (out->len - oldlen != len)
-		rc = pv_error_set(PV_ECORRUPT, "object '%s' is too short for %" PRIu64 " bytes at offset %" PRIu64
-						  ": got %zu", key, len, offset, out->len - oldlen);
-
-done:
-	http_headers_free(&h);
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
-}
-
-/* A read handle (rule 7): one HEAD for the size, then upload.c's read-ahead. */
-#define S3_READ_WINDOW (2 * S3_MIB)
-
-static int
-s3_read_open(void **out, void *driver, const char *key)
-{
-	StorageInfo info;
-	int rc;
-
-	if ((rc = s3_head(driver, key, &info)) < 0)
-		return rc;
-	*out = readahead_open(driver, key, info.size, S3_READ_WINDOW, s3_get_range);
-	return 0;
-}
-
 /* ---- listing ---- */
 
-/* Call fn for each <Contents> of one ListObjectsV2 page; *more and token tell how to go on. */
+/* ListObjectsV2, paged by continuation token (the dialect's list_query). */
+static void
+s3_list_query(Buf *query, const ObjStore *os, const Buf *token, const char *okey_prefix)
+{
+	if (token->len > 0)
+	{
+		buf_append_str(query, "continuation-token=");
+		sigv4_uri_encode(query, (const char *) token->data, token->len, 0);
+		buf_append_byte(query, '&');
+	}
+	buf_printf(query, "list-type=2&max-keys=%d&prefix=", os->page_size);
+	sigv4_uri_encode(query, okey_prefix, strlen(okey_prefix), 0);
+}
+
+/* The next page: <NextContinuationToken> when <IsTruncated> says there is one. */
 static int
-s3_list_page(S3Storage *s, const HttpResponse *resp, StorageListFn fn, void *payload, bool *more, Buf *token)
+s3_list_next(const HttpResponse *resp, Buf *token)
 {
 	const char *pos = (const char *) resp->body.data;
 	const char *end = pos + resp->body.len;
-	const char *c, *v;
-	size_t clen, vlen;
-	size_t plen = strlen(s->prefix);
-	Buf key = PV_BUF_INIT;
-	int rc = 0;
+	const char *v;
+	size_t vlen;
+	bool more = http_xml_next(&pos, end, "IsTruncated", &v, &vlen) && vlen == 4 && strncmp(v, "true", 4) == 0;
 
-	while (http_xml_next(&pos, end, "Contents", &c, &clen))
-	{
-		const char *cp = c;
-		StorageInfo info = {0};
-
-		buf_reset(&key);
-		if (!http_xml_next(&cp, c + clen, "Key", &v, &vlen))
-			continue;
-		http_xml_decode(&key, v, vlen);
-		cp = c;
-		if (http_xml_next(&cp, c + clen, "Size", &v, &vlen))
-			info.size = strtoull(v, NULL, 10);
-		cp = c;
-		if (http_xml_next(&cp, c + clen, "LastModified", &v, &vlen))
-		{
-			char *lm = pv_strndup(v, vlen);
-
-			info.mtime = http_date_parse(lm);
-			pv_free(lm);
-		}
-		if (key.len < plen || memcmp(key.data, s->prefix, plen) != 0)
-			continue;
-		if (storage_key_check(buf_cstr(&key) + plen) < 0)
-		{
-			/* Not a name pgvault writes ("a//b", a folder marker "x/"): not ours. */
-			pv_log_debug("s3: listing skips '%s': %s", buf_cstr(&key), pv_error_msg());
-			pv_error_clear();
-			continue;
-		}
-		if ((rc = fn(buf_cstr(&key) + plen, &info, payload)) < 0)
-			goto done;
-		rc = 0;
-	}
-	pos = (const char *) resp->body.data;
-	*more = http_xml_next(&pos, end, "IsTruncated", &v, &vlen) && vlen == 4 && strncmp(v, "true", 4) == 0;
 	buf_reset(token);
 	pos = (const char *) resp->body.data;
-	if (*more && http_xml_next(&pos, end, "NextContinuationToken", &v, &vlen))
+	if (more && http_xml_next(&pos, end, "NextContinuationToken", &v, &vlen))
 		http_xml_decode(token, v, vlen);
-	if (*more && token->len == 0)
-		rc = pv_error_set(PV_ERROR, "cannot list objects: a truncated listing without NextContinuationToken");
-
-done:
-	buf_free(&key);
-	return rc;
-}
-
-static int
-s3_list(void *driver, const char *prefix, StorageListFn fn, void *payload)
-{
-	S3Storage *s = driver;
-	char *full = s3_okey(s, prefix);
-	char *what = pv_asprintf("cannot list objects under '%s'", prefix);
-	Buf token = PV_BUF_INIT, query = PV_BUF_INIT;
-	HttpResponse resp;
-	bool more = true;
-	int rc = 0;
-
-	http_response_init(&resp);
-	while (more)
-	{
-		buf_reset(&query);
-		if (token.len > 0)
-		{
-			buf_append_str(&query, "continuation-token=");
-			sigv4_uri_encode(&query, (const char *) token.data, token.len, 0);
-			buf_append_byte(&query, '&');
-		}
-		buf_printf(&query, "list-type=2&max-keys=%d&prefix=", s->page_size);
-		sigv4_uri_encode(&query, full, strlen(full), 0);
-		if ((rc = s3_send(s, &(S3Req) {.method = "GET", .query = buf_cstr(&query), .what = what}, &resp)) < 0)
-			goto done;
-		if (!s3_ok(&resp))
-		{
-			char code[128];
-
-			http_response_error_code(&resp, code, sizeof(code));
-			if (resp.status == 404 && strcmp(code, "NoSuchBucket") == 0)
-				goto done;		/* no bucket: nothing in it (see s3_fail) */
-			rc = s3_fail(s, &resp, what, NULL, true);
-			goto done;
-		}
-		if ((rc = s3_list_page(s, &resp, fn, payload, &more, &token)) < 0)
-			goto done;
-	}
-
-done:
-	buf_free(&token);
-	buf_free(&query);
-	http_response_free(&resp);
-	pv_free(full);
-	pv_free(what);
-	return rc;
+	if (more && token->len == 0)
+		return pv_error_set(PV_ERROR, "cannot list objects: a truncated listing without NextContinuationToken");
+	return 0;
 }
 
 /* ---- deleting ---- */
@@ -931,27 +606,13 @@ done:
 static int
 s3_delete(void *driver, const char *key)
 {
-	S3Storage *s = driver;
-	char *okey = s3_okey(s, key);
-	char *what = pv_asprintf("cannot delete object '%s'", key);
-	HttpResponse resp;
 	StorageInfo info;
 	int rc;
 
-	http_response_init(&resp);
 	/* S3 answers 204 for a key that is not there: ask first, so PV_ENOTFOUND means something. */
-	if ((rc = s3_head(s, key, &info)) < 0)
-		goto done;
-	if ((rc = s3_send(s, &(S3Req) {.method = "DELETE", .okey = okey, .what = what}, &resp)) < 0)
-		goto done;
-	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, key, true);
-
-done:
-	http_response_free(&resp);
-	pv_free(okey);
-	pv_free(what);
-	return rc;
+	if ((rc = objstore_stat(driver, key, &info)) < 0)
+		return rc;
+	return objstore_delete(driver, key);
 }
 
 #define S3_DELETE_BATCH 1000		/* S3's limit on keys per DeleteObjects */
@@ -964,7 +625,7 @@ s3_delete_errors(S3Storage *s, const HttpResponse *resp)
 	const char *end = pos + resp->body.len;
 	const char *e, *v;
 	size_t elen, vlen;
-	size_t nerr = 0, plen = strlen(s->prefix);
+	size_t nerr = 0, plen = strlen(s->os.prefix);
 	Buf key = PV_BUF_INIT, code = PV_BUF_INIT, msg = PV_BUF_INIT;
 	int rc = 0;
 
@@ -988,7 +649,7 @@ s3_delete_errors(S3Storage *s, const HttpResponse *resp)
 		const char *k = buf_cstr(&key);
 		char more[64] = "";
 
-		if (key.len >= plen && strncmp(k, s->prefix, plen) == 0)
+		if (key.len >= plen && strncmp(k, s->os.prefix, plen) == 0)
 			k += plen;
 		if (nerr > 1)
 			snprintf(more, sizeof(more), " (and %zu more objects could not be deleted)", nerr - 1);
@@ -1016,7 +677,7 @@ s3_delete_batch(S3Storage *s, const char *const *keys, size_t n)
 	buf_append_str(&xml, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
 	for (size_t i = 0; i < n; i++)
 	{
-		char *okey = s3_okey(s, keys[i]);
+		char *okey = objstore_okey(&s->os, keys[i]);
 
 		buf_append_str(&xml, "<Object><Key>");
 		http_xml_escape(&xml, okey);
@@ -1026,7 +687,7 @@ s3_delete_batch(S3Storage *s, const char *const *keys, size_t n)
 	buf_append_str(&xml, "</Delete>");
 	http_headers_content_md5(&h, xml.data, xml.len);
 	http_headers_add(&h, "Content-Type", "application/xml");
-	if ((rc = s3_send(s, &(S3Req) {.method = "POST", .query = "delete", .headers = &h, .body = xml.data,
+	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "POST", .query = "delete", .headers = &h, .body = xml.data,
 						  .body_len = xml.len, .what = what}, &resp)) < 0)
 		goto done;
 	http_response_error_code(&resp, code, sizeof(code));
@@ -1034,12 +695,12 @@ s3_delete_batch(S3Storage *s, const char *const *keys, size_t n)
 	{
 		if (!__atomic_exchange_n(&s->batch_refused, true, __ATOMIC_RELAXED))
 			pv_log_detail("%s: bucket '%s' does not support DeleteObjects (HTTP %ld): deleting one object "
-						  "at a time", s->type, s->bucket, resp.status);
+						  "at a time", s->os.type, s->os.container, resp.status);
 		rc = 1;
 		goto done;
 	}
-	if (!s3_ok(&resp))
-		rc = s3_fail(s, &resp, what, NULL, false);
+	if (!objstore_ok(&resp))
+		rc = objstore_fail(&s->os, &resp, what, NULL, false);
 	else
 		rc = s3_delete_errors(s, &resp);
 
@@ -1082,38 +743,38 @@ static int
 s3_create(void *driver)
 {
 	S3Storage *s = driver;
-	char *what = pv_asprintf("cannot open bucket '%s'", s->bucket);
+	char *what = pv_asprintf("cannot open bucket '%s'", s->os.container);
 	HttpResponse resp;
 	Buf body = PV_BUF_INIT;
 	char code[128];
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = s3_send(s, &(S3Req) {.method = "GET", .query = "list-type=2&max-keys=1", .what = what}, &resp)) < 0)
+	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "GET", .query = "list-type=2&max-keys=1", .what = what},
+					  &resp)) < 0)
 		goto done;
-	if (s3_ok(&resp))
+	if (objstore_ok(&resp))
 		goto done;
-	http_response_error_code(&resp, code, sizeof(code));
-	if (resp.status != 404 || strcmp(code, "NoSuchBucket") != 0)
+	if (!objstore_missing(&s->os, &resp))
 	{
-		rc = s3_fail(s, &resp, what, NULL, false);
+		rc = objstore_fail(&s->os, &resp, what, NULL, false);
 		goto done;
 	}
 	pv_free(what);
-	what = pv_asprintf("cannot create bucket '%s'", s->bucket);
-	if (strcmp(s->region, "us-east-1") != 0 && strcmp(s->type, "s3") == 0)
+	what = pv_asprintf("cannot create bucket '%s'", s->os.container);
+	if (strcmp(s->region, "us-east-1") != 0 && strcmp(s->os.type, "s3") == 0)
 		buf_printf(&body, "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
 				   "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>", s->region);
-	if ((rc = s3_send(s, &(S3Req) {.method = "PUT", .body = body.data, .body_len = body.len, .what = what},
+	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "PUT", .body = body.data, .body_len = body.len, .what = what},
 					  &resp)) < 0)
 		goto done;
 	http_response_error_code(&resp, code, sizeof(code));
-	if (!s3_ok(&resp) && strcmp(code, "BucketAlreadyOwnedByYou") != 0)
+	if (!objstore_ok(&resp) && strcmp(code, "BucketAlreadyOwnedByYou") != 0)
 	{
-		rc = s3_fail(s, &resp, what, NULL, false);
+		rc = objstore_fail(&s->os, &resp, what, NULL, false);
 		goto done;
 	}
-	pv_log_info("%s: created bucket '%s'", s->type, s->bucket);
+	pv_log_info("%s: created bucket '%s'", s->os.type, s->os.container);
 
 done:
 	buf_free(&body);
@@ -1124,14 +785,29 @@ done:
 
 /* ---- the driver ---- */
 
+static const ObjDialect s3_dialect = {
+	.setting = "s3",
+	.container = "bucket",
+	.missing_code = "NoSuchBucket",
+	.auth_hint = "check the credentials: s3-key and s3-key-secret, or AWS_ACCESS_KEY_ID and "
+		"AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE in ~/.aws/credentials)",
+	.notimpl_hint = "if this store does not support conditional writes, set s3-if-none-match = off",
+	.range_header = "Range",
+	.list_item = "Contents",
+	.list_name = "Key",
+	.list_size = "Size",
+	.list_mtime = "LastModified",
+	.list_query = s3_list_query,
+	.list_next = s3_list_next,
+	.send = s3_send,
+};
+
 static void
 s3_free(void *driver)
 {
 	S3Storage *s = driver;
 
-	http_client_free(s->http);
-	pv_free(s->bucket);
-	pv_free(s->prefix);
+	objstore_fini(&s->os);
 	pv_free(s->scheme);
 	pv_free(s->host);
 	pv_free(s->region);
@@ -1147,19 +823,19 @@ static const StorageOps s3_ops = {
 	.name = "s3",
 	.put = s3_put,
 	.writer_open = s3_writer_open,
-	.writer_write = s3_writer_write,
+	.writer_write = objstore_writer_write,
 	.writer_commit = s3_writer_commit,
 	.writer_abort = s3_writer_abort,
-	.get = s3_get,
-	.get_range = s3_get_range,
-	.stat = s3_stat,
-	.list = s3_list,
+	.get = objstore_get,
+	.get_range = objstore_get_range,
+	.stat = objstore_stat,
+	.list = objstore_list,
 	.delete = s3_delete,
 	.delete_many = s3_delete_many,
-	.read_open = s3_read_open,
+	.read_open = objstore_read_open,
 	.read_range = readahead_range,
 	.read_close = readahead_close,
-	.exists = s3_exists,
+	.exists = objstore_exists,
 	.create = s3_create,
 	.free = s3_free,
 };
@@ -1220,7 +896,7 @@ s3_profile_read(S3Storage *s)
 		s->secret_key = p.secret;
 		s->token = p.token;
 		p.key = p.secret = p.token = NULL;
-		pv_log_debug("%s: credentials from profile '%s' of '%s'", s->type, p.want, path);
+		pv_log_debug("%s: credentials from profile '%s' of '%s'", s->os.type, p.want, path);
 	}
 	pv_free(p.key);
 	pv_free_secret_str(p.secret);
@@ -1278,7 +954,6 @@ s3_settings(S3Storage *s, const StorageOpenOpts *opts, bool gs)
 	const char *style;
 	const char *key, *secret;
 	uint64_t part;
-	int64_t n;
 	int rc;
 
 	if (ep == NULL)
@@ -1302,7 +977,7 @@ s3_settings(S3Storage *s, const StorageOpenOpts *opts, bool gs)
 	/* auto: virtual-hosted on AWS itself (path style is deprecated there), path style elsewhere. */
 	style = storage_opts_get(opts, "s3-bucket-style", NULL);
 	if (style == NULL || strcmp(style, "auto") == 0)
-		s->virtual_host = ep == NULL && !gs && strchr(s->bucket, '.') == NULL;
+		s->virtual_host = ep == NULL && !gs && strchr(s->os.container, '.') == NULL;
 	else if (strcmp(style, "virtual") == 0)
 		s->virtual_host = true;
 	else if (strcmp(style, "path") == 0)
@@ -1337,7 +1012,7 @@ s3_settings(S3Storage *s, const StorageOpenOpts *opts, bool gs)
 	}
 	if (s->access_key == NULL || s->secret_key == NULL)
 	{
-		pv_error_set(PV_ECONFIG, "no credentials for '%s://%s'", s->type, s->bucket);
+		pv_error_set(PV_ECONFIG, "no credentials for '%s://%s'", s->os.type, s->os.container);
 		pv_error_hint("set s3-key and s3-key-secret in the repository's section, or AWS_ACCESS_KEY_ID and "
 					  "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)");
 		return PV_ECONFIG;
@@ -1354,12 +1029,8 @@ s3_settings(S3Storage *s, const StorageOpenOpts *opts, bool gs)
 	if ((rc = http_opt_size(&part, opts, "s3-part-size", 16 * S3_MIB, S3_PART_MIN, S3_PART_MAX)) < 0)
 		return rc;
 	s->part_size = (size_t) part;
-	if ((rc = http_opt_int(&n, opts, "storage-upload-jobs", 4, 1, 64)) < 0)
+	if ((rc = objstore_settings(&s->os, opts, 1000)) < 0)
 		return rc;
-	s->upload_jobs = (int) n;
-	if ((rc = http_opt_int(&n, opts, "storage-list-page-size", 1000, 1, 1000)) < 0)
-		return rc;
-	s->page_size = (int) n;
 	return http_opt_bool(&s->if_none_match, opts, "s3-if-none-match", true);
 }
 
@@ -1367,65 +1038,22 @@ static int
 s3_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts, bool gs)
 {
 	S3Storage *s = PV_NEW(S3Storage);
-	size_t blen = strcspn(rest, "/");
-	const char *prefix = rest + blen;
-	HttpClientOpts hopts;
-	Buf pre = PV_BUF_INIT;
 	char *resolve = NULL;
 	size_t hlen;
 	int rc;
 
-	s->type = gs ? "gs" : "s3";
-	if (blen == 0)
-	{
-		rc = pv_error_set(PV_EUSAGE, "invalid %s URL '%s': no bucket", s->type, url);
-		pv_error_hint("write %s://bucket/prefix", s->type);
+	s->os.d = &s3_dialect;
+	s->os.type = gs ? "gs" : "s3";
+	if ((rc = objstore_url_parse(&s->os, rest, url)) < 0 || (rc = s3_settings(s, opts, gs)) < 0)
 		goto done;
-	}
-	s->bucket = pv_strndup(rest, blen);
-	/* The prefix, tidy: "/a//b/" -> "a/b/". */
-	for (const char *p = prefix; *p != '\0';)
-	{
-		size_t seg;
-
-		while (*p == '/')
-			p++;
-		seg = strcspn(p, "/");
-		if (seg == 0)
-			break;
-		buf_append(&pre, p, seg);
-		buf_append_byte(&pre, '/');
-		p += seg;
-	}
-	s->prefix = buf_detach(&pre);
-	if (s->prefix[0] != '\0')
-	{
-		/* The prefix obeys the key rules, so listing and key checks stay meaningful. */
-		char *check = pv_strndup(s->prefix, strlen(s->prefix) - 1);
-
-		rc = storage_key_check(check);
-		pv_free(check);
-		if (rc < 0)
-		{
-			rc = pv_error_prefix(PV_EUSAGE, "invalid %s URL '%s'", s->type, url);
-			goto done;
-		}
-	}
-	if ((rc = s3_settings(s, opts, gs)) < 0 ||
-		(rc = http_client_opts_read(&hopts, opts, "s3", "AWS_CA_BUNDLE")) < 0)
-		goto done;
-	if (hopts.insecure)
-		pv_log_warn("%s: TLS certificate verification is OFF for '%s' (s3-verify-tls = off): anyone on the "
-					"network path can read and change the repository", s->type, url);
 	/* Names under .localhost mean loopback (RFC 6761), also for virtual-hosted bucket names. */
 	if (s->virtual_host && s3_host_is_localhost(s->host, &hlen))
 	{
 		const char *port = s->host[hlen] == ':' ? s->host + hlen + 1 : (strcmp(s->scheme, "https") ? "80" : "443");
 
-		resolve = pv_asprintf("%s.%.*s:%s:127.0.0.1", s->bucket, (int) hlen, s->host, port);
-		hopts.resolve = resolve;
+		resolve = pv_asprintf("%s.%.*s:%s:127.0.0.1", s->os.container, (int) hlen, s->host, port);
 	}
-	if ((rc = http_client_new(&s->http, &hopts)) < 0)
+	if ((rc = objstore_http_open(&s->os, opts, url, "AWS_CA_BUNDLE", resolve)) < 0)
 		goto done;
 	*out = storage_new(&s3_ops, s, url);
 	s = NULL;
@@ -1434,7 +1062,6 @@ done:
 	if (s != NULL)
 		s3_free(s);
 	pv_free(resolve);
-	buf_free(&pre);
 	return rc;
 }
 
