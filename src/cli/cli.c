@@ -191,7 +191,25 @@ cli_bad_option(const char *cmd, char **argv, int opt)
 {
 	/* getopt_long (called with a leading ':' and opterr = 0) has set optind past the word. */
 	const char *word = (optind > 0) ? argv[optind - 1] : "?";
+	size_t namelen = strcspn(word, "=");
 
+	/*
+	 * "--passphrase X" / "--password=X" (as openssl enc -k and PGPASSWORD=
+	 * runbooks have it): say where secrets go instead, and never echo the
+	 * value, which would land in terminals and logs.
+	 */
+	if (word[0] == '-' && word[1] == '-' && namelen >= 10 &&
+		(strncmp(word + namelen - 10, "passphrase", 10) == 0 || strncmp(word + namelen - 8, "password", 8) == 0))
+	{
+		fprintf(stderr, "pgvault %s: error: option '%.*s' does not exist: secrets are never taken from the "
+				"command line (every user sees it in ps); %s\n", cmd, (int) namelen, word,
+				strncmp(word + namelen - 8, "password", 8) == 0
+				? "database passwords come from ~/.pgpass, PGPASSFILE or PGPASSWORD"
+				: "give the passphrase with --passphrase-file=FILE, --passphrase-command=CMD or "
+				"PGVAULT_PASSPHRASE_FILE");
+		fprintf(stderr, "Try 'pgvault %s --help' for more information.\n", cmd);
+		return 2;
+	}
 	if (opt == ':')
 		fprintf(stderr, "pgvault %s: error: option '%s' needs a value\n", cmd, word);
 	else if (optopt > 0 && optopt < 256 && word[0] == '-' && word[1] != '-')
@@ -291,7 +309,12 @@ cli_conn_opts(PgConnOpts *out, CfgSection **out_source, const CliCommon *c, PvCo
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = cfg_source_pick(&src, cfg, c->source)) < 0)
+	/*
+	 * Without any [source:NAME] section, --source is only the name recorded
+	 * with the backups (as for physical backups and the WAL archive): libpq's
+	 * options and environment say where to connect.
+	 */
+	if ((c->source == NULL || cfg->nsources > 0) && (rc = cfg_source_pick(&src, cfg, c->source)) < 0)
 		return rc;
 	if (src != NULL)
 		out->conninfo = cfg_str(cfg, src, "conninfo");

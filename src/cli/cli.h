@@ -110,7 +110,8 @@ int cli_setup(const CliCommon *c, PvConfig **out);
 /*
  * Resolve the source (--source, or the only one configured) and fill the
  * connection options from it and from -d/-h/-p/-U.  *out_source may be NULL
- * when no source is configured (libpq's environment decides).
+ * when no source is configured (libpq's environment decides); --source is
+ * then only the name recorded with the backups.
  */
 int cli_conn_opts(PgConnOpts *out, CfgSection **out_source, const CliCommon *c, PvConfig *cfg);
 

@@ -45,6 +45,8 @@ static const char help_text[] =
 	"Options:\n"
 	"  --random[=DAYS]          a random backup (of the last DAYS days)\n"
 	"  --kind=KIND              latest/random: only logical or only physical backups\n"
+	"  --database=NAME          latest/random: only logical backups of database NAME\n"
+	"                           (a repository with backups of several databases)\n"
 	"  --rto=DURATION           recovery time objective (default: the rto setting)\n"
 	"  --checks=FILE            SQL checks (default: the drill-checks setting)\n"
 	"  -j, --jobs=N             parallel connections (default 2, or 'jobs' setting)\n"
@@ -54,6 +56,7 @@ static const char help_text[] =
 	"Examples:\n"
 	"  pgvault drill\n"
 	"  pgvault drill --random=30 --source prod --rto 1h\n"
+	"  pgvault drill latest --database telehealth_db --checks /etc/pgvault/telehealth.checks\n"
 	"  pgvault drill 20261122T023900Z-a1b2c3 --json | jq '.times_ms'\n";
 
 enum
@@ -63,6 +66,7 @@ enum
 	OPT_CHECKS,
 	OPT_NO_RECORD,
 	OPT_KIND,
+	OPT_DATABASE,
 };
 
 typedef struct DrillArgs
@@ -75,6 +79,7 @@ typedef struct DrillArgs
 	const char *checks;
 	const char *jobs;
 	const char *kind;
+	const char *database;
 	bool no_record;
 } DrillArgs;
 
@@ -89,6 +94,7 @@ parse_args(DrillArgs *a, int argc, char **argv)
 		{"jobs", required_argument, NULL, 'j'},
 		{"no-record", no_argument, NULL, OPT_NO_RECORD},
 		{"kind", required_argument, NULL, OPT_KIND},
+		{"database", required_argument, NULL, OPT_DATABASE},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -119,6 +125,9 @@ parse_args(DrillArgs *a, int argc, char **argv)
 			case OPT_KIND:
 				a->kind = optarg;
 				break;
+			case OPT_DATABASE:
+				a->database = optarg;
+				break;
 			default:
 				return cli_bad_option("drill", argv, opt);
 		}
@@ -136,6 +145,8 @@ parse_args(DrillArgs *a, int argc, char **argv)
 		return cli_usage_error("drill", "give a backup ID or --random, not both");
 	if (a->kind != NULL && strcmp(a->kind, "logical") != 0 && strcmp(a->kind, "physical") != 0)
 		return cli_usage_error("drill", "invalid kind '%s' (logical or physical)", a->kind);
+	if (a->database != NULL && a->kind != NULL && strcmp(a->kind, "logical") != 0)
+		return cli_usage_error("drill", "--database picks among logical backups: not with --kind %s", a->kind);
 	return -1;
 }
 
@@ -243,6 +254,7 @@ cli_drill(int argc, char **argv)
 	o.random = a.random;
 	o.source = a.common.source;
 	o.kind = a.kind;
+	o.database = a.database;
 	/* Settings follow the backup's source, so pick it first. */
 	if ((rc = drill_backup_pick(&o, id)) < 0 || (rc = repo_manifest_load(&m, repo, id)) < 0)
 		goto fail;
@@ -251,6 +263,7 @@ cli_drill(int argc, char **argv)
 	o.random = false;
 	o.source = NULL;
 	o.kind = NULL;
+	o.database = NULL;
 	o.bindir = src ? cfg_str(cfg, src, "bindir") : NULL;
 	o.work_dir = cfg_str(cfg, NULL, "drill-dir");
 	o.run_as = cfg_str(cfg, NULL, "drill-user");

@@ -36,8 +36,11 @@ static const char help_text[] =
 	"the last N periods that have one (local periods in the configured\n"
 	"time-zone), keep-within D keeps what started within D of the newest backup,\n"
 	"keep-min N keeps at least N.  A group without any of these keeps everything.\n"
-	"Policies come from [source:NAME] (retention-KIND, then keep-*), then\n"
-	"[global] (retention-KIND, then keep-*).\n\n"
+	"Policies come from --policy, else [source:NAME] (retention-KIND, then\n"
+	"keep-*), else [global] (retention-KIND, then keep-*), e.g.\n"
+	"    [global]\n"
+	"    retention-logical = daily=7,weekly=4,monthly=12,yearly=5\n"
+	"    retention-physical = daily=7,within=2d,min=3\n\n"
 	"Every backup is printed with its fate and the rules that keep it; then the\n"
 	"manifests of expired backups are deleted, the archived WAL older than the\n"
 	"oldest kept physical backup of each source (no kept backup needs it, for\n"
@@ -45,6 +48,10 @@ static const char help_text[] =
 	"pruned.\n\n"
 	"Options:\n"
 	"  --dry-run                only print what would happen\n"
+	"  --policy=SPEC            this policy for every group, instead of the\n"
+	"                           configured ones: hourly=N,daily=N,weekly=N,\n"
+	"                           monthly=N,yearly=N,within=DURATION,min=N (any\n"
+	"                           subset; within=30d is 'find -mtime +30 -delete')\n"
 	"  --kind=KIND              only backups of this kind (logical, physical, file)\n"
 	"  --source=NAME            only backups of this source\n"
 	"  --no-prune               delete the manifests, leave the data for a later prune\n"
@@ -53,6 +60,8 @@ static const char help_text[] =
 	"Exit status: 0 done, 4 the repository is busy, 1 something failed.\n\n"
 	"Examples:\n"
 	"  pgvault expire --dry-run\n"
+	"  pgvault expire --policy daily=7,weekly=4,monthly=12 --dry-run\n"
+	"  pgvault expire --policy within=30d --kind logical\n"
 	"  pgvault expire --source prod --kind logical --json\n";
 
 enum
@@ -62,6 +71,7 @@ enum
 	OPT_NO_PRUNE,
 	OPT_REPACK,
 	OPT_LOCK_WAIT,
+	OPT_POLICY,
 };
 
 typedef struct ExpireArgs
@@ -71,6 +81,7 @@ typedef struct ExpireArgs
 	const char *kind;
 	const char *repack;
 	const char *lock_wait;
+	const char *policy;
 } ExpireArgs;
 
 static void
@@ -175,6 +186,7 @@ parse_args(ExpireArgs *a, int argc, char **argv)
 		{"no-prune", no_argument, NULL, OPT_NO_PRUNE},
 		{"repack-threshold", required_argument, NULL, OPT_REPACK},
 		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+		{"policy", required_argument, NULL, OPT_POLICY},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -200,6 +212,9 @@ parse_args(ExpireArgs *a, int argc, char **argv)
 				break;
 			case OPT_LOCK_WAIT:
 				a->lock_wait = optarg;
+				break;
+			case OPT_POLICY:
+				a->policy = optarg;
 				break;
 			default:
 				return cli_bad_option("expire", argv, opt);
@@ -251,6 +266,7 @@ cli_expire(int argc, char **argv)
 	RepoLock *lock = NULL;
 	RetentionPlan plan = {0};
 	RetentionWalPlan wal = {0};
+	RetentionPolicy policy = {0};
 	RepoPruneOpts popts = {.lock = false};
 	RepoPruneResult pres;
 	bool pruned = false;
@@ -280,6 +296,11 @@ cli_expire(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (a.policy != NULL && retention_policy_parse(&policy, a.policy) < 0)
+	{
+		status = cli_usage_error("expire", "%s", pv_error_msg());
+		goto out;
+	}
 	popts.repack_threshold = (int) threshold;
 	popts.dry_run = a.dry_run;
 	if ((rc = cli_setup(&a.common, &cfg)) < 0 || (rc = cli_repo_open(&repo, cfg, &a.common)) < 0)
@@ -290,7 +311,8 @@ cli_expire(int argc, char **argv)
 																	.wait_seconds = wait})) < 0)
 		goto fail;
 	if ((rc = retention_plan_build(&plan, repo, cfg, &(RetentionPlanOpts) {.source = a.common.source,
-																		   .kind = a.kind})) < 0)
+																		   .kind = a.kind,
+																		   .policy = a.policy ? &policy : NULL})) < 0)
 		goto fail;
 	if (!a.common.json)
 		print_plan(&plan, cfg_str(cfg, NULL, "time-zone"));

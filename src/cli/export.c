@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/logical.h"
 
 #include "common/error.h"
 #include "common/json.h"
@@ -41,7 +42,8 @@ static const char help_text[] =
 	"                           '-' or nothing: standard output\n"
 	"  -t, --table=PATTERN      only these tables (pg_dump patterns; repeatable)\n"
 	"  --compress=METHOD        zstd or gzip (optionally :LEVEL), or none\n"
-	"  --database=NAME          of a backup made with --all: only this database\n"
+	"  --database=NAME          the backed-up database: 'latest' is its newest\n"
+	"                           backup; of a backup made with --all: only this one\n"
 	"  -O, --no-owner           no ALTER ... OWNER statements\n"
 	"  -x, --no-privileges      no GRANT/REVOKE statements\n\n"
 	"Examples:\n"
@@ -80,6 +82,8 @@ cli_export(int argc, char **argv)
 	PvConfig *cfg = NULL;
 	Repo *repo = NULL;
 	RepoLock *lock = NULL;
+	char latest_id[REPO_BACKUP_ID_LEN + 1] = "";
+	char *latest_why = NULL;
 	int opt, rc, status = 2;
 
 	opterr = 0;
@@ -156,6 +160,18 @@ cli_export(int argc, char **argv)
 	}
 	o.repo = repo;
 	o.bindir = source ? cfg_str(cfg, source, "bindir") : NULL;
+	if (strcmp(o.backup, "latest") == 0)
+	{
+		/* the newest logical backup (of --database), never a physical or safety backup */
+		if ((rc = cli_logical_latest(latest_id, &latest_why, repo, source ? source->name : NULL, o.database,
+									  false)) < 0)
+		{
+			status = cli_fail(rc);
+			goto done;
+		}
+		pv_log_detail("%s: %s", latest_why, latest_id);
+		o.backup = latest_id;
+	}
 	if ((rc = pglogical_export(&res, &o)) < 0)
 	{
 		pv_error_prefix(rc, "export of backup %s failed", res.id[0] ? res.id : o.backup);
@@ -189,6 +205,7 @@ cli_export(int argc, char **argv)
 	}
 	status = 0;
 done:
+	pv_free(latest_why);
 	pgfilter_patterns_clear(&o.tables);
 	repo_lock_release(lock);
 	repo_free(repo);

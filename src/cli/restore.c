@@ -60,7 +60,12 @@ static const char help_text[] =
 	"  -o, --output=FILE        write the one --item to FILE, '-' for stdout\n"
 	"  --force                  overwrite files that exist\n"
 	"  -j, --jobs=N             chunks fetched ahead in parallel (default 4)\n\n"
-	"Examples:\n"
+	"Examples (the database kinds first; their pages say more):\n"
+	"  pgvault restore latest --target-db shop              a dropped database, back\n"
+	"  pgvault restore latest --target-db shop -t public.orders      one table\n"
+	"  pgvault restore latest --database shop --target-db shop_test  to test it\n"
+	"  pgvault restore latest --pgdata /srv/pitr --target-time '2026-11-22 14:30' \\\n"
+	"                 --target-action promote --start          before the bad DELETE\n"
 	"  pgvault restore latest --target-dir /tmp/restored\n"
 	"  pgvault restore 20261122T023900Z-a1b2c3 --item etc/postgresql/15/main/pg_hba.conf -o -\n"
 	"  pgvault restore latest --item dumpall.sql -o - | psql -f - postgres\n";

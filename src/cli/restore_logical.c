@@ -33,7 +33,10 @@ static const char help_text[] =
 	"  pgvault restore ID --target-db NAME --table PATTERN [--clean | --data-only]\n"
 	"  pgvault restore ID --logical                (every database of an --all backup)\n"
 	"  pgvault restore ID --globals-only           (roles and tablespaces of one)\n\n"
-	"ID is a backup id, a unique prefix of one, or 'latest'.  A missing target\n"
+	"ID is a backup id, a unique prefix of one, or 'latest': the newest logical\n"
+	"backup of the database named by --database, else by --target-db or -d (with\n"
+	"backups of other databases in the repository too, a new --target-db name\n"
+	"needs --database); safety backups never count.  A missing target\n"
 	"database is created with the source's encoding, locale, owner and settings;\n"
 	"an existing one must be empty unless --clean.  Order: schema (pre-data), rows\n"
 	"in parallel, sequences, large objects, indexes and constraints in parallel\n"
@@ -52,8 +55,9 @@ static const char help_text[] =
 	"  --no-safety-backup       do not back up what --clean replaces\n"
 	"  --disable-triggers       with --data-only: no triggers (nor foreign key\n"
 	"                           checks) while loading\n"
-	"  --database=NAME          of a backup made with --all: only this database\n"
-	"                           (--target-db then renames it)\n"
+	"  --database=NAME          the backed-up database: 'latest' is its newest\n"
+	"                           backup; of a backup made with --all: only this\n"
+	"                           database (--target-db then renames it)\n"
 	"  --globals-only           of a backup made with --all: create the roles and\n"
 	"                           tablespaces that do not exist (existing ones are\n"
 	"                           left alone, and reported)\n"
@@ -72,6 +76,7 @@ static const char help_text[] =
 	"or drop the database) goes to the 'postgres' database.\n\n"
 	"Examples:\n"
 	"  pgvault restore latest --target-db shop_copy -h db2\n"
+	"  pgvault restore latest --database shop --target-db shop_test   (test restore)\n"
 	"  pgvault restore 20261122T023900Z --target-db shop --clean --terminate-connections\n"
 	"  pgvault restore latest --target-db shop_test -j 4 --no-owner --json\n"
 	"  pgvault restore latest --target-db shop -t public.orders --data-only\n"
@@ -315,7 +320,8 @@ plan_text(const json_t *plan)
 
 /* --dry-run: the checks of pglogical_restore's first steps, then the plan. */
 static int
-restore_logical_plan(char id[REPO_BACKUP_ID_LEN + 1], const PgLogicalRestoreOpts *o, bool json)
+restore_logical_plan(char id[REPO_BACKUP_ID_LEN + 1], const PgLogicalRestoreOpts *o, const char *why,
+					 bool json)
 {
 	RepoManifest *m = NULL;
 	json_t *plan = NULL, *dbs = json_array(), *est = NULL;
@@ -367,8 +373,7 @@ restore_logical_plan(char id[REPO_BACKUP_ID_LEN + 1], const PgLogicalRestoreOpts
 	if (rc < 0 || (rc = drill_restore_estimate(o->repo, m, &est)) < 0)
 		goto done;
 	{
-		char *choice = strcmp(o->backup, "latest") == 0 ? pv_strdup("latest: the newest backup")
-			: pv_asprintf("as given ('%s')", o->backup);
+		char *choice = why != NULL ? pv_strdup(why) : pv_asprintf("as given ('%s')", o->backup);
 		const json_t *bytes = json_object_get(repo_manifest_totals(m), "logical_bytes");
 
 		plan = json_pack("{s:b, s:s, s:s, s:s, s:s?, s:b, s:I, s:O, s:b, s:o}", "dry_run", 1,
@@ -390,6 +395,174 @@ done:
 	json_decref(est);
 	repo_manifest_free(m);
 	return rc;
+}
+
+/*
+ * ---- 'latest' ----
+ *
+ * A repository often holds backups of several databases (and physical
+ * ones): "restore latest --target-db telehealth_db" must not take the newest
+ * backup of billing_db.  'latest' is the newest logical backup (of --source,
+ * if given) holding the database the restore is about: --database, else the
+ * target (--target-db, else -d's name).  Safety backups (taken by --clean)
+ * never count: they hold what a restore replaced, not a chosen state.  When
+ * no backup holds that name, the restore goes to a new name ("restore the
+ * newest backup into shop_test"): that is unambiguous only when every
+ * logical backup is of one and the same database.
+ */
+
+/* Does this logical backup hold database name (one-database or --all)? */
+static bool
+latest_holds(const RepoManifest *m, const char *name)
+{
+	const json_t *meta = repo_manifest_metadata(m);
+	const json_t *d;
+	size_t i;
+
+	if (!pgarchive_is_all(m))
+		return json_is_string(json_object_get(meta, "database")) &&
+			strcmp(json_string_value(json_object_get(meta, "database")), name) == 0;
+	json_array_foreach(json_object_get(meta, "databases"), i, d)
+		if (json_is_string(json_object_get(d, "database")) &&
+			strcmp(json_string_value(json_object_get(d, "database")), name) == 0)
+		return true;
+	return false;
+}
+
+/* Add name to the list of databases for the error message, once each. */
+static void
+latest_name_add(json_t *seen, const char *name, Buf *names)
+{
+	if (json_object_get(seen, name) != NULL)
+		return;
+	json_object_set_new(seen, name, json_true());
+	buf_printf(names, "%s%s", names->len ? ", " : "", name);
+}
+
+static bool
+latest_is_safety(const RepoManifest *m)
+{
+	const char *note = json_string_value(json_object_get(repo_manifest_metadata(m), "note"));
+
+	return note != NULL && strncmp(note, "safety backup ", 14) == 0;
+}
+
+int
+cli_logical_latest(char id[REPO_BACKUP_ID_LEN + 1], char **out_why, Repo *repo, const char *source,
+				   const char *want, bool all_only)
+{
+	char **ids = NULL, *newest = NULL, *first_db = NULL;
+	size_t n = 0;
+	bool several = false;
+	Buf names = PV_BUF_INIT;
+	json_t *seen = json_object();
+	int rc;
+
+	*out_why = NULL;
+	if ((rc = repo_manifest_ids(repo, &ids, &n)) < 0)
+		return rc;
+	for (size_t i = n; i-- > 0;)
+	{
+		RepoManifest *m = NULL;
+		const char *db;
+
+		if ((rc = repo_manifest_load(&m, repo, ids[i])) < 0)
+		{
+			if (rc == PV_ENOTFOUND)		/* expired meanwhile */
+			{
+				pv_error_clear();
+				continue;
+			}
+			goto done;
+		}
+		if (strcmp(repo_manifest_kind(m), "logical") != 0 || latest_is_safety(m) ||
+			(source != NULL && strcmp(source, repo_manifest_source(m)) != 0) ||
+			(all_only && !pgarchive_is_all(m)))
+		{
+			repo_manifest_free(m);
+			continue;
+		}
+		if (want == NULL || latest_holds(m, want))
+		{
+			snprintf(id, REPO_BACKUP_ID_LEN + 1, "%s", ids[i]);
+			*out_why = want ? pv_asprintf("latest: the newest logical backup of database '%s'", want)
+				: pv_strdup("latest: the newest logical backup");
+			repo_manifest_free(m);
+			rc = PV_OK;
+			goto done;
+		}
+		if (newest == NULL)
+			newest = pv_strdup(ids[i]);
+		db = pgarchive_is_all(m) ? "(all databases)"
+			: json_string_value(json_object_get(repo_manifest_metadata(m), "database"));
+		db = db ? db : "?";
+		if (first_db == NULL)
+			first_db = pv_strdup(db);
+		else if (strcmp(first_db, db) != 0)
+			several = true;
+		latest_name_add(seen, db, &names);
+		repo_manifest_free(m);
+	}
+	if (newest != NULL && !several && strcmp(first_db, "(all databases)") != 0)
+	{
+		/* one database only: restoring it under a new name */
+		snprintf(id, REPO_BACKUP_ID_LEN + 1, "%s", newest);
+		*out_why = pv_asprintf("latest: the newest logical backup (of database '%s')", first_db);
+		rc = PV_OK;
+	}
+	else if (newest == NULL)
+		rc = pv_error_set(PV_ENOTFOUND, "no logical backup%s%s%s%s in repository '%s' for 'latest'",
+						  all_only ? " made with --all" : "", source ? " of source '" : "",
+						  source ? source : "", source ? "'" : "", repo_url(repo));
+	else
+	{
+		rc = pv_error_set(PV_ENOTFOUND, "'latest' is ambiguous: no logical backup holds database '%s', "
+						  "and the repository holds backups of several databases (%s)", want, buf_cstr(&names));
+		pv_error_hint("say which database to restore with --database NAME (--target-db then names the "
+					  "new database), or give a backup id ('pgvault list --kind logical')");
+	}
+done:
+	pv_free(newest);
+	pv_free(first_db);
+	buf_free(&names);
+	json_decref(seen);
+	repo_manifest_ids_free(ids, n);
+	return rc;
+}
+
+/*
+ * pg_restore's "role "x" does not exist" (ALTER ... OWNER TO, GRANT): the
+ * runbooks' "restore fails with permission errors".  Say both ways out.
+ */
+static void
+restore_hint_missing_roles(const PgLogicalRestoreOpts *o)
+{
+	const char *msg = pv_error_msg();
+
+	if (pv_error_hint_msg()[0] != '\0' || strstr(msg, "role \"") == NULL || strstr(msg, "\" does not exist") == NULL)
+		return;
+	if (o->no_owner && o->no_privileges)
+		return;
+	pv_error_hint("the backup's roles do not exist on this server: create them first ('pgvault restore ID "
+				  "--globals-only' of a 'backup --logical --all', or CREATE ROLE), or restore without "
+				  "ownership and grants: --no-owner --no-privileges");
+}
+
+/* The database a restore is about, for 'latest': --database, else the target's name. */
+static const char *
+restore_latest_database(const PgLogicalRestoreOpts *o)
+{
+	const char *d = o->conn.dbname;
+
+	if (o->globals_only)
+		return NULL;			/* roles and tablespaces: the newest --all backup */
+	if (o->database != NULL)
+		return o->database;
+	if (o->target_db != NULL)
+		return o->target_db;
+	if (d != NULL && strchr(d, '=') == NULL && strstr(d, "://") == NULL)
+		return d;
+	return NULL;
 }
 
 int
@@ -426,6 +599,8 @@ cli_restore_logical(int argc, char **argv)
 	Repo *repo = NULL;
 	RepoLock *lock = NULL;
 	bool dry_run = false;
+	char latest_id[REPO_BACKUP_ID_LEN + 1] = "";
+	char *latest_why = NULL;
 	int opt, rc, status;
 
 	opterr = 0;
@@ -547,12 +722,23 @@ cli_restore_logical(int argc, char **argv)
 	o.bindir = source ? cfg_str(cfg, source, "bindir") : NULL;
 	o.source = source ? source->name : common.source;
 	o.repo = repo;
+	if (strcmp(o.backup, "latest") == 0)
+	{
+		if ((rc = cli_logical_latest(latest_id, &latest_why, repo, o.source, restore_latest_database(&o),
+									  o.globals_only)) < 0)
+		{
+			status = cli_fail(rc);
+			goto done;
+		}
+		o.backup = latest_id;
+		pv_log_detail("%s: %s", latest_why, latest_id);
+	}
 	if (dry_run)
 	{
 		/* restore_logical_plan: the checks and the plan, nothing written */
 		char id[REPO_BACKUP_ID_LEN + 1] = "";
 
-		if ((rc = restore_logical_plan(id, &o, common.json)) < 0)
+		if ((rc = restore_logical_plan(id, &o, latest_why, common.json)) < 0)
 		{
 			pv_error_prefix(rc, "restore of backup %s failed", id[0] ? id : o.backup);
 			status = cli_fail(rc);
@@ -564,6 +750,7 @@ cli_restore_logical(int argc, char **argv)
 	if ((rc = pglogical_restore(&res, &o)) < 0)
 	{
 		pv_error_prefix(rc, "restore of backup %s failed", res.id[0] ? res.id : o.backup);
+		restore_hint_missing_roles(&o);
 		status = cli_fail(rc);
 		goto done;
 	}
@@ -585,6 +772,7 @@ cli_restore_logical(int argc, char **argv)
 	}
 	status = 0;
 done:
+	pv_free(latest_why);
 	pglogical_restore_result_clear(&res);
 	pgfilter_patterns_clear(&o.tables);
 	repo_lock_release(lock);

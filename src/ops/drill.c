@@ -23,6 +23,7 @@
 #include "common/units.h"
 #include "ops/catalog.h"
 #include "pg/conn.h"
+#include "pg/logical/archive.h"
 #include "pg/logical/fingerprint.h"
 #include "pg/logical/logical.h"
 #include "pg/logical/util.h"
@@ -689,14 +690,34 @@ catalog_free(DrillCatalog *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Can a drill restore m (of kind, when kind is not NULL)? */
+/* Does the logical backup m hold database name (a one-database backup of it, or --all)? */
 static bool
-drillable(const RepoManifest *m, const char *kind)
+holds_database(const RepoManifest *m, const char *name)
+{
+	const json_t *meta = repo_manifest_metadata(m);
+	const json_t *d;
+	size_t i;
+
+	if (!pgarchive_is_all(m))
+		return json_is_string(json_object_get(meta, "database")) &&
+			strcmp(json_string_value(json_object_get(meta, "database")), name) == 0;
+	json_array_foreach(json_object_get(meta, "databases"), i, d)
+		if (json_is_string(json_object_get(d, "database")) &&
+			strcmp(json_string_value(json_object_get(d, "database")), name) == 0)
+		return true;
+	return false;
+}
+
+/* Can a drill restore m (of kind, when kind is not NULL; holding database, when not NULL)? */
+static bool
+drillable(const RepoManifest *m, const char *kind, const char *database)
 {
 	const char *k = repo_manifest_kind(m);
 	const json_t *meta = repo_manifest_metadata(m);
 
 	if (kind != NULL && strcmp(k, kind) != 0)
+		return false;
+	if (database != NULL && (strcmp(k, "logical") != 0 || !holds_database(m, database)))
 		return false;
 	if (strcmp(k, "physical") == 0)
 		return true;
@@ -728,15 +749,17 @@ drill_backup_pick(const DrillOpts *o, char out[REPO_BACKUP_ID_LEN + 1])
 			pv_error_clear();	/* verify reports damaged manifests; a drill picks among good ones */
 			continue;
 		}
-		if (drillable(m, o->kind) && repo_manifest_start_time(m) >= since &&
+		if (drillable(m, o->kind, o->database) && repo_manifest_start_time(m) >= since &&
 			(o->source == NULL || strcmp(repo_manifest_source(m), o->source) == 0))
 			cand[ncand++] = i - 1;
 		repo_manifest_free(m);
 	}
 	if (ncand == 0)
-		rc = pv_error_set(PV_ENOTFOUND, "no backup%s%s%s%s%s to drill in repository '%s'%s",
+		rc = pv_error_set(PV_ENOTFOUND, "no backup%s%s%s%s%s%s%s%s to drill in repository '%s'%s",
 						  o->kind ? " of kind " : "", o->kind ? o->kind : "",
 						  o->source ? " of source '" : "", o->source ? o->source : "", o->source ? "'" : "",
+						  o->database ? " of database '" : "", o->database ? o->database : "",
+						  o->database ? "'" : "",
 						  repo_url(o->repo), o->random_days > 0 ? " started in that many days" : "");
 	else
 	{
@@ -1670,7 +1693,9 @@ drill_logical(DrillRun *r, const char *backup_id, const UserCheck *uc, int nuc, 
 	scratch_conn(&r->scratch, &r->conn, r->dbname);
 	{
 		PgLogicalRestoreOpts ro = {.bindir = r->scratch.bindir, .repo = o->repo, .backup = backup_id,
-			.target_db = r->dbname, .no_owner = true, .no_privileges = true, .jobs = o->jobs};
+			.target_db = r->dbname, .no_owner = true, .no_privileges = true, .jobs = o->jobs,
+			/* a scratch cluster has no tablespaces, nor the roles policies and user mappings name */
+			.no_tablespaces = true, .create_missing_roles = true};
 		int64_t t1 = pv_time_monotonic_ms();
 
 		scratch_conn(&r->scratch, &ro.conn, "template1");

@@ -83,6 +83,7 @@ typedef struct DrillOpts
 	int64_t random_days;		/* ... that started within this many days (0 = any) */
 	const char *source;			/* latest/random: only backups of this source (NULL = any) */
 	const char *kind;			/* latest/random: only this kind ("logical", "physical"; NULL = both) */
+	const char *database;		/* latest/random: only logical backups holding it (NULL = any) */
 	const char *bindir;			/* PostgreSQL programs (NULL = search, tools.h) */
 	const char *work_dir;		/* parent of the scratch directory (NULL = $TMPDIR or /tmp) */
 	const char *run_as;			/* when root: the server's OS user (NULL = "postgres") */

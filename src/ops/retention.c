@@ -611,7 +611,7 @@ item_load(RetentionItem *it, Repo *repo, const char *id)
 }
 
 static int
-plan_decide(RetentionPlan *plan, const PvConfig *cfg)
+plan_decide(RetentionPlan *plan, const PvConfig *cfg, const RetentionPolicy *override)
 {
 	RetentionEntry *e = pv_calloc(plan->nitems ? plan->nitems : 1, sizeof(RetentionEntry));
 	size_t *map = pv_calloc(plan->nitems ? plan->nitems : 1, sizeof(size_t));
@@ -625,6 +625,13 @@ plan_decide(RetentionPlan *plan, const PvConfig *cfg)
 
 		if ((rc = retention_policy_for(&gr->policy, &tz, &gr->origin, cfg, gr->source, gr->kind)) < 0)
 			break;
+		if (override != NULL)
+		{
+			/* the command line's policy replaces every configured one; the zone stays */
+			gr->policy = *override;
+			pv_free(gr->origin);
+			gr->origin = pv_strdup("--policy");
+		}
 		gr->time_zone = tz ? pv_strdup(tz) : NULL;
 		for (size_t i = 0; i < plan->nitems; i++)
 			if (plan->items[i].group == g)
@@ -701,7 +708,7 @@ retention_plan_build(RetentionPlan *out, Repo *repo, const PvConfig *cfg, const 
 		}
 		it->group = group_find_or_add(out, it, &gcap);
 	}
-	rc = plan_decide(out, cfg);
+	rc = plan_decide(out, cfg, opts->policy);
 done:
 	if (rc < 0)
 		retention_plan_free(out);

@@ -180,6 +180,7 @@ typedef struct RetentionPlanOpts
 {
 	const char *source;			/* only this source ("" = backups without one); NULL = all */
 	const char *kind;			/* only this kind; NULL = all */
+	const RetentionPolicy *policy;	/* replaces every configured policy (origin "--policy"); NULL = none */
 } RetentionPlanOpts;
 
 /*

@@ -210,7 +210,7 @@ def test_logical_dry_run_plan_and_refusals(pg, tmp_path):
                                      env=tools_env(c))
     assert rc == 0, err
     assert plan["dry_run"] is True and plan["kind"] == "logical" and plan["id"] == doc["id"], plan
-    assert plan["choice"] == "latest: the newest backup" and plan["bytes"] > 0, plan
+    assert plan["choice"] == "latest: the newest logical backup (of database 'shop')" and plan["bytes"] > 0, plan
     assert plan["databases"] == [{"database": "shop_copy", "source_database": "shop",
                                   "exists": False, "relations": 0, "other_sessions": 0,
                                   "terminate_sessions": False, "action": "create the database",
