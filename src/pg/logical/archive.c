@@ -167,6 +167,54 @@ pattern_compile(regex_t **out, regex_t *storage, const char *pattern, const char
 	return PV_OK;
 }
 
+/* The index in c->tables of the table schema.name, or the table count. */
+static size_t
+table_find(const PgCatalog *c, const char *schema, const char *name)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(c->tables, i, t)
+	{
+		const char *ts = json_string_value(json_object_get(t, "schema"));
+		const char *tn = json_string_value(json_object_get(t, "name"));
+
+		if (ts && tn && schema && name && strcmp(ts, schema) == 0 && strcmp(tn, name) == 0)
+			return i;
+	}
+	return json_array_size(c->tables);
+}
+
+/*
+ * A partitioned table is nothing without its partitions: a --clean drops
+ * them with it, and its rows are theirs.  Select the partitions (at any
+ * depth) of every selected table.  Catalogs older than "partition_of" have
+ * nothing to go by and keep the selection as it is.
+ */
+static void
+select_partitions(const PgCatalog *c, bool *sel)
+{
+	size_t n = json_array_size(c->tables);
+	bool changed = true;
+
+	while (changed)
+	{
+		changed = false;
+		for (size_t i = 0; i < n; i++)
+		{
+			const json_t *parent = json_object_get(json_array_get(c->tables, i), "partition_of");
+			size_t p;
+
+			if (sel[i] || parent == NULL)
+				continue;
+			p = table_find(c, json_string_value(json_object_get(parent, "schema")),
+						   json_string_value(json_object_get(parent, "name")));
+			if (p < n && sel[p])
+				sel[i] = changed = true;
+		}
+	}
+}
+
 int
 pgcatalog_select(bool **out_sel, const PgCatalog *c, const PgArchiveDb *db, const PgPatterns *patterns)
 {
@@ -241,6 +289,8 @@ next:
 		pv_free(sel);
 		sel = NULL;
 	}
+	else
+		select_partitions(c, sel);
 	*out_sel = sel;
 	return rc;
 }
@@ -367,6 +417,26 @@ table_index(const PgCatalog *c, const bool *sel, size_t j)
 	return json_array_size(c->tables);
 }
 
+/* The {"schema","name","owner"} objects of array a (schema may be absent). */
+static PgTocObject *
+objects_of(const json_t *a, size_t *n)
+{
+	PgTocObject *v = pv_calloc(json_array_size(a) + 1, sizeof(PgTocObject));
+	size_t i;
+	json_t *x;
+
+	*n = 0;
+	json_array_foreach(a, i, x)
+	{
+		const char *name = json_string_value(json_object_get(x, "name"));
+
+		if (name != NULL)
+			v[(*n)++] = (PgTocObject) {.schema = json_string_value(json_object_get(x, "schema")), .name = name,
+									   .owner = json_string_value(json_object_get(x, "owner"))};
+	}
+	return v;
+}
+
 static const char **
 strings_of(const json_t *a, size_t *n)
 {
@@ -418,6 +488,8 @@ pgarchive_toc_list(char **out_path, size_t *out_kept, const PgTool *pg_restore, 
 		if (json_object_get(t, "indexes") == NULL)
 			old_catalog = true;
 		x->indexes = strings_of(json_object_get(t, "indexes"), &x->nindexes);
+		x->publications = objects_of(json_object_get(t, "publications"), &x->npublications);
+		x->statistics = objects_of(json_object_get(t, "statistics"), &x->nstatistics);
 		x->sequences = pv_calloc(json_array_size(c->sequences) + 1, sizeof(char *));
 		json_array_foreach(c->sequences, k, s)
 		{
@@ -525,6 +597,8 @@ done:
 	{
 		pv_free((void *) ts[i].indexes);
 		pv_free((void *) ts[i].sequences);
+		pv_free((void *) ts[i].publications);
+		pv_free((void *) ts[i].statistics);
 	}
 	pv_free(ts);
 	pv_free(fks);

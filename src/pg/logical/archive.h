@@ -66,6 +66,8 @@ void pgcatalog_clear(PgCatalog *c);
  * the schemas of the source database's default search_path (as pg_dump's does; recorded
  * at backup time, "public" for older backups).  Every pattern must match
  * a table: PV_ENOTFOUND "no matching tables were found for pattern '%s'".
+ * The partitions (at any depth) of a selected partitioned table are
+ * selected with it (catalogs that record "partition_of").
  */
 int pgcatalog_select(bool **out_sel, const PgCatalog *c, const PgArchiveDb *db, const PgPatterns *patterns);
 

@@ -62,6 +62,10 @@ typedef struct DumpRel
 	json_t *indexes;			/* index names (array) */
 	json_t *referenced_by;		/* foreign keys of other tables pointing here (array) */
 	json_t *dependents;			/* views and materialized views built on it (array) */
+	json_t *partition_of;		/* {"schema","name"} of its partitioned parent, or NULL */
+	json_t *publications;		/* [{"name","owner"}] it is a member of by name, or NULL */
+	json_t *statistics;			/* [{"schema","name","owner"}] extended statistics on it, or NULL */
+	int64_t npartitions;		/* a partitioned table's partitions (of any kind, foreign ones too); else -1 */
 	uint64_t size;
 	bool populated;
 	bool data;					/* its data is in the backup */
@@ -554,6 +558,28 @@ database_properties(Dump *d)
 		goto done;
 	if (PQntuples(r) == 1)
 		json_object_set_new(d->meta, "search_path", json_loads(PQgetvalue(r, 0, 0), 0, NULL));
+	PQclear(r);
+	r = NULL;
+	/*
+	 * The roles the database's objects name (owners, grants, policies, user
+	 * mappings, default privileges: pg_shdepend), its owner and those with
+	 * settings in it: what a restore into a cluster without them (a drill's
+	 * scratch server) must create first (PgLogicalRestoreOpts.create_missing_roles).
+	 */
+	if ((rc = pgconn_query(&r, d->coord, 1,
+						   "SELECT pg_catalog.json_agg(DISTINCT a.rolname ORDER BY a.rolname)::text"
+						   " FROM pg_catalog.pg_roles a, pg_catalog.pg_database db"
+						   " WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+						   " AND a.rolname OPERATOR(pg_catalog.!~) '^pg_' AND (a.oid OPERATOR(pg_catalog.=) db.datdba"
+						   "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend sd"
+						   "   WHERE sd.dbid OPERATOR(pg_catalog.=) db.oid AND sd.refobjid OPERATOR(pg_catalog.=) a.oid"
+						   "   AND sd.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass)"
+						   "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting rs"
+						   "   WHERE rs.setdatabase OPERATOR(pg_catalog.=) db.oid AND rs.setrole OPERATOR(pg_catalog.=) a.oid))",
+						   0, NULL)) < 0)
+		goto done;
+	json_object_set_new(d->meta, "roles", PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+						? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : json_array());
 	rc = PV_OK;
 done:
 	json_decref(acl);
@@ -642,6 +668,9 @@ rel_free(DumpRel *r)
 	json_decref(r->indexes);
 	json_decref(r->referenced_by);
 	json_decref(r->dependents);
+	json_decref(r->partition_of);
+	json_decref(r->publications);
+	json_decref(r->statistics);
 	for (int i = 0; i < r->nparts; i++)
 		pv_free(r->parts[i].item);
 	pv_free(r->parts);
@@ -705,7 +734,7 @@ relations_load(Dump *d)
 		goto done;
 	have_sel = true;
 	d->want_lo = sel.everything && !o->schema_only;
-	if ((rc = pgconn_query(&r, d->coord, 15,
+	if ((rc = pgconn_query(&r, d->coord, 19,
 						   "SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind::text,"
 						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','m']::\"char\"[])"
 						   "  THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
@@ -762,7 +791,23 @@ relations_load(Dump *d)
 						   "     FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class vi ON vi.oid OPERATOR(pg_catalog.=) x.indexrelid"
 						   "     WHERE x.indrelid OPERATOR(pg_catalog.=) v.oid)) ORDER BY v.oid)"
 						   "  FROM dep JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) dep.oid"
-						   "  JOIN pg_catalog.pg_namespace vn ON vn.oid OPERATOR(pg_catalog.=) v.relnamespace)::text END"
+						   "  JOIN pg_catalog.pg_namespace vn ON vn.oid OPERATOR(pg_catalog.=) v.relnamespace)::text END,"
+						   /* what a --table restore must bring along: partitions, publication memberships, statistics */
+						   " CASE WHEN c.relispartition THEN (SELECT pg_catalog.json_build_object('schema', pn.nspname,"
+						   "   'name', pc.relname) FROM pg_catalog.pg_inherits ih"
+						   "   JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) ih.inhparent"
+						   "   JOIN pg_catalog.pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) pc.relnamespace"
+						   "   WHERE ih.inhrelid OPERATOR(pg_catalog.=) c.oid LIMIT 1)::text END,"
+						   " (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('name', pb.pubname,"
+						   "   'owner', pg_catalog.pg_get_userbyid(pb.pubowner)) ORDER BY pb.pubname)"
+						   "   FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication pb"
+						   "   ON pb.oid OPERATOR(pg_catalog.=) pr.prpubid WHERE pr.prrelid OPERATOR(pg_catalog.=) c.oid)::text,"
+						   " (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('schema', sn.nspname, 'name', se.stxname,"
+						   "   'owner', pg_catalog.pg_get_userbyid(se.stxowner)) ORDER BY sn.nspname, se.stxname)"
+						   "   FROM pg_catalog.pg_statistic_ext se JOIN pg_catalog.pg_namespace sn"
+						   "   ON sn.oid OPERATOR(pg_catalog.=) se.stxnamespace WHERE se.stxrelid OPERATOR(pg_catalog.=) c.oid)::text,"
+						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits ih2"
+						   "   WHERE ih2.inhparent OPERATOR(pg_catalog.=) c.oid)::text END"
 						   " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
 						   "   ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 						   " WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','p','S','m']::\"char\"[])"
@@ -823,6 +868,10 @@ relations_load(Dump *d)
 			rel->indexes = PQgetisnull(r, i, 11) ? NULL : json_loads(PQgetvalue(r, i, 11), 0, NULL);
 			rel->referenced_by = PQgetisnull(r, i, 12) ? NULL : json_loads(PQgetvalue(r, i, 12), 0, NULL);
 			rel->dependents = PQgetisnull(r, i, 14) ? NULL : json_loads(PQgetvalue(r, i, 14), 0, NULL);
+			rel->partition_of = PQgetisnull(r, i, 15) ? NULL : json_loads(PQgetvalue(r, i, 15), 0, NULL);
+			rel->publications = PQgetisnull(r, i, 16) ? NULL : json_loads(PQgetvalue(r, i, 16), 0, NULL);
+			rel->statistics = PQgetisnull(r, i, 17) ? NULL : json_loads(PQgetvalue(r, i, 17), 0, NULL);
+			rel->npartitions = PQgetisnull(r, i, 18) ? -1 : strtoll(PQgetvalue(r, i, 18), NULL, 10);
 			rel->size = strtoull(PQgetvalue(r, i, 5), NULL, 10);
 			rel->populated = strcmp(PQgetvalue(r, i, 6), "true") == 0;
 			rel->data = data && !o->schema_only && kind == 'r';
@@ -950,6 +999,14 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 				json_object_set_new(e, "referenced_by", json_incref(rel->referenced_by));
 			if (rel->dependents != NULL)
 				json_object_set_new(e, "dependents", json_incref(rel->dependents));
+			if (rel->partition_of != NULL)
+				json_object_set_new(e, "partition_of", json_incref(rel->partition_of));
+			if (rel->publications != NULL)
+				json_object_set_new(e, "publications", json_incref(rel->publications));
+			if (rel->statistics != NULL)
+				json_object_set_new(e, "statistics", json_incref(rel->statistics));
+			if (rel->npartitions >= 0)
+				json_object_set_new(e, "partitions", json_integer((json_int_t) rel->npartitions));
 			if (rel->data && rel->relkind == 'r')
 			{
 				json_object_set_new(e, "rows", json_integer((json_int_t) rows));

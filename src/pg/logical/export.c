@@ -15,7 +15,11 @@
  *   5. post-data: `pg_restore -f - --section=post-data`;
  *   6. REFRESH of the populated materialized views;
  *   7. the database's properties (settings, role settings in it, comment;
- *      psql's \gset names the database the script is loaded into).
+ *      psql's \gset names the database the script is loaded into);
+ *   8. the event triggers, taken out of 5 (as pg_dump orders them: made
+ *      earlier they would fire on 6 and 7).
+ * The data is written with ISO dates and postgres intervals (fingerprint.h)
+ * and read back under those settings too, whatever the target database's.
  * An --all backup without --database becomes one script for a new cluster,
  * as pg_dumpall's: the globals, then per database CREATE DATABASE (but
  * postgres and template1), \connect, and 1 to 7 (with the owner,
@@ -34,6 +38,7 @@
 #include "common/mem.h"
 #include "pg/logical/archive.h"
 #include "pg/logical/globals.h"
+#include "pg/logical/toc.h"
 #include "pg/logical/util.h"
 #include "pg/tools.h"
 #include "repo/reader.h"
@@ -246,6 +251,7 @@ typedef struct Exp
 	bool *sel;
 	PgTool pg_restore;
 	char *schema_file, *list_file;
+	char *evt_file;				/* pg_restore -L list of the event triggers (written last), or NULL */
 	Sink sink;
 	char *buf;
 } Exp;
@@ -307,6 +313,18 @@ done:
 	return rc;
 }
 
+/* s for an SQL comment line: a name may hold newlines, which would end the comment (pg_dump's rule). */
+static char *
+comment_safe(const char *s)
+{
+	char *r = pv_strdup(s ? s : "");
+
+	for (char *p = r; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	return r;
+}
+
 static int
 data_write(Exp *e)
 {
@@ -319,7 +337,8 @@ data_write(Exp *e)
 	buf_append_str(&b, "\n--\n-- Data (pgvault)\n--\n\nSET client_encoding = ");
 	pgarchive_literal(&b, enc ? enc : "UTF8");
 	buf_append_str(&b, ";\nSET standard_conforming_strings = on;\n"
-				   "SELECT pg_catalog.set_config('search_path', '', false);\n\n");
+				   "SELECT pg_catalog.set_config('search_path', '', false);\n"
+				   "SET datestyle = 'ISO';\nSET intervalstyle = 'postgres';\nSET xmloption = content;\n\n");
 	if ((rc = sink_write(&e->sink, b.data, b.len)) < 0)
 		goto done;
 	json_array_foreach(e->cat.tables, i, t)
@@ -327,7 +346,7 @@ data_write(Exp *e)
 		const char *schema = json_string_value(json_object_get(t, "schema"));
 		const char *name = json_string_value(json_object_get(t, "name"));
 		const char *cols = json_string_value(json_object_get(t, "columns"));
-		char *q;
+		char *q, *qc;
 		size_t k;
 		json_t *p;
 
@@ -335,8 +354,10 @@ data_write(Exp *e)
 			continue;
 		q = pglogical_qualify(schema, name);
 		buf_reset(&b);
-		buf_printf(&b, "--\n-- Data for %s (%lld rows)\n--\n\n", q,
+		qc = comment_safe(q);
+		buf_printf(&b, "--\n-- Data for %s (%lld rows)\n--\n\n", qc,
 				   (long long) json_integer_value(json_object_get(t, "rows")));
+		pv_free(qc);
 		buf_printf(&b, cols && cols[0] ? "COPY %s (%s) FROM stdin;\n" : "COPY %s %s FROM stdin;\n", q, cols ? cols : "");
 		pv_free(q);
 		if ((rc = sink_write(&e->sink, b.data, b.len)) < 0)
@@ -645,12 +666,41 @@ db_clear(Exp *e)
 		pv_free(e->list_file);
 		e->list_file = NULL;
 	}
+	if (e->evt_file)
+	{
+		unlink(e->evt_file);
+		pv_free(e->evt_file);
+		e->evt_file = NULL;
+	}
 	pv_free(e->sel);
 	e->sel = NULL;
 	pgcatalog_clear(&e->cat);
 }
 
-/* One database's script (e->db): schema, data, large objects, post-data, matviews, properties. */
+/* Whole database: the event triggers out of the post-data list into e->evt_file (see restore.c). */
+static int
+event_triggers_defer(Exp *e)
+{
+	const char *args[] = {"--list", NULL};
+	Buf toc = PV_BUF_INIT, evt = PV_BUF_INIT, rest = PV_BUF_INIT;
+	int rc;
+
+	if ((rc = pgarchive_pg_restore(&e->pg_restore, args, e->schema_file, NULL, &toc)) < 0)
+		goto done;
+	if (pgtoc_event_triggers(&evt, buf_cstr(&toc)) == 0)
+		goto done;
+	pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&evt));
+	if ((rc = pglogical_temp_write(&e->evt_file, &evt)) < 0)
+		goto done;
+	rc = pglogical_temp_write(&e->list_file, &rest);
+done:
+	buf_free(&toc);
+	buf_free(&evt);
+	buf_free(&rest);
+	return rc;
+}
+
+/* One database's script (e->db): schema, data, large objects, post-data, matviews, properties, event triggers. */
 static int
 export_db(Exp *e, bool all)
 {
@@ -679,12 +729,24 @@ export_db(Exp *e, bool all)
 		if ((rc = large_objects_write(e, item ? item : "large-objects")) < 0)
 			return rc;
 	}
+	if (schema && e->sel == NULL && (rc = event_triggers_defer(e)) < 0)
+		return rc;
 	if (schema && (rc = section(e, "post-data")) < 0)
 		return rc;
 	if (e->sel == NULL && (rc = matviews_write(e)) < 0)
 		return rc;
 	if (e->sel == NULL && (rc = properties_write(e, all)) < 0)
 		return rc;
+	if (e->evt_file != NULL)
+	{
+		char *rest = e->list_file;
+
+		e->list_file = e->evt_file;
+		rc = section(e, "post-data");
+		e->list_file = rest;
+		if (rc < 0)
+			return pv_error_prefix(rc, "event triggers");
+	}
 	return PV_OK;
 }
 
@@ -693,17 +755,19 @@ export_run(Exp *e)
 {
 	const json_t *snap = json_object_get(e->db.meta, "snapshot");
 	Buf b = PV_BUF_INIT;
+	char *dbc = comment_safe(e->db.name);
 	int rc;
 
 	if ((rc = sink_open(&e->sink, e->o->output, e->o->compress)) < 0)
 		goto done;
 	buf_printf(&b, "--\n-- pgvault export of backup %s: database %s, snapshot %s (LSN %s)%s\n"
 			   "-- Load it into an empty database: psql -X -v ON_ERROR_STOP=1 -d NEWDB -f FILE\n--\n\n",
-			   e->res->id, e->db.name, jstr(snap, "time"), jstr(snap, "lsn"), e->sel ? ", selected tables" : "");
+			   e->res->id, dbc, jstr(snap, "time"), jstr(snap, "lsn"), e->sel ? ", selected tables" : "");
 	if ((rc = sink_write(&e->sink, b.data, b.len)) < 0 || (rc = export_db(e, false)) < 0)
 		goto done;
 	rc = sink_str(&e->sink, "\n--\n-- pgvault export complete\n--\n");
 done:
+	pv_free(dbc);
 	buf_free(&b);
 	return rc;
 }
@@ -825,7 +889,12 @@ export_all(Exp *e)
 		if ((rc = pgarchive_db(&e->db, e->m, name)) < 0)
 			goto done;
 		buf_reset(&b);
-		buf_printf(&b, "\n--\n-- Database %s\n--\n\n", name);
+		{
+			char *nc = comment_safe(name);
+
+			buf_printf(&b, "\n--\n-- Database %s\n--\n\n", nc);
+			pv_free(nc);
+		}
 		if (strcmp(name, "postgres") != 0 && strcmp(name, "template1") != 0)
 			database_create_sql(&b, d, name);
 		psql_connect(&b, name);

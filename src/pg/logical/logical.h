@@ -29,7 +29,12 @@
  *      other tables pointing at this one; absent when none),
  *      "dependents":[{"schema","name","kind":"v"|"m","owner","indexes"}]
  *      (views and materialized views built on it, directly or not; absent
- *      when none)}
+ *      when none),
+ *      "partition_of":{"schema","name"} (its partitioned parent; absent when
+ *      not a partition), "publications":[{"name","owner"}] (publications
+ *      naming it; absent when none), "statistics":[{"schema","name","owner"}]
+ *      (extended statistics on it; absent when none), "partitions":N (a
+ *      partitioned table's direct partitions, foreign ones included)}
  *     {"kind":"sequence","schema","name","last_value":"<int8>","is_called":bool,
  *      "owned_by":"<table>" (same schema; absent when not owned)}
  *     {"kind":"matview","schema","name","populated":bool,"data":bool}
@@ -47,6 +52,7 @@
  * "properties":{"connlimit","comment","acl":[...]|null,"settings":[{"role"
  * (null: the whole database),"config":["name=value"]}]},"schema_only",
  * "data_only","filters":{...},"pg_dump","tables","rows","sequences",
+ * "roles":[names the database's objects, owner and settings refer to],
  * "large_objects","data_bytes","prefix","catalog_item","schema_item"}.
  *
  * --all manifest metadata: {"format":"pgvault-logical","version":1,"all":true,
@@ -130,6 +136,7 @@ typedef struct PgLogicalRestoreOpts
 	bool terminate;				/* end other sessions on the target */
 	bool no_owner, no_privileges;
 	bool no_tablespaces;		/* create no tablespace, put every object in the default one (drills) */
+	bool create_missing_roles;	/* create (NOLOGIN) the roles of metadata "roles" that do not exist (drills) */
 	bool no_analyze;
 	bool schema_only, data_only;
 	int jobs;

@@ -14,6 +14,7 @@
  *             is about to be replaced (the tables, or the whole database),
  *             into the same repository, unless --no-safety-backup
  *   clean     with --clean: the DROP part of `pg_restore --clean --if-exists`
+ *             (but for constraints partitions inherit, which go with their parent's)
  *             (for --data-only: TRUNCATE of the tables to load)
  *   pre-data  pg_restore --section=pre-data from the schema item (a temp file)
  *   data      COPY FROM STDIN of every data item in parallel (largest first),
@@ -26,6 +27,8 @@
  *   analyze   ANALYZE of every table, in parallel (unless --no-analyze)
  *   properties  the database's settings, grants, comment, connection limit
  *             (a database this restore created, or any with --all)
+ *   event triggers  made last (whole database), as pg_dump orders them, so
+ *             they do not fire on the restore's own DDL (matview refreshes)
  *   flush     the loading sessions commit with synchronous_commit=off; one
  *             commit that waits for the WAL flush makes it all durable
  * With --table every step keeps to the selected tables: a pg_restore -L
@@ -41,6 +44,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/pool.h"
@@ -95,6 +99,7 @@ typedef struct Rst
 	char *password;
 	char *schema_file;
 	char *list_file;			/* pg_restore -L list (--table), or NULL */
+	char *evt_list;				/* pg_restore -L list of the event triggers, made last; or NULL */
 	PgTool pg_restore;
 	PgCatalog cat;
 	bool *sel;					/* --table: the selected catalog tables, else NULL */
@@ -640,6 +645,50 @@ pglogical_target_sessions(PGconn *maint, const char *dbname, bool terminate, boo
 	return pv_error_set(PV_EREFUSED, "sessions on database '%s' did not end after 10s", dbname);
 }
 
+/*
+ * With create_missing_roles (drills): the roles the backup's objects refer
+ * to (metadata "roles") that the target cluster lacks, made NOLOGIN, so
+ * that policies, user mappings and grants naming them can be made.
+ */
+static int
+roles_create_missing(Rst *s)
+{
+	const json_t *roles = json_object_get(s->db.meta, "roles");
+	size_t i;
+	json_t *v;
+	int rc = PV_OK;
+
+	json_array_foreach(roles, i, v)
+	{
+		const char *p[1] = {json_string_value(v)};
+		char *n = NULL;
+
+		if (p[0] == NULL)
+			continue;
+		if ((rc = pgconn_query_value(&n, s->maint,
+									 "SELECT count(*)::text FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
+									 1, p)) < 0)
+			return rc;
+		if (n != NULL && strcmp(n, "0") == 0)
+		{
+			char *q = pglogical_quote_ident(p[0]);
+			char *sql = pv_asprintf("CREATE ROLE %s NOLOGIN", q);
+
+			rc = pgconn_exec(s->maint, sql);
+			pv_free(sql);
+			pv_free(q);
+			if (rc < 0)
+			{
+				pv_free(n);
+				return pv_error_prefix(rc, "creating role '%s'", p[0]);
+			}
+			pv_log_info("created role '%s' (NOLOGIN): the backup's objects refer to it", p[0]);
+		}
+		pv_free(n);
+	}
+	return rc;
+}
+
 static int
 database_create(Rst *s)
 {
@@ -756,6 +805,85 @@ run_pg_restore(Rst *s, const char *const *extra, Buf *capture)
 	return rc;
 }
 
+/*
+ * pg_restore --clean drops the constraints of partitions one by one, and
+ * the server refuses to drop one that a partition inherited from its
+ * parent ("cannot drop inherited constraint"): pg_restore reports that
+ * and goes on, we run the drops as one transaction.  Such a constraint
+ * goes with its parent's (or its table) anyway: blank its line.  pg_dump
+ * names objects as quote_ident does.
+ */
+static int
+clean_skip_inherited(Rst *s, char *script)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	if ((rc = pgconn_query(&r, s->coord, 1,
+						   "SELECT 'ALTER TABLE IF EXISTS ONLY ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname)"
+						   " OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)"
+						   " OPERATOR(pg_catalog.||) ' DROP CONSTRAINT IF EXISTS '"
+						   " OPERATOR(pg_catalog.||) pg_catalog.quote_ident(co.conname) OPERATOR(pg_catalog.||) ';'"
+						   " FROM pg_catalog.pg_constraint co"
+						   " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) co.conrelid"
+						   " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+						   " WHERE co.coninhcount OPERATOR(pg_catalog.>) 0 AND NOT co.conislocal", 0, NULL)) < 0)
+		return pv_error_prefix(rc, "listing inherited constraints");
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		const char *stmt = PQgetvalue(r, i, 0);
+		size_t len = strlen(stmt);
+
+		for (char *p = strstr(script, stmt); p != NULL; p = strstr(p + len, stmt))
+			if ((p == script || p[-1] == '\n') && (p[len] == '\n' || p[len] == '\0'))
+				memset(p, ' ', len);
+	}
+	PQclear(r);
+	return PV_OK;
+}
+
+/*
+ * pg_dump writes no DROP for default privileges (ALTER DEFAULT PRIVILEGES),
+ * so pg_restore --clean leaves the target's in force, and every object the
+ * restore then makes gets their grants on top of the backup's.  A whole
+ * database --clean resets them to the built-in defaults first: revoke
+ * every grant an entry holds, give the built-in ones back (the owner's
+ * all; PUBLIC's EXECUTE on functions and USAGE on types), and the server
+ * drops the entry.  Entries of schemas the drops remove go with them.  An
+ * entry of a role the restoring one may not act for stays, with a warning
+ * (as before: its grants then land on the restored objects too).
+ */
+static const char clean_default_acls_sql[] =
+	"DO $pgvault$ DECLARE r record; g record; pre text; k text; BEGIN"
+	" FOR r IN SELECT d.defaclrole, d.defaclnamespace, d.defaclobjtype, d.defaclacl"
+	"  FROM pg_catalog.pg_default_acl d LOOP"
+	" BEGIN"
+	"  k := CASE r.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'"
+	"   WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' END;"
+	"  CONTINUE WHEN k IS NULL;"
+	"  pre := 'ALTER DEFAULT PRIVILEGES FOR ROLE ' OPERATOR(pg_catalog.||)"
+	"   pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.defaclrole))"
+	"   OPERATOR(pg_catalog.||) CASE WHEN r.defaclnamespace OPERATOR(pg_catalog.=) 0 THEN '' ELSE"
+	"   ' IN SCHEMA ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident((SELECT n.nspname FROM pg_catalog.pg_namespace n"
+	"    WHERE n.oid OPERATOR(pg_catalog.=) r.defaclnamespace)) END;"
+	"  FOR g IN SELECT DISTINCT a.grantee FROM pg_catalog.aclexplode(r.defaclacl) a LOOP"
+	"   EXECUTE pre OPERATOR(pg_catalog.||) ' REVOKE ALL ON ' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) ' FROM '"
+	"    OPERATOR(pg_catalog.||) CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'"
+	"    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END;"
+	"  END LOOP;"
+	"  IF r.defaclnamespace OPERATOR(pg_catalog.=) 0 THEN"
+	"   EXECUTE pre OPERATOR(pg_catalog.||) ' GRANT ALL ON ' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) ' TO '"
+	"    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.defaclrole));"
+	"   IF r.defaclobjtype OPERATOR(pg_catalog.=) ANY (ARRAY['f', 'T']::\"char\"[]) THEN"
+	"    EXECUTE pre OPERATOR(pg_catalog.||) ' GRANT ALL ON ' OPERATOR(pg_catalog.||) k OPERATOR(pg_catalog.||) ' TO PUBLIC';"
+	"   END IF;"
+	"  END IF;"
+	" EXCEPTION WHEN insufficient_privilege THEN"
+	"  RAISE WARNING 'default privileges of role % left as they are: %',"
+	"   pg_catalog.pg_get_userbyid(r.defaclrole), SQLERRM;"
+	" END;"
+	" END LOOP; END $pgvault$";
+
 static int
 step_clean(Rst *s)
 {
@@ -780,8 +908,13 @@ step_clean(Rst *s)
 		if (*ln == '\\')
 			for (char *p = ln; *p && *p != '\n'; p++)
 				*p = ' ';
-	if ((rc = pgconn_exec(s->coord, start)) < 0)
+	if ((rc = clean_skip_inherited(s, (char *) script.data)) < 0 || (rc = pgconn_exec(s->coord, start)) < 0)
 		goto done;
+	if (s->sel == NULL && !s->o->no_privileges && (rc = pgconn_exec(s->coord, clean_default_acls_sql)) < 0)
+	{
+		pv_error_prefix(rc, "resetting the default privileges");
+		goto done;
+	}
 	/* The preamble set search_path to ''; keep our session settings. */
 	rc = pglogical_session_setup(s->coord, s->encoding);
 done:
@@ -789,7 +922,49 @@ done:
 	return rc;
 }
 
-/* --clean with --data-only: empty the tables the rows go into. */
+/*
+ * Is every partition of the selected partitioned table entry p (at any
+ * depth) one whose rows this restore loads?  Then p can be emptied whole.
+ * The catalog must name them all: foreign partitions are not in it (their
+ * rows are not in the backup), nor anything in catalogs older than
+ * "partitions".
+ */
+static bool
+partitions_all_loaded(const Rst *s, const json_t *p)
+{
+	const char *ps = json_string_value(json_object_get(p, "schema"));
+	const char *pn = json_string_value(json_object_get(p, "name"));
+	const json_t *want = json_object_get(p, "partitions");
+	json_int_t found = 0;
+
+	if (!json_is_integer(want) || ps == NULL || pn == NULL)
+		return false;
+	for (size_t i = 0; i < s->ntables; i++)
+	{
+		const json_t *e = s->entries[i];
+		const json_t *of = json_object_get(e, "partition_of");
+		const char *os = json_string_value(json_object_get(of, "schema"));
+		const char *on = json_string_value(json_object_get(of, "name"));
+		const char *kind = json_string_value(json_object_get(e, "relkind"));
+
+		if (os == NULL || on == NULL || strcmp(os, ps) != 0 || strcmp(on, pn) != 0)
+			continue;
+		if (kind != NULL && strcmp(kind, "p") == 0 ? !partitions_all_loaded(s, e)
+			: !json_is_true(json_object_get(e, "data")))
+			return false;
+		found++;
+	}
+	/* (the selection of a partitioned table holds its partitions: pgcatalog_select) */
+	return found == json_integer_value(want);
+}
+
+/*
+ * --clean with --data-only: empty the tables the rows go into (each ONLY:
+ * an inheritance child not restored keeps its rows).  The partitioned
+ * tables whose partitions are all loaded are named too: a foreign key of
+ * (or to) a partitioned table is checked on the parent, and TRUNCATE
+ * refuses to empty its partitions alone.
+ */
 static int
 step_truncate(Rst *s)
 {
@@ -798,9 +973,16 @@ step_truncate(Rst *s)
 
 	if (s->nloaded == 0)
 		return PV_OK;
-	buf_append_str(&sql, "TRUNCATE ONLY ");
+	buf_append_str(&sql, "TRUNCATE ");
 	for (size_t i = 0; i < s->nloaded; i++)
-		buf_printf(&sql, "%s%s", i ? ", " : "", s->loaded[i]);
+		buf_printf(&sql, "%sONLY %s", i ? ", " : "", s->loaded[i]);
+	for (size_t i = 0; i < s->ntables; i++)
+	{
+		const char *kind = json_string_value(json_object_get(s->entries[i], "relkind"));
+
+		if (kind != NULL && strcmp(kind, "p") == 0 && partitions_all_loaded(s, s->entries[i]))
+			buf_printf(&sql, ", %s", s->tables[i]);
+	}
 	rc = pgconn_exec(s->coord, buf_cstr(&sql));
 	if (rc < 0)
 		pv_error_hint("a table other tables' foreign keys point at cannot be emptied alone: restore those"
@@ -1276,44 +1458,6 @@ step_properties(Rst *s)
 #define EARLY_MIN_BYTES (256 * 1024)
 #define EARLY_MAX_TABLES 64
 
-static int
-write_temp(char **out_path, const Buf *b)
-{
-	const char *tmp = getenv("TMPDIR");
-	char *path = pv_asprintf("%s/pgvault-list-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-	int fd = mkstemp(path);
-	int rc = PV_OK;
-
-	*out_path = NULL;
-	if (fd < 0)
-	{
-		rc = pv_error_errno(PV_EIO, errno, "cannot create a temporary file in '%s'", tmp && tmp[0] ? tmp : "/tmp");
-		pv_free(path);
-		return rc;
-	}
-	for (size_t off = 0; off < b->len;)
-	{
-		ssize_t w = write(fd, b->data + off, b->len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-		{
-			rc = pv_error_errno(PV_EIO, errno, "writing '%s'", path);
-			break;
-		}
-		off += (size_t) w;
-	}
-	close(fd);
-	if (rc < 0)
-	{
-		unlink(path);
-		pv_free(path);
-		return rc;
-	}
-	*out_path = path;
-	return PV_OK;
-}
 
 /*
  * Whole-database restores: the indexes, constraints and triggers of the
@@ -1380,7 +1524,7 @@ early_post_data_plan(Rst *s)
 
 			if (t.schema != NULL && t.name != NULL && pgtoc_table_post_data(&own, buf_cstr(&toc), &t) > 0)
 			{
-				rc = write_temp(&s->early[best], &own);
+				rc = pglogical_temp_write(&s->early[best], &own);
 				buf_append(&early, own.data, own.len);
 				chosen++;
 			}
@@ -1401,7 +1545,7 @@ early_post_data_plan(Rst *s)
 	if (chosen > 0)
 	{
 		pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&early));
-		rc = write_temp(&s->list_file, &rest);
+		rc = pglogical_temp_write(&s->list_file, &rest);
 		pv_log_detail("indexes and constraints of %zu tables are built as soon as their rows are in", chosen);
 	}
 done:
@@ -1409,6 +1553,122 @@ done:
 	buf_free(&toc);
 	buf_free(&early);
 	buf_free(&rest);
+	return rc;
+}
+
+/*
+ * Take the event triggers out of the post-data list (s->list_file, made
+ * here when there is none) into s->evt_list, for step_event_triggers.
+ * Made in post-data they would fire on what the restore still does: the
+ * REFRESH of materialized views is DDL to them, and a trigger that logs
+ * DDL into a table would add rows the backup does not have.
+ */
+static int
+event_triggers_defer(Rst *s)
+{
+	const char *args[] = {"--list", NULL};
+	Buf toc = PV_BUF_INIT, evt = PV_BUF_INIT, rest = PV_BUF_INIT;
+	char *old = s->list_file;
+	int rc;
+
+	if ((rc = s->list_file ? pv_fs_read_file(s->list_file, &toc)
+		 : pgarchive_pg_restore(&s->pg_restore, args, s->schema_file, NULL, &toc)) < 0)
+		goto done;
+	if (pgtoc_event_triggers(&evt, buf_cstr(&toc)) == 0)
+		goto done;
+	pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&evt));
+	if ((rc = pglogical_temp_write(&s->evt_list, &evt)) < 0 || (rc = pglogical_temp_write(&s->list_file, &rest)) < 0)
+	{
+		s->list_file = old;
+		goto done;
+	}
+	if (old != NULL)
+	{
+		unlink(old);
+		pv_free(old);
+	}
+done:
+	buf_free(&toc);
+	buf_free(&evt);
+	buf_free(&rest);
+	return rc;
+}
+
+/* pg_restore post-data with list file path instead of s->list_file. */
+static int
+post_data_with(Rst *s, const char *const *args, const char *path)
+{
+	char *saved = s->list_file;
+	int rc;
+
+	s->list_file = (char *) path;
+	rc = run_pg_restore(s, args, NULL);
+	s->list_file = saved;
+	return rc;
+}
+
+/*
+ * pg_restore --section=post-data -j N (args), but for INDEX ATTACH entries,
+ * which pg_restore 15 runs in parallel without lock ordering and which can
+ * deadlock each other (toc.h): with any, the rest goes first in parallel,
+ * then the attachments one at a time, then the foreign keys (which may need
+ * them) in parallel.
+ */
+static int
+step_post_data(Rst *s, const char *const *args)
+{
+	const char *list_args[] = {"--list", NULL};
+	const char *serial[8];
+	Buf toc = PV_BUF_INIT, attach = PV_BUF_INIT, after = PV_BUF_INIT, both = PV_BUF_INIT, rest = PV_BUF_INIT;
+	char *files[3] = {NULL, NULL, NULL};	/* lists: the rest, the attachments, what comes after */
+	size_t nattach;
+	int n = 0, rc;
+
+	if ((rc = s->list_file ? pv_fs_read_file(s->list_file, &toc)
+		 : pgarchive_pg_restore(&s->pg_restore, list_args, s->schema_file, NULL, &toc)) < 0)
+		goto done;
+	if ((nattach = pgtoc_index_attach_split(&attach, &after, buf_cstr(&toc))) == 0)
+	{
+		rc = run_pg_restore(s, args, NULL);
+		goto done;
+	}
+	pv_log_detail("post-data: %zu index attachments one at a time", nattach);
+	buf_append(&both, attach.data, attach.len);
+	buf_append(&both, after.data, after.len);
+	pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&both));
+	for (int i = 0; args[i] != NULL && n < 7; i++)
+		if (strncmp(args[i], "--jobs=", 7) != 0)
+			serial[n++] = args[i];
+	serial[n] = NULL;
+	if ((rc = pglogical_temp_write(&files[0], &rest)) < 0 || (rc = pglogical_temp_write(&files[1], &attach)) < 0 ||
+		(rc = pglogical_temp_write(&files[2], &after)) < 0)
+		goto done;
+	if ((rc = post_data_with(s, args, files[0])) < 0 || (rc = post_data_with(s, serial, files[1])) < 0)
+		goto done;
+	rc = post_data_with(s, args, files[2]);
+done:
+	for (int i = 0; i < 3; i++)
+		if (files[i] != NULL)
+		{
+			unlink(files[i]);
+			pv_free(files[i]);
+		}
+	buf_free(&toc);
+	buf_free(&attach);
+	buf_free(&after);
+	buf_free(&both);
+	buf_free(&rest);
+	return rc;
+}
+
+static int
+step_event_triggers(Rst *s)
+{
+	char *dbarg = pv_asprintf("--dbname=%s", s->ci_nopw);
+	const char *args[] = {"--section=post-data", "--exit-on-error", dbarg, NULL};
+	int rc = post_data_with(s, args, s->evt_list);
+
+	pv_free(dbarg);
 	return rc;
 }
 
@@ -1527,6 +1787,8 @@ restore_run(Rst *s)
 	if ((rc = target_pick(s)) < 0)
 		goto done;
 	snprintf(s->res->database, sizeof(s->res->database), "%s", s->dbname);
+	if (o->create_missing_roles && (rc = roles_create_missing(s)) < 0)
+		goto done;
 	params[0] = s->dbname;
 	if ((rc = pgconn_query_value(&exists, s->maint,
 								 "SELECT count(*)::text FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1",
@@ -1607,6 +1869,8 @@ restore_run(Rst *s)
 		s->fresh = true;
 		if (s->sel == NULL && data && (rc = early_post_data_plan(s)) < 0)
 			goto done;
+		if (s->sel == NULL && (rc = event_triggers_defer(s)) < 0)
+			goto done;
 	}
 	else if (o->clean && data)
 	{
@@ -1660,7 +1924,7 @@ restore_run(Rst *s)
 
 		snprintf(jobs_arg, sizeof(jobs_arg), "--jobs=%d", jobs);
 		STEP("post-data");
-		rc = run_pg_restore(s, post, NULL);
+		rc = step_post_data(s, post);
 		pv_free(dbarg);
 		if (rc < 0)
 			goto done;
@@ -1701,6 +1965,12 @@ restore_run(Rst *s)
 		if ((rc = step_properties(s)) < 0)
 			goto done;
 	}
+	if (s->evt_list != NULL)
+	{
+		STEP("event triggers");
+		if ((rc = step_event_triggers(s)) < 0)
+			goto done;
+	}
 	STEP("flush");
 	/*
 	 * The loading sessions commit without waiting for the WAL to reach disk
@@ -1739,6 +2009,11 @@ rst_clear(Rst *s)
 	{
 		unlink(s->schema_file);
 		pv_free(s->schema_file);
+	}
+	if (s->evt_list != NULL)
+	{
+		unlink(s->evt_list);
+		pv_free(s->evt_list);
 	}
 	if (s->list_file != NULL)
 	{

@@ -20,7 +20,7 @@
 
 /* The descriptions this module keeps, and the longer ones they prefix. */
 static const char *const descs[] = {
-	"MATERIALIZED VIEW DATA", "MATERIALIZED VIEW",
+	"MATERIALIZED VIEW DATA", "MATERIALIZED VIEW", "PUBLICATION TABLE", "STATISTICS", "EVENT TRIGGER",
 	"SEQUENCE OWNED BY", "SECURITY LABEL", "FK CONSTRAINT", "INDEX ATTACH", "TABLE ATTACH",
 	"ROW SECURITY", "SEQUENCE SET", "TABLE DATA", "DEFAULT ACL", "CONSTRAINT", "SEQUENCE",
 	"COMMENT", "DEFAULT", "TRIGGER", "POLICY", "INDEX", "TABLE", "VIEW", "RULE", "ACL",
@@ -139,6 +139,10 @@ typedef struct TocT
 	size_t nidx;
 	char **seq, **qseq;
 	size_t nseq;
+	char **pub, **pubowner;		/* publications naming the table (PUBLICATION TABLE "pub table") */
+	size_t npub;
+	char **stschema, **st, **qst, **stowner;	/* extended statistics on it */
+	size_t nst;
 } TocT;
 
 static bool
@@ -167,6 +171,27 @@ entry_of_table(const char *desc, const char *rest, const TocT *t)
 				return true;
 		return false;
 	}
+	if (strcmp(desc, "PUBLICATION TABLE") == 0)
+	{
+		/* "SCHEMA PUB TABLE PUBOWNER": the table's schema, the publication's owner */
+		for (size_t i = 0; i < t->npub; i++)
+		{
+			char *tag = pv_asprintf("%s %s", t->pub[i], t->name);
+			bool ok = match(rest, s, tag, "", false, t->pubowner[i]);
+
+			pv_free(tag);
+			if (ok)
+				return true;
+		}
+		return false;
+	}
+	if (strcmp(desc, "STATISTICS") == 0)
+	{
+		for (size_t i = 0; i < t->nst; i++)
+			if (match(rest, t->stschema[i], t->st[i], "", false, t->stowner[i]))
+				return true;
+		return false;
+	}
 	if (strcmp(desc, "SEQUENCE") == 0 || strcmp(desc, "SEQUENCE OWNED BY") == 0)
 	{
 		for (size_t i = 0; i < t->nseq; i++)
@@ -192,6 +217,9 @@ entry_of_table(const char *desc, const char *rest, const TocT *t)
 				return true;
 		for (size_t i = 0; i < t->nseq; i++)
 			if (match_about(rest, s, "SEQUENCE", t->seq[i], t->qseq[i], 0, o))
+				return true;
+		for (size_t i = 0; i < t->nst; i++)
+			if (match_about(rest, t->stschema[i], "STATISTICS", t->st[i], t->qst[i], 0, t->stowner[i]))
 				return true;
 	}
 	return false;
@@ -255,6 +283,26 @@ toct_init(TocT *t, const PgTocTable *src)
 		t->seq[i] = sanitize(src->sequences[i]);
 		t->qseq[i] = quoted(t->seq[i]);
 	}
+	t->npub = src->npublications;
+	t->pub = pv_calloc(t->npub + 1, sizeof(char *));
+	t->pubowner = pv_calloc(t->npub + 1, sizeof(char *));
+	for (size_t i = 0; i < t->npub; i++)
+	{
+		t->pub[i] = sanitize(src->publications[i].name);
+		t->pubowner[i] = src->publications[i].owner ? sanitize(src->publications[i].owner) : NULL;
+	}
+	t->nst = src->nstatistics;
+	t->stschema = pv_calloc(t->nst + 1, sizeof(char *));
+	t->st = pv_calloc(t->nst + 1, sizeof(char *));
+	t->qst = pv_calloc(t->nst + 1, sizeof(char *));
+	t->stowner = pv_calloc(t->nst + 1, sizeof(char *));
+	for (size_t i = 0; i < t->nst; i++)
+	{
+		t->stschema[i] = sanitize(src->statistics[i].schema ? src->statistics[i].schema : src->schema);
+		t->st[i] = sanitize(src->statistics[i].name);
+		t->qst[i] = quoted(t->st[i]);
+		t->stowner[i] = src->statistics[i].owner ? sanitize(src->statistics[i].owner) : NULL;
+	}
 }
 
 static void
@@ -274,6 +322,24 @@ toct_free(TocT *t)
 	pv_free(t->qidx);
 	pv_free(t->seq);
 	pv_free(t->qseq);
+	for (size_t i = 0; i < t->npub; i++)
+	{
+		pv_free(t->pub[i]);
+		pv_free(t->pubowner[i]);
+	}
+	pv_free(t->pub);
+	pv_free(t->pubowner);
+	for (size_t i = 0; i < t->nst; i++)
+	{
+		pv_free(t->stschema[i]);
+		pv_free(t->st[i]);
+		pv_free(t->qst[i]);
+		pv_free(t->stowner[i]);
+	}
+	pv_free(t->stschema);
+	pv_free(t->st);
+	pv_free(t->qst);
+	pv_free(t->stowner);
 	pv_free(t->schema);
 	pv_free(t->name);
 	pv_free(t->qname);
@@ -403,6 +469,69 @@ pgtoc_table_post_data(Buf *out, const char *list, const PgTocTable *t)
 	}
 	buf_free(&all);
 	return kept;
+}
+
+size_t
+pgtoc_event_triggers(Buf *out, const char *list)
+{
+	size_t kept = 0;
+
+	for (const char *p = list; p != NULL && *p;)
+	{
+		const char *nl = strchr(p, '\n');
+		char *line = pv_strndup(p, nl ? (size_t) (nl - p) : strlen(p));
+		const char *desc = NULL, *rest = NULL;
+
+		/* comments and labels on them: "COMMENT - EVENT TRIGGER name owner" */
+		if (line_parse(line, &desc, &rest) &&
+			(strcmp(desc, "EVENT TRIGGER") == 0 ||
+			 ((strcmp(desc, "COMMENT") == 0 || strcmp(desc, "SECURITY LABEL") == 0) &&
+			  strncmp(rest, "- EVENT TRIGGER ", 16) == 0)))
+		{
+			buf_append_str(out, line);
+			buf_append_byte(out, '\n');
+			kept++;
+		}
+		pv_free(line);
+		p = nl ? nl + 1 : NULL;
+	}
+	return kept;
+}
+
+size_t
+pgtoc_index_attach_split(Buf *attach, Buf *after, const char *list)
+{
+	size_t n = 0;
+
+	for (const char *p = list; p != NULL && *p;)
+	{
+		const char *nl = strchr(p, '\n');
+		char *line = pv_strndup(p, nl ? (size_t) (nl - p) : strlen(p));
+		const char *desc = NULL, *rest = NULL;
+
+		if (line_parse(line, &desc, &rest))
+		{
+			Buf *to = NULL;
+
+			if (strcmp(desc, "INDEX ATTACH") == 0)
+			{
+				to = attach;
+				n++;
+			}
+			else if (strcmp(desc, "FK CONSTRAINT") == 0 ||
+					 ((strcmp(desc, "COMMENT") == 0 || strcmp(desc, "SECURITY LABEL") == 0) &&
+					  strstr(rest, " CONSTRAINT ") != NULL))
+				to = after;		/* a comment on another kind that only looks so waits too: harmless */
+			if (to != NULL)
+			{
+				buf_append_str(to, line);
+				buf_append_byte(to, '\n');
+			}
+		}
+		pv_free(line);
+		p = nl ? nl + 1 : NULL;
+	}
+	return n;
 }
 
 /* The dump id a line starts with, or -1. */

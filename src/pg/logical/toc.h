@@ -8,7 +8,8 @@
  * schema item and keep, for each selected table, its TABLE (and TABLE
  * ATTACH), its owned sequences (SEQUENCE, SEQUENCE OWNED BY), column
  * DEFAULTs, CONSTRAINTs, FK CONSTRAINTs, INDEXes (and INDEX ATTACH),
- * TRIGGERs, RULEs, POLICYs, ROW SECURITY, and the COMMENT, ACL and
+ * TRIGGERs, RULEs, POLICYs, ROW SECURITY, its extended STATISTICS, its
+ * membership of publications (PUBLICATION TABLE), and the COMMENT, ACL and
  * SECURITY LABEL entries on all of those.  Extra foreign keys of other
  * tables (those that reference a selected table and must be dropped and
  * re-made around a --clean) can be kept too, and so can views and
@@ -37,6 +38,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* A named object of the table's: a publication (schema NULL) or extended statistics. */
+typedef struct PgTocObject
+{
+	const char *schema;
+	const char *name;
+	const char *owner;			/* the object's owner (not the table's), or NULL */
+} PgTocObject;
+
 typedef struct PgTocTable
 {
 	const char *schema;
@@ -46,6 +55,10 @@ typedef struct PgTocTable
 	size_t nindexes;
 	const char *const *sequences;	/* owned sequence names (same schema) */
 	size_t nsequences;
+	const PgTocObject *publications;	/* publications naming the table */
+	size_t npublications;
+	const PgTocObject *statistics;	/* extended statistics on the table */
+	size_t nstatistics;
 	bool view;					/* a view or materialized view (VIEW entries, not TABLE) */
 } PgTocTable;
 
@@ -72,6 +85,27 @@ size_t pgtoc_filter(Buf *out, const char *list, const PgTocTable *tables, size_t
  * SECURITY LABEL entries on those.  Appended to out; returns how many.
  */
 size_t pgtoc_table_post_data(Buf *out, const char *list, const PgTocTable *t);
+
+/*
+ * The EVENT TRIGGER entries of list and the COMMENT and SECURITY LABEL
+ * entries on them, appended to out; returns how many.  A restore makes
+ * them last, as pg_dump orders them, so that they do not fire on what the
+ * restore itself does (REFRESH MATERIALIZED VIEW is DDL to them).
+ */
+size_t pgtoc_event_triggers(Buf *out, const char *list);
+
+/*
+ * pg_restore -j 15 runs INDEX ATTACH entries in parallel with no lock
+ * ordering between them, and two attachments into one partitioned index
+ * tree can deadlock (the one completing a level locks the index above).
+ * Append to attach the INDEX ATTACH lines of list (returns how many), and
+ * to after the entries that may need them done: FK CONSTRAINTs (one
+ * referencing a partitioned table needs its unique index valid, i.e. every
+ * attachment made) and the COMMENT and SECURITY LABEL entries on
+ * constraints.  A restore runs the rest in parallel, attach serially, then
+ * after in parallel.
+ */
+size_t pgtoc_index_attach_split(Buf *attach, Buf *after, const char *list);
 
 /* Append to out the lines of list whose dump id is not that of a line of remove. */
 void pgtoc_subtract(Buf *out, const char *list, const char *remove);

@@ -95,7 +95,8 @@ pglogical_session_setup(PGconn *conn, const char *encoding)
 			   "SET client_encoding = %s; SET datestyle = 'ISO'; SET intervalstyle = 'postgres';"
 			   " SET timezone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex';"
 			   " SET row_security = off; SET statement_timeout = 0; SET lock_timeout = 0;"
-			   " SET idle_in_transaction_session_timeout = 0; SET standard_conforming_strings = on",
+			   " SET idle_in_transaction_session_timeout = 0; SET standard_conforming_strings = on;"
+			   " SET xmloption = content",
 			   enc);
 	PQfreemem(enc);
 	rc = pgconn_exec(conn, buf_cstr(&sql));
@@ -355,4 +356,45 @@ pglogical_progress_stop(PgProgress *p)
 	}
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+}
+
+/* ---- temporary files ---- */
+
+int
+pglogical_temp_write(char **out_path, const Buf *b)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = pv_asprintf("%s/pgvault-list-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	int rc = PV_OK;
+
+	*out_path = NULL;
+	if (fd < 0)
+	{
+		rc = pv_error_errno(PV_EIO, errno, "cannot create a temporary file in '%s'", tmp && tmp[0] ? tmp : "/tmp");
+		pv_free(path);
+		return rc;
+	}
+	for (size_t off = 0; off < b->len;)
+	{
+		ssize_t w = write(fd, b->data + off, b->len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+		{
+			rc = pv_error_errno(PV_EIO, errno, "writing '%s'", path);
+			break;
+		}
+		off += (size_t) w;
+	}
+	close(fd);
+	if (rc < 0)
+	{
+		unlink(path);
+		pv_free(path);
+		return rc;
+	}
+	*out_path = path;
+	return PV_OK;
 }

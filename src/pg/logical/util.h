@@ -80,4 +80,7 @@ void pglogical_progress_stop(PgProgress *p);
 
 int64_t pglogical_now_ms(void);
 
+/* Write b to a new file $TMPDIR/pgvault-list-XXXXXX (a pg_restore -L list); *out_path is the caller's. */
+int pglogical_temp_write(char **out_path, const Buf *b);
+
 #endif

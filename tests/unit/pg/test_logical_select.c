@@ -130,6 +130,39 @@ test_owned_sequences(void **state)
 	pgfilter_patterns_clear(&pats);
 }
 
+/*
+ * A partitioned table comes with its partitions, at any depth (catalog
+ * "partition_of"); a partition selected alone does not bring its parent.
+ */
+static void
+test_partitions_follow(void **state)
+{
+	Fixture *f = *state;
+	char got[16];
+	/* a sub-partition listed before its parent, which lives in another schema */
+	json_t *more = json_pack("[{s:s, s:s}, {s:s, s:s, s:{s:s, s:s}}, {s:s, s:s, s:{s:s, s:s}},"
+							 " {s:s, s:s, s:{s:s, s:s}}]",
+							 "schema", "app", "name", "parted",
+							 "schema", "app", "name", "parted_2024_h0",
+							 "partition_of", "schema", "other", "name", "parted_2024",
+							 "schema", "other", "name", "parted_2024",
+							 "partition_of", "schema", "app", "name", "parted",
+							 "schema", "app", "name", "Orders3",
+							 "partition_of", "schema", "app", "name", "Orders2");
+
+	json_array_extend(f->cat.tables, more);
+	json_decref(more);
+	assert_int_equal(json_array_size(f->cat.tables), 9);
+	assert_int_equal(select_str(f, got, "app.parted", NULL), 0);
+	assert_string_equal(got, "000001110");
+	assert_int_equal(select_str(f, got, "other.parted_2024", NULL), 0);
+	assert_string_equal(got, "000000110");
+	assert_int_equal(select_str(f, got, "app.parted_2024_h0", NULL), 0);
+	assert_string_equal(got, "000000100");
+	assert_int_equal(select_str(f, got, "\"Orders2\"", NULL), 0);
+	assert_string_equal(got, "000010001");
+}
+
 int
 main(void)
 {
@@ -137,6 +170,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_patterns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owned_sequences, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partitions_follow, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

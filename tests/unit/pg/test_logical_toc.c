@@ -58,6 +58,24 @@ static const char listing[] =
 	"3219; 1259 16631 INDEX public pp1_a_idx app owner\n"
 	"3220; 0 0 INDEX ATTACH public pp1_a_idx app owner\n";
 
+/* From PostgreSQL 15's pg_restore -l of test_logical_zoo's database (trimmed). */
+static const char zoo_listing[] =
+	"253; 1259 18230 TABLE zoo trg tab owner\n"
+	"254; 1259 18231 TABLE zoo trg2 tab owner\n"
+	"4533; 3381 18318 STATISTICS zoo heap2_expr postgres\n"
+	"4534; 3381 18317 STATISTICS stats trg_stats stat owner\n"
+	"4761; 0 0 COMMENT stats STATISTICS trg_stats stat owner\n"
+	"4698; 6104 18455 PUBLICATION - pub_some postgres\n"
+	"4764; 0 0 COMMENT - PUBLICATION pub_some postgres\n"
+	"4702; 6106 18457 PUBLICATION TABLE zoo pub_some trg pub owner\n"
+	"4703; 6106 18458 PUBLICATION TABLE zoo pub_some trg2 pub owner\n"
+	"4704; 6106 18459 PUBLICATION TABLE zoo pub all trg pub owner\n"
+	"4705; 6237 18461 PUBLICATION TABLES IN SCHEMA zoo pub_schema zoo postgres\n"
+	"4433; 3466 18448 EVENT TRIGGER - zoo_log_ddl postgres\n"
+	"4765; 0 0 COMMENT - EVENT TRIGGER zoo_log_ddl postgres\n"
+	"4434; 3466 18449 EVENT TRIGGER - zoo note drop postgres\n"
+	"4435; 0 0 COMMENT - TABLE EVENT TRIGGER postgres\n";
+
 /* The dump ids kept, as "id,id,...". */
 static void
 kept_ids(const Buf *b, char *out, size_t outsz)
@@ -149,6 +167,67 @@ test_foreign_keys_and_views(void **state)
 	buf_free(&out);
 }
 
+/*
+ * A --clean drops a table's extended statistics and its membership of
+ * publications with it: both come back with the table (statistics may
+ * live in another schema and have another owner; "pub all" has a space).
+ */
+static void
+test_statistics_and_publications(void **state)
+{
+	const PgTocObject pubs[] = {{.name = "pub_some", .owner = "pub owner"}, {.name = "pub all", .owner = "pub owner"}};
+	const PgTocObject stats[] = {{.schema = "stats", .name = "trg_stats", .owner = "stat owner"}};
+	PgTocTable t = {.schema = "zoo", .name = "trg", .owner = "tab owner", .publications = pubs, .npublications = 2,
+					.statistics = stats, .nstatistics = 1};
+	Buf out = PV_BUF_INIT;
+	char ids[512];
+
+	(void) state;
+	assert_int_equal(pgtoc_filter(&out, zoo_listing, &t, 1, NULL, 0), 5);
+	kept_ids(&out, ids, sizeof(ids));
+	assert_string_equal(ids, "253,4534,4761,4702,4704");
+	buf_free(&out);
+}
+
+/* Event triggers (and comments on them) are taken out of post-data, to be made last. */
+static void
+test_event_triggers(void **state)
+{
+	Buf out = PV_BUF_INIT, rest = PV_BUF_INIT;
+	char ids[512];
+
+	(void) state;
+	assert_int_equal(pgtoc_event_triggers(&out, zoo_listing), 3);
+	kept_ids(&out, ids, sizeof(ids));
+	assert_string_equal(ids, "4433,4765,4434");
+	pgtoc_subtract(&rest, zoo_listing, (const char *) out.data);
+	assert_null(strstr((const char *) rest.data, "EVENT TRIGGER -"));
+	assert_non_null(strstr((const char *) rest.data, "4435; 0 0 COMMENT - TABLE EVENT TRIGGER postgres\n"));
+	buf_free(&out);
+	buf_free(&rest);
+}
+
+/* Index attachments apart (run one at a time), then what may need them (foreign keys, comments on constraints). */
+static void
+test_index_attach_split(void **state)
+{
+	Buf attach = PV_BUF_INIT, after = PV_BUF_INIT;
+	char ids[512];
+
+	(void) state;
+	assert_int_equal(pgtoc_index_attach_split(&attach, &after, listing), 1);
+	kept_ids(&attach, ids, sizeof(ids));
+	assert_string_equal(ids, "3220");
+	kept_ids(&after, ids, sizeof(ids));
+	assert_string_equal(ids, "3357,3221,3223,3224");
+	buf_reset(&attach);
+	buf_reset(&after);
+	assert_int_equal(pgtoc_index_attach_split(&attach, &after, zoo_listing), 0);
+	assert_int_equal(attach.len, 0);
+	buf_free(&attach);
+	buf_free(&after);
+}
+
 int
 main(void)
 {
@@ -157,6 +236,9 @@ main(void)
 		cmocka_unit_test(test_prefix_names_and_owner),
 		cmocka_unit_test(test_unknown_owner_prefix_match),
 		cmocka_unit_test(test_foreign_keys_and_views),
+		cmocka_unit_test(test_statistics_and_publications),
+		cmocka_unit_test(test_event_triggers),
+		cmocka_unit_test(test_index_attach_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
