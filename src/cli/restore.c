@@ -60,7 +60,7 @@ static const char help_text[] =
 	"  -o, --output=FILE        write the one --item to FILE, '-' for stdout\n"
 	"  --force                  overwrite files that exist\n"
 	"  -j, --jobs=N             chunks fetched ahead in parallel (default 4)\n\n"
-	"Examples (the database kinds first; their pages say more):\n"
+	"Examples:\n"
 	"  pgvault restore latest --target-db shop              a dropped database, back\n"
 	"  pgvault restore latest --target-db shop -t public.orders      one table\n"
 	"  pgvault restore latest --database shop --target-db shop_test  to test it\n"

@@ -307,6 +307,14 @@ print_text(const RepoVerifyReport *r, bool chosen)
 	if (r->unindexed_packs > 0)
 		printf("verify: %llu packs are in no index (left by an interrupted or running backup; "
 			   "'pgvault repo prune' removes them)\n", (unsigned long long) r->unindexed_packs);
+	if (r->quarantined > 0)
+		printf("verify: %llu damaged blob%s set aside: no backup will use %s; the next backup of the "
+			   "same data stores %s again, which repairs the backups above\n",
+			   (unsigned long long) r->quarantined, r->quarantined == 1 ? "" : "s",
+			   r->quarantined == 1 ? "it" : "them", r->quarantined == 1 ? "it" : "them");
+	if (r->quarantine_warning != NULL)
+		printf("verify: WARNING: damaged blobs not set aside (a new backup may reuse them): %s\n",
+			   r->quarantine_warning);
 	if (repo_verify_report_ok(r))
 		printf("verify: OK, no damage found\n");
 	else
@@ -328,7 +336,7 @@ cli_verify(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
-	RepoVerifyOpts opts = {.lock = true, .backup_check = wal_check};
+	RepoVerifyOpts opts = {.lock = true, .quarantine = true, .backup_check = wal_check};
 	WalCache wal = {0};
 	RepoVerifyReport report;
 	PvConfig *cfg = NULL;

@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "repo/blob.h"
 #include "repo/manifest.h"
+#include "repo/quarantine.h"
 #include "repo/repo.h"
 
 #include <openssl/evp.h>
@@ -265,6 +266,7 @@ typedef struct FileLoad
 {
 	RepoIndex *idx;
 	RepoIndexFileStatus *f;
+	const RepoQuarantine *q;	/* blobs left out (quarantine.h) */
 } FileLoad;
 
 static int
@@ -286,17 +288,20 @@ static int
 file_add_cb(const unsigned char pack_id[REPO_ID_LEN], const RepoPackEntry *entries, size_t n,
 			void *payload)
 {
-	repo_index_add_pack(payload, pack_id, entries, n, true);
+	FileLoad *fl = payload;
+
+	repo_quarantine_index_add(fl->q, fl->idx, pack_id, entries, n);
 	return 0;
 }
 
 /* Read, check and (when sound) add one index file; storage failures other than absence fail. */
 static int
-index_file_load(Repo *repo, RepoIndex *idx, RepoIndexFileStatus *f, bool check_names)
+index_file_load(Repo *repo, RepoIndex *idx, RepoIndexFileStatus *f, bool check_names,
+				const RepoQuarantine *q)
 {
 	Buf stored = PV_BUF_INIT;
 	Buf plain = PV_BUF_INIT;
-	FileLoad fl = {idx, f};
+	FileLoad fl = {idx, f, q};
 	char name[2 * REPO_ID_LEN + 1];
 	int rc;
 
@@ -327,7 +332,7 @@ index_file_load(Repo *repo, RepoIndex *idx, RepoIndexFileStatus *f, bool check_n
 		goto bad;
 	}
 	/* Whole file sound: now its entries count. */
-	rc = repo_index_file_parse(plain.data, plain.len, file_add_cb, idx);
+	rc = repo_index_file_parse(plain.data, plain.len, file_add_cb, &fl);
 	goto done;
 bad:
 	f->rc = rc;
@@ -345,10 +350,12 @@ repo_index_files_load(RepoIndexFiles *out, Repo *repo, RepoIndex *idx, bool chec
 {
 	RepoKeyList l;
 	unsigned char name[REPO_ID_LEN];
+	const RepoQuarantine *q;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = repo_keylist_get(&l, repo_storage(repo), "index/")) < 0)
+	if ((rc = repo_quarantine_get(repo, &q)) < 0 ||
+		(rc = repo_keylist_get(&l, repo_storage(repo), "index/")) < 0)
 		return rc;
 	out->files = pv_calloc(l.n ? l.n : 1, sizeof(RepoIndexFileStatus));
 	for (size_t i = 0; i < l.n; i++)
@@ -362,7 +369,7 @@ repo_index_files_load(RepoIndexFiles *out, Repo *repo, RepoIndex *idx, bool chec
 			f->rc = pv_error_set(PV_ECORRUPT, "'%s' is not an index file name", f->key);
 			f->error = pv_strdup(pv_error_msg());
 		}
-		else if ((rc = index_file_load(repo, idx, f, check_names)) < 0)
+		else if ((rc = index_file_load(repo, idx, f, check_names, q)) < 0)
 			goto done;
 		if (f->rc < 0)
 		{

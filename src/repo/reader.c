@@ -24,6 +24,7 @@
 #include "repo/blob.h"
 #include "repo/index.h"
 #include "repo/pack.h"
+#include "repo/quarantine.h"
 #include "repo/repo.h"
 #include "storage/storage.h"
 
@@ -219,6 +220,17 @@ repo_chunk_fetch_cached(Repo *repo, RepoPackCache *cache, const unsigned char id
 	repo_id_hex(idhex, id);
 	if (!repo_index_lookup(idx, id, &hit))
 	{
+		const RepoQuarantine *q = NULL;
+
+		if (repo_quarantine_get(repo, &q) == 0 && repo_quarantine_has_id(q, id))
+		{
+			rc = pv_error_set(PV_ECORRUPT, "chunk %s is damaged (a verify found it so and set it aside)"
+							  CTX_FMT, idhex, CTX_ARGS(context));
+			pv_error_hint("a new backup of the same data stores the chunk again and so repairs this "
+						  "backup; or copy the backup from another repository ('pgvault copy')");
+			return rc;
+		}
+		pv_error_clear();
 		rc = pv_error_set(PV_ECORRUPT, "chunk %s is not in the index of repository '%s'" CTX_FMT,
 						  idhex, repo_url(repo), CTX_ARGS(context));
 		pv_error_hint("if its pack still exists, 'pgvault repo rebuild-index' finds it again");

@@ -24,6 +24,7 @@
 #include "repo/blob.h"
 #include "repo/index.h"
 #include "repo/pack.h"
+#include "repo/quarantine.h"
 #include "pv_build.h"
 
 #include <jansson.h>
@@ -57,6 +58,9 @@ struct Repo
 	char **index_files;			/* sorted names of the index files in index */
 	size_t nindex_files;
 	pthread_mutex_t flush_mu;
+	/* blobs verify found damaged, left out of every index load (quarantine.h) */
+	pthread_mutex_t quarantine_mu;
+	RepoQuarantine *quarantine;	/* NULL until loaded */
 };
 
 /* ---- small helpers ---- */
@@ -69,6 +73,7 @@ repo_alloc(Storage *st)
 	repo->st = st;
 	pthread_mutex_init(&repo->index_mu, NULL);
 	pthread_mutex_init(&repo->flush_mu, NULL);
+	pthread_mutex_init(&repo->quarantine_mu, NULL);
 	if (gethostname(repo->hostname, sizeof(repo->hostname) - 1) != 0)
 		strcpy(repo->hostname, "unknown");
 	return repo;
@@ -92,6 +97,8 @@ repo_free(Repo *repo)
 	storage_free(repo->st);
 	pthread_mutex_destroy(&repo->index_mu);
 	pthread_mutex_destroy(&repo->flush_mu);
+	pthread_mutex_destroy(&repo->quarantine_mu);
+	repo_quarantine_free(repo->quarantine);
 	pv_free(repo);
 }
 
@@ -746,12 +753,53 @@ index_names_add(const char *key, const StorageInfo *info, void *payload)
 	return 0;
 }
 
+typedef struct IndexLoad
+{
+	RepoIndex *idx;
+	const RepoQuarantine *q;
+} IndexLoad;
+
 static int
 index_add_pack_cb(const unsigned char pack_id[REPO_ID_LEN], const RepoPackEntry *entries,
 				  size_t n, void *payload)
 {
-	repo_index_add_pack(payload, pack_id, entries, n, true);
+	IndexLoad *l = payload;
+
+	repo_quarantine_index_add(l->q, l->idx, pack_id, entries, n);
 	return 0;
+}
+
+int
+repo_quarantine_get(Repo *repo, const RepoQuarantine **out)
+{
+	int rc = PV_OK;
+
+	pthread_mutex_lock(&repo->quarantine_mu);
+	if (repo->quarantine == NULL)
+	{
+		rc = repo_quarantine_load(&repo->quarantine, repo);
+		if (rc == PV_ECORRUPT)
+		{
+			/* the state before the record existed: damaged copies may be reused */
+			pv_log_warn("%s: damaged blobs are not left out of this run; the next verify that "
+						   "finds damage writes a new record", pv_error_msg());
+			pv_error_clear();
+			repo->quarantine = repo_quarantine_new();
+			rc = PV_OK;
+		}
+	}
+	*out = repo->quarantine;
+	pthread_mutex_unlock(&repo->quarantine_mu);
+	return rc;
+}
+
+void
+repo_quarantine_replace(Repo *repo, RepoQuarantine *q)
+{
+	pthread_mutex_lock(&repo->quarantine_mu);
+	repo_quarantine_free(repo->quarantine);
+	repo->quarantine = q;
+	pthread_mutex_unlock(&repo->quarantine_mu);
 }
 
 /*
@@ -762,13 +810,15 @@ static int
 index_load_new(Repo *repo, RepoIndex *idx, bool *vanished)
 {
 	IndexNames l = {NULL, 0};
+	IndexLoad load = {idx, NULL};
 	Buf stored = PV_BUF_INIT;
 	Buf plain = PV_BUF_INIT;
 	size_t still = 0, loaded = 0, pos;
 	int rc;
 
 	*vanished = false;
-	if ((rc = storage_list(repo->st, "index/", index_names_add, &l)) < 0)
+	if ((rc = repo_quarantine_get(repo, &load.q)) < 0 ||
+		(rc = storage_list(repo->st, "index/", index_names_add, &l)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++)
 	{
@@ -789,7 +839,7 @@ index_load_new(Repo *repo, RepoIndex *idx, bool *vanished)
 			goto done;
 		}
 		if ((rc = repo_meta_decode(repo, stored.data, stored.len, &plain)) < 0 ||
-			(rc = repo_index_file_parse(plain.data, plain.len, index_add_pack_cb, idx)) < 0)
+			(rc = repo_index_file_parse(plain.data, plain.len, index_add_pack_cb, &load)) < 0)
 		{
 			rc = pv_error_prefix(PV_ECORRUPT, "index file '%s' of repository '%s' is corrupt",
 								 l.keys[i], storage_url(repo->st));

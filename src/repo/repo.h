@@ -119,6 +119,16 @@ int repo_index_refresh(Repo *repo);
  */
 int repo_index_flush(Repo *repo);
 
+/*
+ * The quarantine record (quarantine.h), read once per Repo (thread-safe);
+ * a damaged record counts as empty, with a warning.  Every index load
+ * leaves its blobs out.  _replace hands repo a new set (verify, after it
+ * saved one) for the loads that follow.
+ */
+typedef struct RepoQuarantine RepoQuarantine;
+int repo_quarantine_get(Repo *repo, const RepoQuarantine **out);
+void repo_quarantine_replace(Repo *repo, RepoQuarantine *q);
+
 /* Encode / decode a standalone metadata object (zstd, empty aad). */
 int repo_meta_encode(const Repo *repo, const void *data, size_t len, Buf *out);
 int repo_meta_decode(const Repo *repo, const void *stored, size_t len, Buf *out);

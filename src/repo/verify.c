@@ -32,6 +32,7 @@
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "repo/packcheck.h"
+#include "repo/quarantine.h"
 #include "repo/repo.h"
 
 #include <math.h>
@@ -48,6 +49,7 @@ typedef struct VPack
 	bool in_storage;
 	bool wanted;				/* checked in step 3 */
 	bool lost;					/* none of its blobs can be read */
+	bool missing;				/* lost for good: the storage does not have it */
 	uint64_t size;
 	RepoPackEntry *ientries;	/* what the index says it holds */
 	size_t nient;
@@ -73,6 +75,7 @@ struct RepoVerifyRun
 	size_t packs_cap;
 	RepoIdSet *bad;				/* blob id -> 1 + number of its first chunk problem */
 	RepoPackChecks *checks;		/* the pack-check record (NULL when quick) */
+	const RepoQuarantine *q;	/* blobs found damaged before (left out of the index) */
 	int64_t now;				/* unix seconds */
 	size_t problems_cap;
 	pthread_mutex_t mu;
@@ -327,8 +330,13 @@ blob_ref(Verify *v, const unsigned char id[REPO_ID_LEN], bool tree)
 		if (!found && !repo_idset_contains(v->bad, id))
 		{
 			repo_id_hex(hex, id);
-			problem_add(v, REPO_VERIFY_CHUNK, hex, NULL, tree,
-						"%s %s is not in the index", tree ? "tree blob" : "chunk", hex);
+			if (repo_quarantine_has_id(v->q, id))
+				problem_add(v, REPO_VERIFY_CHUNK, hex, NULL, tree,
+							"%s %s is damaged (an earlier verify set it aside; the next backup of "
+							"the same data stores it again)", tree ? "tree blob" : "chunk", hex);
+			else
+				problem_add(v, REPO_VERIFY_CHUNK, hex, NULL, tree,
+							"%s %s is not in the index", tree ? "tree blob" : "chunk", hex);
 		}
 		return;
 	}
@@ -595,7 +603,7 @@ pack_task(void *arg)
 	char key[REPO_PACK_KEY_MAX];
 	RepoPackEntry *hdr = NULL;
 	size_t nhdr = 0;
-	uint64_t data_end, good = 0;
+	uint64_t data_end, good = 0, quarantined = 0;
 	int rc;
 
 	repo_id_hex(phex, p->id);
@@ -607,18 +615,29 @@ pack_task(void *arg)
 		buf_printf(&what, rc == PV_ENOTFOUND ? "is missing" : "cannot be read: %s", pv_error_msg());
 		pack_problem(v, p, phex, buf_cstr(&what));
 		p->lost = true;
+		p->missing = rc == PV_ENOTFOUND;
 		buf_free(&what);
 		goto done;
 	}
 	repo_sha256_hex(sum, data.data, data.len);
-	if (strcmp(sum, phex) != 0)
-		pack_problem(v, p, phex, "does not match its name: its content has been changed");
 	pack_header(v, p, phex, &data, &hdr, &nhdr, &data_end);
 	p->read = true;
 	for (size_t k = 0; k < nhdr; k++)
-		good += pack_check_blob(v, p, phex, &data, data_end, &hdr[k], &scratch);
-	if (good < nhdr)
+	{
+		/* found damaged before: no index lists it any more, nothing reads it */
+		if (repo_quarantine_has(v->q, p->id, hdr[k].id))
+			quarantined++;
+		else
+			good += pack_check_blob(v, p, phex, &data, data_end, &hdr[k], &scratch);
+	}
+	if (good + quarantined < nhdr)
 		p->damaged = true;
+	/*
+	 * A changed pack whose every other blob checks out: the change is in the
+	 * blobs set aside before, which nothing reads, and which prune removes.
+	 */
+	if (strcmp(sum, phex) != 0 && !(quarantined > 0 && good + quarantined == nhdr))
+		pack_problem(v, p, phex, "does not match its name: its content has been changed");
 	/* What the index says must hold too (a restore reads through it). */
 	for (size_t k = 0; k < p->nient; k++)
 	{
@@ -646,6 +665,7 @@ pack_task(void *arg)
 	v->r->packs++;
 	v->r->pack_bytes += data.len;
 	v->r->blobs += good;
+	v->r->quarantined_seen += quarantined;
 	pthread_mutex_unlock(&v->mu);
 done:
 	pv_free(hdr);
@@ -841,6 +861,7 @@ packs_verify(Verify *v)
 			repo_id_hex(phex, p->id);
 			pack_problem(v, p, phex, "is missing: the index lists it, the storage does not have it");
 			p->lost = true;
+			p->missing = true;
 			continue;
 		}
 		if (v->opts->quick)
@@ -946,6 +967,49 @@ packcheck_update(Verify *v)
 		packcheck_warn(v, "the packs read are not recorded, the next --new verify reads them again");
 }
 
+/*
+ * Damage found by this run goes into the quarantine record, so that the
+ * next backup stores those chunks again instead of counting on the damaged
+ * copies (quarantine.h).  Only what is damaged for good: blobs that failed
+ * their check or that the index places wrongly, and the blobs of packs the
+ * storage does not have; a pack that could not be read now is not.  The
+ * record keeps its entries (keep NULL): they are few, and an entry dropped
+ * too early would let a damaged copy back in.
+ */
+static void
+quarantine_update(Verify *v)
+{
+	RepoVerifyReport *r = v->r;
+	RepoQuarantine *add = repo_quarantine_new();
+	unsigned char pack[REPO_ID_LEN], id[REPO_ID_LEN];
+
+	for (size_t i = 0; i < r->nproblems; i++)
+	{
+		const RepoVerifyProblem *pr = &r->problems[i];
+
+		if (pr->type == REPO_VERIFY_CHUNK && pr->pack != NULL && repo_id_parse(pack, pr->pack) == 0 &&
+			repo_id_parse(id, pr->object) == 0)
+			repo_quarantine_add(add, pack, id, v->now);
+	}
+	for (size_t i = 0; i < v->npacks; i++)
+		for (size_t k = 0; v->packs[i].missing && k < v->packs[i].nient; k++)
+			repo_quarantine_add(add, v->packs[i].id, v->packs[i].ientries[k].id, v->now);
+	r->quarantined = repo_quarantine_count(add);
+	if (r->quarantined == 0)
+	{
+		repo_quarantine_free(add);
+		return;
+	}
+	if (repo_quarantine_save(add, v->repo, NULL, NULL) < 0)
+	{
+		r->quarantine_warning = pv_strdup(pv_error_msg());
+		pv_error_clear();
+		repo_quarantine_free(add);
+		return;
+	}
+	repo_quarantine_replace(v->repo, add);	/* later index loads of this process leave them out */
+}
+
 /* ---- the pass ---- */
 
 int
@@ -983,7 +1047,7 @@ repo_verify(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out)
 		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "verify"})) < 0)
 		goto done;
 	if ((rc = load_index_and_packs(&v)) < 0 || (rc = backups_choose(&v)) < 0 ||
-		(rc = packcheck_load(&v)) < 0)
+		(rc = packcheck_load(&v)) < 0 || (rc = repo_quarantine_get(repo, &v.q)) < 0)
 		goto done;
 	pv_log_detail("verify: %zu index files, %zu packs known, %zu backups to check",
 				  (size_t) out->index_files, v.npacks, out->nbackups);
@@ -992,6 +1056,8 @@ repo_verify(Repo *repo, const RepoVerifyOpts *opts, RepoVerifyReport *out)
 	if ((rc = packs_verify(&v)) < 0)
 		goto done;
 	packcheck_update(&v);
+	if (opts->quarantine)
+		quarantine_update(&v);
 	if (repo_idset_count(v.bad) > 0 || out->nproblems > 0)
 		(void) backups_walk(&v, true);	/* no check runs: it cannot fail */
 	for (size_t i = 0; i < out->nbackups; i++)
@@ -1073,6 +1139,10 @@ repo_verify_report_json(const RepoVerifyReport *r)
 	json_object_set_new(doc, "unindexed_packs", json_integer((json_int_t) r->unindexed_packs));
 	json_object_set_new(doc, "index_files", json_integer((json_int_t) r->index_files));
 	json_object_set_new(doc, "damaged_backups", json_integer((json_int_t) r->ndamaged));
+	json_object_set_new(doc, "quarantine", json_pack("{s:I, s:I, s:o}", "new", (json_int_t) r->quarantined,
+													  "seen", (json_int_t) r->quarantined_seen,
+													  "warning", r->quarantine_warning ?
+													  json_string(r->quarantine_warning) : json_null()));
 	for (size_t i = 0; i < r->nbackups; i++)
 	{
 		const RepoVerifyBackup *b = &r->backups[i];
@@ -1139,5 +1209,6 @@ repo_verify_report_free(RepoVerifyReport *r)
 	pv_free(r->problems);
 	pv_free(r->read);
 	pv_free(r->packcheck_warning);
+	pv_free(r->quarantine_warning);
 	memset(r, 0, sizeof(*r));
 }

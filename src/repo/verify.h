@@ -87,6 +87,7 @@ typedef struct RepoVerifyOpts
 	const char *const *backups;	/* ids, unique prefixes or "latest"; NULL = all */
 	size_t nbackups;
 	bool lock;					/* take a shared lock while verifying */
+	bool quarantine;			/* set aside the damage found (quarantine.h) */
 } RepoVerifyOpts;
 
 typedef enum RepoVerifyProblemType
@@ -162,6 +163,10 @@ typedef struct RepoVerifyReport
 	RepoVerifyProblem *problems;
 	size_t nproblems;
 	size_t ndamaged;			/* backups damaged */
+	/* quarantine.h: damaged blobs recorded by this run, and ones recorded before that it met */
+	uint64_t quarantined;
+	uint64_t quarantined_seen;
+	char *quarantine_warning;	/* the record could not be written, or NULL */
 } RepoVerifyReport;
 
 /* Run a verify; see the top of this file for what 0 means. */

@@ -535,24 +535,40 @@ def test_corrupted_backup_is_named_and_refused(site, tmp_path):
     assert "verify: FAILED" in r.out
     r = pv(c, "restore", bid, "--repo", repo, "--target-db", "clinic_rot", *conn_args(c, "postgres"))
     assert r.rc == 3, r
-    assert "restore of backup %s failed" % bid in r.err and "is corrupt" in r.err, r.err
+    # verify set the damaged chunk aside: the restore says so
+    assert "restore of backup %s failed" % bid in r.err and "is damaged" in r.err, r.err
     assert not db_exists(c, "clinic_rot")
 
 
-@pytest.mark.xfail(strict=True, reason="gap: a new backup reuses the damaged chunk (see docs/runbooks.md)")
 def test_new_backup_after_corruption_is_clean(site, tmp_path):
     """Runbook E "Issue: Backup Corruption": "if corrupted, create a new
-    backup immediately".  The new backup must not depend on the chunk verify
-    found damaged (today it deduplicates against it: both are damaged)."""
+    backup immediately".  verify sets the damaged chunk aside, so the new
+    backup stores it again instead of deduplicating against the bad copy;
+    and since chunks are named by their content, the old backup is whole
+    again too: it verifies and restores to the same rows."""
     c = site["cluster"]
     repo = str(tmp_path / "rot2")
     ok(c, "init", "--repo", repo, "--compression", "none")
-    backup(c, repo, "clinic")
+    old = backup(c, repo, "clinic")
     flip_byte_in_largest_blob(repo)
-    assert pv(c, "verify", "--repo", repo).rc == 3
+    r = pv(c, "verify", "--repo", repo, "--json")
+    assert r.rc == 3, r
+    assert json.loads(r.out)["quarantine"]["new"] == 1, r.out
+    # until a new backup, a restore of the old one names the damage and what repairs it
+    r = pv(c, "restore", old, "--repo", repo, "--target-db", "clinic_rot2", *conn_args(c, "postgres"))
+    assert r.rc == 3 and "is damaged (a verify found it so and set it aside)" in r.err, r.err
+    assert "a new backup of the same data stores the chunk again" in r.err, r.err
+    assert not db_exists(c, "clinic_rot2")
     fresh = backup(c, repo, "clinic")
-    r = pv(c, "verify", fresh, "--repo", repo)
+    r = pv(c, "verify", "--repo", repo, "--json")
     assert r.rc == 0, r.out
+    doc = json.loads(r.out)
+    assert doc["quarantine"] == {"new": 0, "seen": 1, "warning": None}, doc
+    assert sorted(b["id"] for b in doc["backups"] if b["status"] == "ok") == sorted([old, fresh])
+    ok(c, "restore", old, "--repo", repo, "--target-db", "clinic_rot2", *conn_args(c, "postgres"))
+    assert counts(c, "clinic_rot2") == counts(c, "clinic")
+    assert id_checksums(c, "clinic_rot2") == id_checksums(c, "clinic")
+    c.execute("DROP DATABASE clinic_rot2")
 
 
 def test_pitr_to_just_before_the_bad_delete(pg_factory):
