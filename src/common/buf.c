@@ -56,6 +56,7 @@ buf_reserve(Buf *b, size_t extra)
 		cap *= 2;
 	b->data = pv_realloc(b->data, cap);
 	b->cap = cap;
+	b->data[b->len] = '\0';	/* the first allocation too: data is always terminated */
 }
 
 void

@@ -1533,6 +1533,11 @@ lag_read(Repo *primary, RepoCopyLag *l)
 	pv_json_opt_int(&last, doc, "last_attempt_unix", 0);
 	pv_json_opt_int(&attempts, doc, "attempts", 0);
 	pv_error_clear();
+	/* a damaged time must not overflow to microseconds: it is unknown (0) */
+	if (since < 0 || since > INT64_MAX / PV_USEC_PER_SEC)
+		since = 0;
+	if (last < 0 || last > INT64_MAX / PV_USEC_PER_SEC)
+		last = 0;
 	l->since = since * PV_USEC_PER_SEC;
 	l->last_attempt = last * PV_USEC_PER_SEC;
 	l->attempts = attempts;

@@ -33,6 +33,7 @@
 
 #define LOCK_KEY_LEN (6 + 32)
 #define LOCK_RETRY_SECONDS 3
+#define LOCK_TIME_MAX (INT64_MAX / PV_USEC_PER_SEC)	/* later times overflow microseconds */
 
 struct RepoLock
 {
@@ -142,7 +143,8 @@ lock_read(LockRead *out, Repo *repo, const char *key, const StorageInfo *si, int
 	if (out->doc == NULL ||
 		json_unpack(out->doc, "{s:s, s:I, s?s, s?s, s:b, s:I, s:I}", "host", &host, "pid", &pid,
 					"user", &user, "command", &command, "exclusive", &exclusive,
-					"time_unix", &t, "refresh_time_unix", &rt) != 0)
+					"time_unix", &t, "refresh_time_unix", &rt) != 0 ||
+		pid < 0 || pid > INT32_MAX || t < 0 || t > LOCK_TIME_MAX || rt < 0 || rt > LOCK_TIME_MAX)
 	{
 		/* Not ours to understand: judge it by the storage's clock. */
 		host = "?";

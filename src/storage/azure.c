@@ -460,7 +460,7 @@ az_list_query(Buf *query, const ObjStore *os, const Buf *token, const char *okey
 }
 
 /* The next page starts at <NextMarker>, empty after the last one. */
-static int
+int
 az_list_next(const HttpResponse *resp, Buf *token)
 {
 	const char *pos = (const char *) resp->body.data;

@@ -18,8 +18,12 @@
 #ifndef PV_STORAGE_AZURE_H
 #define PV_STORAGE_AZURE_H
 
+#include "storage/http.h"
 #include "storage/storage.h"
 
 int storage_azure_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts);
+
+/* The next listing page's marker from a List Blobs answer (exposed for the fuzz target). */
+int az_list_next(const HttpResponse *resp, Buf *token);
 
 #endif

@@ -777,7 +777,7 @@ http_xml_next(const char **pos, const char *end, const char *tag, const char **o
 			close = memchr(close, '<', (size_t) (end - close));
 			if (close == NULL)
 				return false;
-			if (close[1] == '/' && (size_t) (end - close) >= tlen + 3 && strncmp(close + 2, tag, tlen) == 0 &&
+			if ((size_t) (end - close) >= tlen + 3 && close[1] == '/' && strncmp(close + 2, tag, tlen) == 0 &&
 				close[2 + tlen] == '>')
 				break;
 		}

@@ -334,7 +334,7 @@ objstore_xml_child(const char *item, size_t item_len, const char *tag, const cha
 }
 
 /* Call fn for each object of one listing page (rule 3). */
-static int
+int
 objstore_list_page(ObjStore *os, const HttpResponse *resp, StorageListFn fn, void *payload)
 {
 	const ObjDialect *d = os->d;

@@ -141,6 +141,8 @@ int objstore_get_range(void *driver, const char *key, uint64_t offset, uint64_t 
 /* One HEAD for the size, then upload.c's read-ahead (write-once objects such as packs). */
 int objstore_read_open(void **out, void *driver, const char *key);
 int objstore_list(void *driver, const char *prefix, StorageListFn fn, void *payload);
+/* One listing page's objects under os->prefix (its XML body), for fn (exposed for the fuzz target). */
+int objstore_list_page(ObjStore *os, const HttpResponse *resp, StorageListFn fn, void *payload);
 /* One DELETE; what a store answers for an absent key is the driver's business. */
 int objstore_delete(void *driver, const char *key);
 

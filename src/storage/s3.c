@@ -583,7 +583,7 @@ s3_list_query(Buf *query, const ObjStore *os, const Buf *token, const char *okey
 }
 
 /* The next page: <NextContinuationToken> when <IsTruncated> says there is one. */
-static int
+int
 s3_list_next(const HttpResponse *resp, Buf *token)
 {
 	const char *pos = (const char *) resp->body.data;
@@ -618,14 +618,14 @@ s3_delete(void *driver, const char *key)
 #define S3_DELETE_BATCH 1000		/* S3's limit on keys per DeleteObjects */
 
 /* The <Error>s of a quiet DeleteObjects answer: the first becomes the error (rule 6). */
-static int
-s3_delete_errors(S3Storage *s, const HttpResponse *resp)
+int
+s3_delete_errors(const ObjStore *os, const HttpResponse *resp)
 {
 	const char *pos = (const char *) resp->body.data;
 	const char *end = pos + resp->body.len;
 	const char *e, *v;
 	size_t elen, vlen;
-	size_t nerr = 0, plen = strlen(s->os.prefix);
+	size_t nerr = 0, plen = strlen(os->prefix);
 	Buf key = PV_BUF_INIT, code = PV_BUF_INIT, msg = PV_BUF_INIT;
 	int rc = 0;
 
@@ -649,7 +649,7 @@ s3_delete_errors(S3Storage *s, const HttpResponse *resp)
 		const char *k = buf_cstr(&key);
 		char more[64] = "";
 
-		if (key.len >= plen && strncmp(k, s->os.prefix, plen) == 0)
+		if (key.len >= plen && strncmp(k, os->prefix, plen) == 0)
 			k += plen;
 		if (nerr > 1)
 			snprintf(more, sizeof(more), " (and %zu more objects could not be deleted)", nerr - 1);
@@ -702,7 +702,7 @@ s3_delete_batch(S3Storage *s, const char *const *keys, size_t n)
 	if (!objstore_ok(&resp))
 		rc = objstore_fail(&s->os, &resp, what, NULL, false);
 	else
-		rc = s3_delete_errors(s, &resp);
+		rc = s3_delete_errors(&s->os, &resp);
 
 done:
 	buf_free(&xml);

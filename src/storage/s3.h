@@ -21,10 +21,15 @@
 #ifndef PV_STORAGE_S3_H
 #define PV_STORAGE_S3_H
 
+#include "storage/objstore.h"
 #include "storage/storage.h"
 
 /* rest: the URL after "s3://"; url: the whole URL; opts may be NULL. */
 int storage_s3_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts);
 int storage_gs_open(Storage **out, const char *rest, const char *url, const StorageOpenOpts *opts);
+
+/* Readers of S3's XML answers (exposed for the fuzz target): the next page's token, DeleteObjects errors. */
+int s3_list_next(const HttpResponse *resp, Buf *token);
+int s3_delete_errors(const ObjStore *os, const HttpResponse *resp);
 
 #endif

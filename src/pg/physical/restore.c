@@ -631,8 +631,8 @@ tablespace_map_check(const PgPhysRestoreOpts *o, const ItemList *items)
 }
 
 /* tablespace_map with the mapped tablespaces' new directories ("<oid> <dir>" lines). */
-static char *
-tablespace_map_rewrite(const PgPhysRestoreOpts *o, const char *map)
+char *
+pgphys_tablespace_map_rewrite(const PgPhysRestoreOpts *o, const char *map)
 {
 	Buf out = PV_BUF_INIT;
 	const char *p = map;
@@ -1136,7 +1136,7 @@ recovery_files_write(Restore *r)
 		goto done;
 	}
 	if (map != NULL && map[0] != '\0')
-		map = newmap = tablespace_map_rewrite(r->o, map);
+		map = newmap = pgphys_tablespace_map_rewrite(r->o, map);
 	if ((rc = file_put(r->o->pgdata, "backup_label", label)) < 0 ||
 		(map != NULL && map[0] != '\0' && (rc = file_put(r->o->pgdata, "tablespace_map", map)) < 0) ||
 		(rc = file_put(r->o->pgdata, "recovery.signal", "")) < 0)

@@ -119,4 +119,7 @@ typedef struct PgPhysRestoreResult
 
 int pgphys_restore(PgPhysRestoreResult *out, const PgPhysRestoreOpts *opts);
 
+/* The backup's tablespace_map text with opts' --tablespace-map directories; caller frees (exposed for the fuzz target). */
+char *pgphys_tablespace_map_rewrite(const PgPhysRestoreOpts *opts, const char *map);
+
 #endif
