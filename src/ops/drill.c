@@ -534,6 +534,7 @@ notice_ignore(void *arg, const char *message)
 typedef struct DrillTable
 {
 	char *schema, *name, *qname, *cols;
+	char *filter;				/* an extension's configuration table: the rows backed up ("WHERE ..."), or NULL */
 	char *label;				/* schema.name for people: quoted only where SQL needs it */
 	uint64_t rows;
 	uint64_t fp;
@@ -629,6 +630,8 @@ catalog_entry(const json_t *e, void *payload)
 		t->qname = pglogical_qualify(schema, name);
 		t->label = label_new(schema, name);
 		t->cols = pv_strdup(cols ? cols : "");
+		if (json_is_string(json_object_get(e, "filter")))
+			t->filter = pv_strdup(json_string_value(json_object_get(e, "filter")));
 		if (!json_is_integer(rows) || fp == NULL || pgfp_parse(&t->fp, fp) < 0)
 		{
 			if (c->error == NULL)
@@ -674,6 +677,7 @@ catalog_free(DrillCatalog *c)
 		pv_free(t->qname);
 		pv_free(t->label);
 		pv_free(t->cols);
+		pv_free(t->filter);
 		pv_free(t->error);
 		json_decref(t->indexes);
 	}
@@ -1038,7 +1042,10 @@ table_read(PGconn *c, DrillTable *t)
 	uint64_t rows = 0, fp = 0;
 	char line[512];
 
-	buf_printf(&sql, t->cols[0] ? "COPY %s (%s) TO STDOUT" : "COPY %s TO STDOUT", t->qname, t->cols);
+	if (t->filter != NULL)		/* CREATE EXTENSION made the other rows: the backup has only these */
+		buf_printf(&sql, "COPY (SELECT %s FROM %s %s) TO STDOUT", t->cols, t->qname, t->filter);
+	else
+		buf_printf(&sql, t->cols[0] ? "COPY %s (%s) TO STDOUT" : "COPY %s TO STDOUT", t->qname, t->cols);
 	res = PQexec(c, buf_cstr(&sql));
 	buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
@@ -2365,6 +2372,9 @@ estimate_same(const json_t *kind, const json_t *source, const RepoManifest *m)
 		strcmp(json_string_value(source), repo_manifest_source(m)) == 0;
 }
 
+/* The longest restore or recovery an estimate takes from a record: a year. */
+#define ESTIMATE_MAX_MS ((int64_t) 366 * 24 * 3600 * 1000)
+
 /* Does this drill report or restore record measure a whole restore of m's source and kind? */
 static bool
 estimate_sample(const CatalogRecord *r, const json_t *doc, const RepoManifest *m, EstimateSample *out)
@@ -2391,7 +2401,14 @@ estimate_sample(const CatalogRecord *r, const json_t *doc, const RepoManifest *m
 		out->restore_ms = json_integer_value(json_object_get(doc, "duration_ms"));
 		out->recovery_ms = json_integer_value(json_object_get(doc, "recovery_ms"));	/* null: 0 */
 	}
-	return out->size > 0 && out->restore_ms > 0;
+	/*
+	 * Records are repository data: a damaged or hand-made one must not
+	 * overflow the sums below.  A restore or recovery longer than a year,
+	 * or a size over 1 EiB, is no measurement.
+	 */
+	return out->size > 0 && out->size <= ((int64_t) 1 << 60) &&
+		out->restore_ms > 0 && out->restore_ms <= ESTIMATE_MAX_MS &&
+		out->recovery_ms >= 0 && out->recovery_ms <= ESTIMATE_MAX_MS;
 }
 
 static int
@@ -2486,7 +2503,8 @@ drill_restore_estimate(Repo *repo, const RepoManifest *m, json_t **out)
 		double bps = (double) bytes * 1000.0 / (double) ms;
 		uint64_t size_m = json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t) json_integer_value(sz) : 0;
 		int64_t recovery = nrec ? rec_ms / (int64_t) nrec : 0;
-		int64_t est = (int64_t) ((double) size_m * 1000.0 / bps) + recovery;
+		double est_d = (double) size_m * 1000.0 / bps + (double) recovery;
+		int64_t est = est_d < (double) INT64_MAX / 2 ? (int64_t) est_d : INT64_MAX / 2;
 
 		*out = json_pack("{s:I, s:I, s:I, s:o}", "estimate_ms", (json_int_t) est,
 						 "bytes_per_second", (json_int_t) bps, "recovery_ms", (json_int_t) recovery, "basis", basis);
