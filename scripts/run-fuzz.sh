@@ -14,7 +14,7 @@ build=${1:-build-fuzz}
 build=${build%/}
 seconds=${FUZZ_SECONDS:-30}
 all_targets="blob pack_header index_file item manifest packcheck lock repo_config keyfile copy_lag records
-  wal physical objstore_xml logical_toc"
+  wal physical objstore_xml logical_toc quarantine"
 targets=${FUZZ_TARGETS:-$all_targets}
 jobs=${FUZZ_JOBS:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +69,7 @@ work = sys.argv[1]
 corpus = os.path.join(work, "corpus")
 for t in ("blob", "pack_header", "index_file", "item", "manifest", "packcheck", "lock",
           "repo_config", "keyfile", "copy_lag", "records", "wal", "physical", "objstore_xml",
-          "logical_toc"):
+          "logical_toc", "quarantine"):
     os.makedirs(os.path.join(corpus, t), exist_ok=True)
 n = 0
 def put(target, data):
@@ -144,6 +144,10 @@ import hashlib
 H = "ab" * 32
 put("packcheck", b'{"format":"pgvault-packcheck","version":1,"written":"2026-11-22T02:39:00Z",'
                  b'"packs":[{"id":"' + H.encode() + b'","time":1795000000,"size":4096,"ok":true}]}')
+put("quarantine", b'{"format":"pgvault-quarantine","version":1,"blobs":[{"pack":"' + ("ab" * 32).encode() +
+                  b'","id":"' + ("cd" * 32).encode() + b'","time":1795000000},{"pack":"' + H.encode() +
+                  b'","id":"' + ("01" * 32).encode() + b'","time":1}]}')
+put("quarantine", b'{"format":"pgvault-quarantine","version":1,"blobs":[]}')
 put("lock", b'{"host":"db1","pid":4242,"user":"postgres","command":"backup","exclusive":false,'
             b'"time_unix":1795000000,"refresh_time_unix":1795000060}')
 put("lock", b'{"host":"db1","pid":1,"exclusive":true,"time_unix":1,"refresh_time_unix":2}')
