@@ -15,7 +15,7 @@ PYTHON   ?= /usr/bin/python3
 SANITIZE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: all build deps check check-unit check-e2e check-asan demo bench install clean fuzz
+.PHONY: all build deps check check-unit check-e2e check-asan demo bench install clean fuzz fuzz-seeds
 
 all: build
 
@@ -50,6 +50,12 @@ fuzz:
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C build-fuzz
 	@scripts/run-fuzz.sh build-fuzz
+
+# CI: every fuzz target built and run once over its seeds (seconds, not a fuzzing run)
+fuzz-seeds: deps
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-fuzz pgvault $$(cd tests/fuzz && ls fuzz_*.c | sed 's|\.c$$||;s|^|tests/fuzz/|')
+	@FUZZ_SEEDS_ONLY=1 scripts/run-fuzz.sh build-fuzz
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz .demo
