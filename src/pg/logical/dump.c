@@ -8,7 +8,11 @@
  *     txid snapshot) and the database's encoding, locale and owner.  It stays
  *     open until the end: the snapshot lives only as long as it does.
  *  2. Filters are resolved, the relations chosen and locked (ACCESS SHARE,
- *     as pg_dump does) so nobody drops or rewrites them meanwhile.
+ *     as pg_dump does) so nobody drops or rewrites them meanwhile.  An
+ *     extension's members are left to its CREATE EXTENSION, but for the
+ *     tables and sequences it registered with pg_extension_config_dump:
+ *     their rows matching its condition (one part, never split) and their
+ *     values are data, as in pg_dump.
  *  3. Sequence values are read on the coordinator (same snapshot).
  *  4. A pool of `jobs` threads runs: pg_dump --schema-only --snapshot (one
  *     task), COPY of each table or page range (largest first), large
@@ -66,6 +70,8 @@ typedef struct DumpRel
 	json_t *publications;		/* [{"name","owner"}] it is a member of by name, or NULL */
 	json_t *statistics;			/* [{"schema","name","owner"}] extended statistics on it, or NULL */
 	int64_t npartitions;		/* a partitioned table's partitions (of any kind, foreign ones too); else -1 */
+	char *extension;			/* an extension's configuration table (pg_extension_config_dump): its name; else NULL */
+	char *filter;				/* its rows to back up: the extension's "WHERE ..." condition, or NULL for all */
 	uint64_t size;
 	bool populated;
 	bool data;					/* its data is in the backup */
@@ -295,7 +301,10 @@ task_part(void *arg)
 
 	if ((rc = conn_get(d, &c)) < 0)
 		goto done;
-	if (rel->nparts == 1)
+	if (rel->filter != NULL)
+		/* as pg_dump: only the rows the extension's condition names (the others CREATE EXTENSION makes) */
+		buf_printf(&sql, "COPY (SELECT %s FROM %s %s) TO STDOUT", rel->cols, rel->qname, rel->filter);
+	else if (rel->nparts == 1)
 		buf_printf(&sql, rel->cols[0] ? "COPY %s (%s) TO STDOUT" : "COPY %s %s TO STDOUT", rel->qname, rel->cols);
 	else
 	{
@@ -671,6 +680,8 @@ rel_free(DumpRel *r)
 	json_decref(r->partition_of);
 	json_decref(r->publications);
 	json_decref(r->statistics);
+	pv_free(r->extension);
+	pv_free(r->filter);
 	for (int i = 0; i < r->nparts; i++)
 		pv_free(r->parts[i].item);
 	pv_free(r->parts);
@@ -686,7 +697,8 @@ rel_plan_parts(Dump *d, DumpRel *rel)
 	uint64_t n = 1;
 
 	/* TID range scans (PostgreSQL 14) make a page range cost only its pages. */
-	if (d->server_version >= 140000 && rel->relkind == 'r' && rel->size > split && pages >= 2)
+	if (d->server_version >= 140000 && rel->relkind == 'r' && rel->extension == NULL && rel->size > split &&
+		pages >= 2)
 	{
 		n = (rel->size + split - 1) / split;
 		if (n < (uint64_t) jobs)
@@ -734,7 +746,7 @@ relations_load(Dump *d)
 		goto done;
 	have_sel = true;
 	d->want_lo = sel.everything && !o->schema_only;
-	if ((rc = pgconn_query(&r, d->coord, 19,
+	if ((rc = pgconn_query(&r, d->coord, 20,
 						   "SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind::text,"
 						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','m']::\"char\"[])"
 						   "  THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
@@ -807,7 +819,11 @@ relations_load(Dump *d)
 						   "   FROM pg_catalog.pg_statistic_ext se JOIN pg_catalog.pg_namespace sn"
 						   "   ON sn.oid OPERATOR(pg_catalog.=) se.stxnamespace WHERE se.stxrelid OPERATOR(pg_catalog.=) c.oid)::text,"
 						   " CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits ih2"
-						   "   WHERE ih2.inhparent OPERATOR(pg_catalog.=) c.oid)::text END"
+						   "   WHERE ih2.inhparent OPERATOR(pg_catalog.=) c.oid)::text END,"
+						   /* an extension's configuration table or sequence (pg_extension_config_dump) */
+						   " (SELECT pg_catalog.json_build_object('extension', x.extname, 'filter',"
+						   "   x.extcondition[pg_catalog.array_position(x.extconfig, c.oid)])::text"
+						   "   FROM pg_catalog.pg_extension x WHERE c.oid OPERATOR(pg_catalog.=) ANY (x.extconfig) LIMIT 1)"
 						   " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
 						   "   ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
 						   " WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r','p','S','m']::\"char\"[])"
@@ -825,8 +841,26 @@ relations_load(Dump *d)
 		bool ext_member = strcmp(PQgetvalue(r, i, 9), "true") == 0;
 		bool selected = pgfilter_sel_relation(&sel, oid, nsp);
 		bool data = pgfilter_sel_data(&sel, oid, nsp);
+		json_t *extcfg = PQgetisnull(r, i, 19) ? NULL : json_loads(PQgetvalue(r, i, 19), 0, NULL);
+		const char *ext_filter = json_string_value(json_object_get(extcfg, "filter"));
 
-		if (ext_member)
+		if (extcfg != NULL)
+		{
+			/*
+			 * As pg_dump: CREATE EXTENSION makes the table, its rows that the
+			 * extension's condition names are data (only those, only of
+			 * tables and sequences, and never with --schema-only), chosen by
+			 * the filters as other tables' data, and -N wins even over -t.
+			 */
+			selected = data = data && !pgfilter_oidset_has(&sel.exclude_schemas, nsp) && !o->schema_only &&
+				(kind == 'r' || kind == 'S');
+			if (!selected)
+			{
+				json_decref(extcfg);
+				continue;
+			}
+		}
+		else if (ext_member)
 			continue;
 		if (kind == 'S' && !PQgetisnull(r, i, 8))
 		{
@@ -841,7 +875,10 @@ relations_load(Dump *d)
 			}
 		}
 		if (!selected)
+		{
+			json_decref(extcfg);
 			continue;
+		}
 		if (kind == 'S')
 		{
 			if (data && !o->schema_only)
@@ -852,6 +889,7 @@ relations_load(Dump *d)
 												 .owned_by = PQgetisnull(r, i, 13) ? NULL
 												 : pv_strdup(PQgetvalue(r, i, 13))};
 			}
+			json_decref(extcfg);
 			continue;
 		}
 		{
@@ -872,6 +910,12 @@ relations_load(Dump *d)
 			rel->publications = PQgetisnull(r, i, 16) ? NULL : json_loads(PQgetvalue(r, i, 16), 0, NULL);
 			rel->statistics = PQgetisnull(r, i, 17) ? NULL : json_loads(PQgetvalue(r, i, 17), 0, NULL);
 			rel->npartitions = PQgetisnull(r, i, 18) ? -1 : strtoll(PQgetvalue(r, i, 18), NULL, 10);
+			if (extcfg != NULL)
+			{
+				rel->extension = pv_strdup(json_string_value(json_object_get(extcfg, "extension")));
+				rel->filter = ext_filter != NULL && ext_filter[0] ? pv_strdup(ext_filter) : NULL;
+				json_decref(extcfg);
+			}
 			rel->size = strtoull(PQgetvalue(r, i, 5), NULL, 10);
 			rel->populated = strcmp(PQgetvalue(r, i, 6), "true") == 0;
 			rel->data = data && !o->schema_only && kind == 'r';
@@ -1007,6 +1051,10 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 				json_object_set_new(e, "statistics", json_incref(rel->statistics));
 			if (rel->npartitions >= 0)
 				json_object_set_new(e, "partitions", json_integer((json_int_t) rel->npartitions));
+			if (rel->extension != NULL)
+				json_object_set_new(e, "extension", json_string(rel->extension));
+			if (rel->filter != NULL)
+				json_object_set_new(e, "filter", json_string(rel->filter));
 			if (rel->data && rel->relkind == 'r')
 			{
 				json_object_set_new(e, "rows", json_integer((json_int_t) rows));

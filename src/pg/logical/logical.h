@@ -34,9 +34,15 @@
  *      not a partition), "publications":[{"name","owner"}] (publications
  *      naming it; absent when none), "statistics":[{"schema","name","owner"}]
  *      (extended statistics on it; absent when none), "partitions":N (a
- *      partitioned table's direct partitions, foreign ones included)}
+ *      partitioned table's direct partitions, foreign ones included),
+ *      "extension":"<name>" (a configuration table the extension registered
+ *      with pg_extension_config_dump: CREATE EXTENSION in the schema makes
+ *      it, the backup holds its rows as pg_dump does; absent otherwise),
+ *      "filter":"WHERE ..." (such a table's condition: only those rows are
+ *      backed up, counted and fingerprinted; absent when all are)}
  *     {"kind":"sequence","schema","name","last_value":"<int8>","is_called":bool,
  *      "owned_by":"<table>" (same schema; absent when not owned)}
+ *      (an extension's member sequence only when registered as configuration)
  *     {"kind":"matview","schema","name","populated":bool,"data":bool}
  *     {"kind":"large_objects","count","bytes","item"}
  *   rows and fingerprints are those of fingerprint.h; item names in the

@@ -34,6 +34,10 @@
  * With --table every step keeps to the selected tables: a pg_restore -L
  * list (toc.h) names their entries, and the foreign keys of other tables
  * that point at them are dropped and made again around --clean.
+ * An extension's configuration table (catalog "extension") is made by
+ * CREATE EXTENSION, with the extension's own rows: it is never emptied
+ * whole nor loaded with FREEZE, --clean removes only the rows of its
+ * "filter" (the kind the backup has), and with --table it must exist.
  *
  * A database created by this restore is dropped again on failure; an
  * existing one is left as the failed step left it, and the error says so.
@@ -154,6 +158,34 @@ strv_index(char **v, size_t n, const char *s)
 }
 
 /* ---- catalog ---- */
+
+/*
+ * An extension's configuration table (pg_extension_config_dump): CREATE
+ * EXTENSION makes it (with the extension's own rows); the backup holds its
+ * rows the extension's condition names ("filter"), or all of them.
+ */
+static const char *
+entry_extension(const json_t *e)
+{
+	return json_string_value(json_object_get(e, "extension"));
+}
+
+/*
+ * Remove the rows of configuration table i that the backup holds (those its
+ * filter names, leaving the extension's own), before loading them again.
+ */
+static int
+extension_rows_delete(Rst *s, size_t i)
+{
+	const char *filter = json_string_value(json_object_get(s->entries[i], "filter"));
+	char *sql = pv_asprintf("DELETE FROM ONLY %s %s", s->tables[i], filter ? filter : "");
+	int rc = pgconn_exec(s->coord, sql);
+
+	pv_free(sql);
+	if (rc < 0)
+		pv_error_prefix(rc, "%s (a table of extension %s)", s->tables[i], entry_extension(s->entries[i]));
+	return rc;
+}
 
 static bool
 matview_populated(Rst *s, const char *schema, const char *name)
@@ -456,7 +488,7 @@ task_copy(void *arg)
 	 * first queries do not rewrite every page to set hint bits, and no
 	 * anti-wraparound VACUUM has to come later.
 	 */
-	freeze = s->fresh && s->table_parts[p->table] == 1;
+	freeze = s->fresh && s->table_parts[p->table] == 1 && entry_extension(s->entries[p->table]) == NULL;
 	if (freeze)
 	{
 		char *q = pv_asprintf("BEGIN; TRUNCATE ONLY %s", p->qname);
@@ -960,7 +992,8 @@ partitions_all_loaded(const Rst *s, const json_t *p)
 
 /*
  * --clean with --data-only: empty the tables the rows go into (each ONLY:
- * an inheritance child not restored keeps its rows).  The partitioned
+ * an inheritance child not restored keeps its rows; an extension's
+ * configuration table loses only the rows the backup has).  The partitioned
  * tables whose partitions are all loaded are named too: a foreign key of
  * (or to) a partitioned table is checked on the parent, and TRUNCATE
  * refuses to empty its partitions alone.
@@ -969,24 +1002,31 @@ static int
 step_truncate(Rst *s)
 {
 	Buf sql = PV_BUF_INIT;
+	size_t n = 0;
 	int rc;
 
-	if (s->nloaded == 0)
-		return PV_OK;
-	buf_append_str(&sql, "TRUNCATE ");
-	for (size_t i = 0; i < s->nloaded; i++)
-		buf_printf(&sql, "%sONLY %s", i ? ", " : "", s->loaded[i]);
 	for (size_t i = 0; i < s->ntables; i++)
 	{
 		const char *kind = json_string_value(json_object_get(s->entries[i], "relkind"));
 
-		if (kind != NULL && strcmp(kind, "p") == 0 && partitions_all_loaded(s, s->entries[i]))
-			buf_printf(&sql, ", %s", s->tables[i]);
+		if (!json_is_true(json_object_get(s->entries[i], "data")) &&
+			!(kind != NULL && strcmp(kind, "p") == 0 && partitions_all_loaded(s, s->entries[i])))
+			continue;
+		/* an extension's configuration table keeps the rows CREATE EXTENSION made */
+		if (entry_extension(s->entries[i]) != NULL)
+		{
+			if ((rc = extension_rows_delete(s, i)) < 0)
+				goto done;
+			continue;
+		}
+		buf_printf(&sql, "%s%s%s", n++ ? ", " : "TRUNCATE ",
+				   kind != NULL && strcmp(kind, "p") == 0 ? "" : "ONLY ", s->tables[i]);
 	}
-	rc = pgconn_exec(s->coord, buf_cstr(&sql));
+	rc = n > 0 ? pgconn_exec(s->coord, buf_cstr(&sql)) : PV_OK;
 	if (rc < 0)
 		pv_error_hint("a table other tables' foreign keys point at cannot be emptied alone: restore those"
 					  " tables too (--table), or empty them yourself first");
+done:
 	buf_free(&sql);
 	return rc;
 }
@@ -1274,6 +1314,47 @@ target_pick(Rst *s)
 	return pglogical_target_connect(&s->dbname, &s->maint, s->o, s->target, src);
 }
 
+/*
+ * --table selecting an extension's configuration table i: the extension
+ * must have made it (the schema has no table of its own to restore), and
+ * rows of the backup's kind (those its filter names) already there are
+ * replaced only with --clean (or added to with --data-only).
+ */
+static int
+extension_table_check(Rst *s, size_t i, bool exists, bool *out_rows)
+{
+	const char *ext = entry_extension(s->entries[i]);
+	const char *filter = json_string_value(json_object_get(s->entries[i], "filter"));
+	char *sql, *rows = NULL;
+	int rc;
+
+	if (s->o->schema_only)
+		return PV_OK;			/* no rows to load: the extension's business */
+	if (!exists)
+	{
+		rc = pv_error_set(PV_EREFUSED, "table %s belongs to extension %s, which database '%s' does not have",
+						  s->tables[i], ext, s->dbname);
+		pv_error_hint("run CREATE EXTENSION %s in database '%s' first: it makes the table", ext, s->dbname);
+		return rc;
+	}
+	sql = pv_asprintf("SELECT EXISTS (SELECT 1 FROM ONLY %s %s)::text", s->tables[i], filter ? filter : "");
+	rc = pgconn_query_value(&rows, s->coord, sql, 0, NULL);
+	pv_free(sql);
+	if (rc == PV_OK && rows != NULL && strcmp(rows, "true") == 0)
+	{
+		*out_rows = true;
+		strv_add(&s->existing, &s->nexisting, pv_strdup(s->tables[i]));
+		if (!s->o->clean && !s->o->data_only)
+		{
+			rc = pv_error_set(PV_EREFUSED, "table %s of extension %s already holds rows of the kind the backup has"
+							  " in database '%s'", s->tables[i], ext, s->dbname);
+			pv_error_hint("add --clean to replace them, or --data-only to load the backup's rows next to them");
+		}
+	}
+	pv_free(rows);
+	return rc;
+}
+
 /* --table: which selected tables exist in the target, and do they hold rows? */
 static int
 tables_existing(Rst *s, bool *out_rows)
@@ -1287,7 +1368,9 @@ tables_existing(Rst *s, bool *out_rows)
 
 		if ((rc = pgconn_query_value(&v, s->coord, "SELECT (pg_catalog.to_regclass($1) IS NOT NULL)::text", 1, p)) < 0)
 			return rc;
-		if (v != NULL && strcmp(v, "true") == 0)
+		if (entry_extension(s->entries[i]) != NULL)
+			rc = extension_table_check(s, i, v != NULL && strcmp(v, "true") == 0, out_rows);
+		else if (v != NULL && strcmp(v, "true") == 0)
 		{
 			char *sql = pv_asprintf("SELECT EXISTS (SELECT 1 FROM %s)::text", s->tables[i]);
 			char *rows = NULL;
@@ -1861,6 +1944,14 @@ restore_run(Rst *s)
 			pv_free(dbarg);
 			goto done;
 		}
+		/* --table: the extensions' configuration tables are not dropped, only their rows the backup has */
+		for (size_t i = 0; o->clean && s->sel != NULL && data && i < s->ntables; i++)
+			if (entry_extension(s->entries[i]) != NULL && strv_index(s->existing, s->nexisting, s->tables[i]) >= 0 &&
+				(rc = extension_rows_delete(s, i)) < 0)
+			{
+				pv_free(dbarg);
+				goto done;
+			}
 		STEP("pre-data");
 		rc = run_pg_restore(s, pre, NULL);
 		pv_free(dbarg);
