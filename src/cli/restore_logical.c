@@ -411,24 +411,6 @@ done:
  * logical backup is of one and the same database.
  */
 
-/* Does this logical backup hold database name (one-database or --all)? */
-static bool
-latest_holds(const RepoManifest *m, const char *name)
-{
-	const json_t *meta = repo_manifest_metadata(m);
-	const json_t *d;
-	size_t i;
-
-	if (!pgarchive_is_all(m))
-		return json_is_string(json_object_get(meta, "database")) &&
-			strcmp(json_string_value(json_object_get(meta, "database")), name) == 0;
-	json_array_foreach(json_object_get(meta, "databases"), i, d)
-		if (json_is_string(json_object_get(d, "database")) &&
-			strcmp(json_string_value(json_object_get(d, "database")), name) == 0)
-		return true;
-	return false;
-}
-
 /* Add name to the list of databases for the error message, once each. */
 static void
 latest_name_add(json_t *seen, const char *name, Buf *names)
@@ -482,7 +464,7 @@ cli_logical_latest(char id[REPO_BACKUP_ID_LEN + 1], char **out_why, Repo *repo, 
 			repo_manifest_free(m);
 			continue;
 		}
-		if (want == NULL || latest_holds(m, want))
+		if (want == NULL || pgarchive_holds_database(m, want))
 		{
 			snprintf(id, REPO_BACKUP_ID_LEN + 1, "%s", ids[i]);
 			*out_why = want ? pv_asprintf("latest: the newest logical backup of database '%s'", want)

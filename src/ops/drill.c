@@ -694,24 +694,6 @@ catalog_free(DrillCatalog *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Does the logical backup m hold database name (a one-database backup of it, or --all)? */
-static bool
-holds_database(const RepoManifest *m, const char *name)
-{
-	const json_t *meta = repo_manifest_metadata(m);
-	const json_t *d;
-	size_t i;
-
-	if (!pgarchive_is_all(m))
-		return json_is_string(json_object_get(meta, "database")) &&
-			strcmp(json_string_value(json_object_get(meta, "database")), name) == 0;
-	json_array_foreach(json_object_get(meta, "databases"), i, d)
-		if (json_is_string(json_object_get(d, "database")) &&
-			strcmp(json_string_value(json_object_get(d, "database")), name) == 0)
-		return true;
-	return false;
-}
-
 /* Can a drill restore m (of kind, when kind is not NULL; holding database, when not NULL)? */
 static bool
 drillable(const RepoManifest *m, const char *kind, const char *database)
@@ -721,7 +703,7 @@ drillable(const RepoManifest *m, const char *kind, const char *database)
 
 	if (kind != NULL && strcmp(k, kind) != 0)
 		return false;
-	if (database != NULL && (strcmp(k, "logical") != 0 || !holds_database(m, database)))
+	if (database != NULL && (strcmp(k, "logical") != 0 || !pgarchive_holds_database(m, database)))
 		return false;
 	if (strcmp(k, "physical") == 0)
 		return true;

@@ -27,6 +27,23 @@ pgarchive_is_all(const RepoManifest *m)
 	return json_is_true(json_object_get(repo_manifest_metadata(m), "all"));
 }
 
+bool
+pgarchive_holds_database(const RepoManifest *m, const char *name)
+{
+	const json_t *meta = repo_manifest_metadata(m);
+	const json_t *d;
+	size_t i;
+
+	if (!pgarchive_is_all(m))
+		return json_is_string(json_object_get(meta, "database")) &&
+			strcmp(json_string_value(json_object_get(meta, "database")), name) == 0;
+	json_array_foreach(json_object_get(meta, "databases"), i, d)
+		if (json_is_string(json_object_get(d, "database")) &&
+			strcmp(json_string_value(json_object_get(d, "database")), name) == 0)
+		return true;
+	return false;
+}
+
 static void
 db_fill(PgArchiveDb *out, const json_t *meta)
 {

@@ -41,6 +41,9 @@ typedef struct PgArchiveDb
 /* Is this an --all backup (several databases and globals)? */
 bool pgarchive_is_all(const RepoManifest *m);
 
+/* Does this logical backup hold database name (a backup of it, or an --all one with it)? */
+bool pgarchive_holds_database(const RepoManifest *m, const char *name);
+
 /*
  * The database called name (NULL: the only one; an --all backup then
  * needs a name, PV_EUSAGE listing them).  PV_ENOTFOUND when there is none

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 /* The descriptions this module keeps, and the longer ones they prefix. */
@@ -534,7 +535,7 @@ pgtoc_index_attach_split(Buf *attach, Buf *after, const char *list)
 	return n;
 }
 
-/* The dump id a line starts with, or -1. */
+/* The dump id a line starts with, or -1 (also for one too large: pg_dump's are ints). */
 static long
 line_id(const char *line)
 {
@@ -542,7 +543,11 @@ line_id(const char *line)
 	const char *p = line;
 
 	while (*p >= '0' && *p <= '9')
+	{
+		if (v > (LONG_MAX - 9) / 10)
+			return -1;
 		v = v * 10 + (*p++ - '0');
+	}
 	return p > line && *p == ';' ? v : -1;
 }
 

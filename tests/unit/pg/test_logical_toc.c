@@ -228,6 +228,19 @@ test_index_attach_split(void **state)
 	buf_free(&after);
 }
 
+/* found by fuzz_logical_toc: a dump id of 20 digits overflowed (UB); such a line has no id */
+static void
+test_subtract_huge_id(void **state)
+{
+	Buf out = PV_BUF_INIT;
+
+	(void) state;
+	pgtoc_subtract(&out, "99999999999999999999; 0 0 TABLE public t o\n7; 0 0 TABLE public u o\n",
+				   "7; 0 0 TABLE public u o\n");
+	assert_string_equal(buf_cstr(&out), "99999999999999999999; 0 0 TABLE public t o\n");
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -239,6 +252,7 @@ main(void)
 		cmocka_unit_test(test_statistics_and_publications),
 		cmocka_unit_test(test_event_triggers),
 		cmocka_unit_test(test_index_attach_split),
+		cmocka_unit_test(test_subtract_huge_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
