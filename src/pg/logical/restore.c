@@ -50,6 +50,7 @@
 #include "common/json.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/mem.h"
 #include "common/pool.h"
 #include "pg/logical/archive.h"
@@ -475,6 +476,7 @@ task_copy(void *arg)
 	char *buf = pv_malloc(256 * 1024);
 	Buf sql = PV_BUF_INIT;
 	bool ok = false, in_copy = false, freeze;
+	int64_t t0 = pv_time_monotonic_ms(), t1, t2;
 	int rc;
 
 	if ((rc = conn_get(s, &c)) < 0)
@@ -551,6 +553,9 @@ task_copy(void *arg)
 	 * The table's last part is in: ANALYZE it and build its indexes,
 	 * constraints and triggers now, while other tables load.
 	 */
+	t1 = pv_time_monotonic_ms();
+	pv_log_detail("%s: %llu rows loaded in %.2f s%s", p->qname, (unsigned long long) p->rows,
+				  (double) (t1 - t0) / 1000.0, s->table_parts[p->table] > 1 ? " (one part)" : "");
 	if (atomic_fetch_sub(&s->parts_left[p->table], 1) == 1)
 	{
 		if (!s->o->no_analyze)
@@ -563,9 +568,13 @@ task_copy(void *arg)
 				goto done;
 			s->analyzed[p->table] = true;
 		}
+		t2 = pv_time_monotonic_ms();
 		if (s->early != NULL && s->early[p->table] != NULL &&
 			(rc = run_pg_restore_list(s, "--section=post-data", s->early[p->table])) < 0)
 			goto done;
+		if (s->early != NULL && s->early[p->table] != NULL)
+			pv_log_detail("%s: ANALYZE %.2f s, then its indexes and constraints %.2f s", p->qname,
+						  (double) (t2 - t1) / 1000.0, (double) (pv_time_monotonic_ms() - t2) / 1000.0);
 	}
 	atomic_fetch_add(&s->prog.rows, p->rows);
 	atomic_fetch_add(&s->prog.items_done, 1);
