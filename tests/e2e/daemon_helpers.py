@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -24,18 +23,19 @@ import time
 import urllib.error
 import urllib.request
 
+import pgcluster
 from pgcluster import clean_env
-from pgvault_cli import pgvault_bin, run_pgvault
+from pgvault_cli import pgvault_bin, run_pgvault, slowdown
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return pgcluster.free_port()  # below the ephemeral range: see there
 
 
 def wait_until(pred, timeout=30.0, interval=0.1, what="condition"):
-    """Poll pred() until it returns a true value (which is returned)."""
+    """Poll pred() until it returns a true value (which is returned).  The
+    deadline grows with slowdown() (sanitizer builds)."""
+    timeout *= slowdown()
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

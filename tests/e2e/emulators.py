@@ -97,12 +97,12 @@ def _die_with_parent():
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    import pgcluster  # below the ephemeral range: see there
+    return pgcluster.free_port()
 
 
 def wait_port(port, proc, timeout, logfile):
+    timeout = max(timeout, 60)  # emulators start slowly on a loaded CI machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

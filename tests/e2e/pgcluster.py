@@ -37,6 +37,7 @@ postgresql.auto.conf, so they always win over the base settings.
 import atexit
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -126,8 +127,32 @@ def server_user():
     return n
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    """A TCP port on 127.0.0.1 that nobody listens on right now.
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel
+    handed out (bind to 0) is soon handed out again to some outgoing
+    connection of the busy test machine, which could take it before the
+    server the caller starts binds it.  Ports below the range are only taken
+    by explicit binds."""
+    rnd = random.SystemRandom()
+    high = min(_ephemeral_low(), 65536) - 1
+    for _ in range(200):
+        port = rnd.randint(20000, high) if high > 20000 else rnd.randint(1024, 65535)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((TCP_HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((TCP_HOST, 0))
         return s.getsockname()[1]
@@ -514,10 +539,21 @@ class PgCluster:
     def reload(self, **settings):
         if settings:
             self.set_auto_conf(**settings)
+        # SIGHUP is asynchronous: wait until the postmaster has reloaded (a
+        # new backend inherits its pg_conf_load_time(); the postmaster has
+        # then signalled its children too) instead of sleeping a fixed time,
+        # which a loaded machine can outlast.
+        before = self.scalar("SELECT pg_conf_load_time()")
         r = self._pg_ctl("reload")
         if r.returncode != 0:
             raise PgClusterError("pg_ctl reload failed: %s" % r.stderr)
-        time.sleep(0.2)  # SIGHUP is asynchronous
+        deadline = time.monotonic() + 60
+        while self.scalar("SELECT pg_conf_load_time()") <= before:
+            if time.monotonic() > deadline:
+                raise PgClusterError("the server did not reload its configuration "
+                                     "within 60 s:\n%s" % self.log_tail())
+            time.sleep(0.05)
+        time.sleep(0.1)  # children (the archiver) apply it when they next wake
 
     def is_running(self):
         pid = self.pid or read_postmaster_pid(self.datadir)

@@ -37,6 +37,29 @@ def pgvault_bin():
     return path
 
 
+_slowdown = []
+
+
+def slowdown():
+    """How many times slower than a plain build the binary under test may be:
+    $PGVAULT_TEST_SLOWDOWN, else 4 for an AddressSanitizer build (2-5x
+    slower, more on a loaded machine), else 1.  Deadlines of waits and
+    subprocess timeouts are multiplied by it; it never changes what a test
+    checks, only how long it waits before calling a missing event a failure."""
+    if not _slowdown:
+        v = os.environ.get("PGVAULT_TEST_SLOWDOWN")
+        if v:
+            _slowdown.append(float(v))
+        else:
+            try:
+                with open(pgvault_bin(), "rb") as f:
+                    sanitized = b"__asan_init" in f.read()
+            except OSError:
+                sanitized = False
+            _slowdown.append(4.0 if sanitized else 1.0)
+    return _slowdown[0]
+
+
 def run_pgvault(*args, env=None, input=None, timeout=120, cwd=None):
     """Run pgvault with args; return Result(rc, out, err) (a 3-tuple).
 
@@ -50,7 +73,7 @@ def run_pgvault(*args, env=None, input=None, timeout=120, cwd=None):
                              "input=" % a)
     r = subprocess.run(argv, env=clean_env(env), input=input or "",
                        capture_output=True, text=True, errors="replace",
-                       timeout=timeout, cwd=cwd)
+                       timeout=timeout * slowdown(), cwd=cwd)
     return Result(r.returncode, r.stdout, r.stderr)
 
 

@@ -25,7 +25,7 @@ import subprocess
 import time
 
 from pgcluster import _as_user, _chown_tree, clean_env
-from pgvault_cli import Result, pgvault_bin
+from pgvault_cli import Result, pgvault_bin, slowdown
 
 SOURCE = "main"
 
@@ -34,7 +34,7 @@ def pv(cluster, *args, env=None, timeout=180, input=None, cwd=None):
     argv = _as_user(cluster.user, [pgvault_bin()] + [str(a) for a in args])
     r = subprocess.run(argv, env=clean_env(env), input=input or "",
                        capture_output=True, text=True, errors="replace",
-                       timeout=timeout, cwd=cwd or cluster.basedir)
+                       timeout=timeout * slowdown(), cwd=cwd or cluster.basedir)
     return Result(r.returncode, r.stdout, r.stderr)
 
 
@@ -79,6 +79,7 @@ def switch_wal(cluster):
 
 
 def wait_archived(cluster, seg, timeout=30):
+    timeout *= slowdown()  # each segment runs pgvault archive-push
     deadline = time.time() + timeout
     while time.time() < deadline:
         row = cluster.psql("SELECT last_archived_wal, last_failed_wal, "

@@ -130,8 +130,9 @@ def test_killed_test_process_leaves_no_server(pg_bindir, tmp_path):
     finally:
         p.kill()
         p.wait()
-    assert _wait_gone(pid, 15), "watchdog did not stop postmaster %d" % pid
-    deadline = time.monotonic() + 5
+    # generous: the watchdog polls each second, and a loaded CI machine is slow
+    assert _wait_gone(pid, 30), "watchdog did not stop postmaster %d" % pid
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and os.path.exists(basedir):
         time.sleep(0.1)
     assert not os.path.exists(basedir)

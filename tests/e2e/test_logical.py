@@ -331,7 +331,7 @@ def test_consistency_under_writes(env):
     t = threading.Thread(target=writer)
     t.start()
     try:
-        while done[0] < 50:
+        while done[0] < 50 and t.is_alive():  # a failing writer must not hang the test
             time.sleep(0.02)
         doc = backup(c, repo, "bank", "-j", "2", "--split-size", "1M")
         mid = done[0]

@@ -18,6 +18,7 @@ import pytest
 
 from backends import make_repo
 from pgcluster import _as_user, clean_env
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from physical_helpers import (SOURCE, archive_to, backup, conn, dump_all,
                               ok, pv, restore_to, switch_wal, wait_archived)
 from pgvault_cli import pgvault_bin
@@ -73,7 +74,7 @@ def test_full_backup_restore_equals_source(pg, pg_factory, repo_backend):
     assert not os.path.exists(os.path.join(c.datadir, "postmaster.pid"))
     assert os.listdir(os.path.join(c.datadir, "pg_wal")) == ["archive_status"]
     c.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     got = dump_all(c, "--exclude-table-data=scratch")
@@ -113,7 +114,7 @@ def test_incremental_stores_far_fewer_bytes(pg, pg_factory):
     c = restore_to(pg_factory, repo, second["id"], "--target-immediate",
                    "--target-action", "promote", "--archive-mode", "off")
     c.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.scalar("SELECT count(*) FROM big WHERE h = 'changed'") == 200
@@ -180,18 +181,22 @@ def test_kill_during_backup_leaves_no_backup_and_next_works(pg, pg_factory):
     repo = make_repo(pg, "repo", "--pack-size", "1MiB")  # packs reach storage early
     archive_to(pg, repo)
     pg.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g")
-    # slow archiving keeps the backup waiting for its WAL: kill it there
+    # held-back archiving keeps the backup waiting for its WAL: kill it there.
+    # The WAL waits for a gate the test opens only after the kill (a fixed
+    # delay could run out first on a loaded machine, and the backup finish).
     slow = pg.basedir + "/slow.sh"
+    gate = pg.basedir + "/archive-gate"
     with open(slow, "w") as f:
-        f.write("#!/bin/sh\nsleep 3\nexec %s archive-push --repo %s --source %s \"$1\"\n"
-                % (pgvault_bin(), repo, SOURCE))
+        f.write("#!/bin/sh\nwhile [ ! -e %s ]; do sleep 0.1; done\n"
+                "exec %s archive-push --repo %s --source %s \"$1\"\n"
+                % (gate, pgvault_bin(), repo, SOURCE))
     os.chmod(slow, 0o755)
     pg.reload(archive_command=slow + " %p")
     argv = _as_user(pg.user, [pgvault_bin(), "backup", "--physical", "--repo", repo,
                               "--source", SOURCE, "--pgdata", pg.datadir] + conn(pg))
     p = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, cwd=pg.basedir)
-    deadline = time.time() + 20
+    deadline = time.time() + 20 * slowdown()
     while time.time() < deadline:
         if pg.scalar("SELECT count(*) FROM pg_stat_activity WHERE "
                      "application_name = 'pgvault backup'") and \
@@ -200,13 +205,14 @@ def test_kill_during_backup_leaves_no_backup_and_next_works(pg, pg_factory):
         time.sleep(0.05)
     else:
         raise AssertionError("the backup never started writing packs")
-    time.sleep(1.0)  # copying takes well under a second; the WAL takes 3 s to arrive
+    time.sleep(1.0)  # copying takes well under a second; the WAL waits for the gate
     # runuser's child is pgvault: kill the whole group
     for pid in subprocess.run(["pgrep", "-f", "-P", str(p.pid), "pgvault"],
                               capture_output=True, text=True).stdout.split():
         os.kill(int(pid), signal.SIGKILL)
     p.kill()
     p.wait(timeout=10)
+    open(gate, "w").close()
     assert backups(pg, repo) == []
     r = ok(pg, "verify", "--repo", repo)
     archive_to(pg, repo, restart=False)
@@ -282,7 +288,7 @@ def test_tablespaces_backed_up_and_restored_elsewhere(pg, pg_factory):
     c._write_base_conf()
     assert os.readlink(os.path.join(c.datadir, "pg_tblspc", oid)) == newloc
     c.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.psql("SELECT count(*), sum(hashtext(v)) FROM far") == want

@@ -17,6 +17,7 @@ import json
 import os
 import time
 
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from physical_helpers import (SOURCE, archive_command, archive_to, backup,
                               conn, dump_all, make_repo, ok, pv, restore_to,
                               switch_wal, wait_archived)
@@ -24,7 +25,7 @@ from pgvault_cli import pgvault_bin
 
 
 def _wait_promoted(c, timeout=60):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert not c.scalar("SELECT pg_is_in_recovery()"), c.log_tail()
@@ -114,7 +115,7 @@ def test_async_push_keeps_the_secondary_in_step(pg):
         segs.append(switch_wal(pg))
     wait_archived(pg, segs[-1])
     tl = os.path.join("wal", SOURCE, "00000001")
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while time.time() < deadline:
         in_b = set(os.listdir(os.path.join(repo_b, tl))) if os.path.isdir(
             os.path.join(repo_b, tl)) else set()

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from backends import make_repo
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from physical_helpers import (SOURCE, archive_to, backup, ok, pv,
                               restore_to, switch_wal, wait_archived)
 
@@ -54,7 +55,7 @@ def recover(factory, h, *args, spec="latest", promote=True):
     c = restore_to(factory, h["repo"], spec, "--archive-mode", "off", *args, *extra)
     c.start()
     if promote:
-        deadline = time.time() + 30
+        deadline = time.time() + 30 * slowdown()
         while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
             time.sleep(0.1)
         assert not c.scalar("SELECT pg_is_in_recovery()"), c.log_tail()
@@ -98,7 +99,7 @@ def test_target_name(history, pg_factory):
 def test_target_action_pause(history, pg_factory):
     c = recover(pg_factory, history, "--target-time", history["between"],
                 "--target-action", "pause", promote=False)
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while time.time() < deadline and \
             c.scalar("SELECT pg_get_wal_replay_pause_state()") != "paused":
         time.sleep(0.1)
@@ -107,7 +108,7 @@ def test_target_action_pause(history, pg_factory):
     # (the DROP's lock, replayed before its commit, blocks reading events
     # while paused: resume, which ends recovery at the target)
     c.execute("SELECT pg_wal_replay_resume()")
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert_between_t2_and_t3(c)
@@ -120,7 +121,7 @@ def test_no_target_replays_everything(history, pg_factory):
                    "--prefetch", "4", "--spool-path", spool)
     assert "--prefetch 4 --spool-path" in c.auto_conf()["restore_command"]
     c.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.scalar("SELECT to_regclass('events')") is None
@@ -165,7 +166,7 @@ def test_timeline_switch(pg_factory):
     # with the backup (preserved), and timeline 2 names do not collide
     c = restore_to(pg_factory, repo, b1, name="tl2")
     c.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.scalar("SELECT timeline_id FROM pg_control_checkpoint()") == 2
@@ -185,14 +186,14 @@ def test_timeline_switch(pg_factory):
 
     d = restore_to(pg_factory, repo, b2, "--archive-mode", "off", name="fromb2")
     d.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while d.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert counts(d) == [("a", 10), ("b", 10), ("c", 10)]
 
     e = restore_to(pg_factory, repo, b1, "--archive-mode", "off", name="fromb1")
     e.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while e.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert counts(e) == [("a", 10), ("b", 10), ("c", 10)]
@@ -200,7 +201,7 @@ def test_timeline_switch(pg_factory):
     f = restore_to(pg_factory, repo, b1, "--archive-mode", "off",
                    "--target-timeline", "current", name="tl1")
     f.start()
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while f.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert counts(f) == [("a", 10), ("old", 5)]

@@ -20,7 +20,7 @@ import pytest
 
 import backends
 from pgcluster import clean_env
-from pgvault_cli import pgvault_bin, run_pgvault, run_pgvault_json
+from pgvault_cli import pgvault_bin, run_pgvault, run_pgvault_json, slowdown
 
 MiB = 1024 * 1024
 
@@ -247,9 +247,10 @@ def test_prune_refuses_while_backup_runs(tmp_path, repo_backend):
     p = spawn(repo, "backup", "--stdin", "--name", "s", "--json", stdin=subprocess.PIPE)
     p.stdin.write(random.Random(31).randbytes(2 * MiB))
     p.stdin.flush()
-    deadline = time.time() + 10
+    deadline = time.time() + 10 * slowdown()
     while not repo_backend.keys(repo, "locks/") and time.time() < deadline:
         time.sleep(0.05)
+    assert repo_backend.keys(repo, "locks/"), "the backup never took its lock"
     r = pv(repo, "repo", "prune")
     assert r.rc == 4, (r.out, r.err)
     assert "lock" in r.err

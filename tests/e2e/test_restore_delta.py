@@ -17,6 +17,7 @@ import json
 import os
 import time
 
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from physical_helpers import (SOURCE, archive_to, backup, dump_all, make_repo,
                               ok, pv, switch_wal, wait_archived)
 
@@ -33,7 +34,7 @@ def tree(top):
 
 
 def wait_promoted(c, timeout=30):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert not c.scalar("SELECT pg_is_in_recovery()"), c.log_tail()

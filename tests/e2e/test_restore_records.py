@@ -22,6 +22,7 @@ import re
 import shutil
 import time
 
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from pgvault_cli import conn_args, run_pgvault, run_pgvault_json, tools_env
 from physical_helpers import (SOURCE, archive_to, backup, dump_all, make_repo, ok, switch_wal,
                               wait_archived)
@@ -148,7 +149,7 @@ def test_physical_restore_recorded_and_estimated(pg, pg_factory):
     res = json.loads(r.out)
     assert "not recorded" not in r.err, r.err
     assert res["id"] == bid and res["duration_ms"] > 0 and res["recovery_ms"] > 0, res
-    deadline = time.time() + 30
+    deadline = time.time() + 30 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert dump_all(c) == want

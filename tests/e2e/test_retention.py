@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from pgvault_cli import slowdown  # deadlines of polls grow under sanitizers
 from pgvault_cli import conn_args, run_pgvault, run_pgvault_json, tools_env
 
 MARKER = "EXPIRED-ONLY-6f1d2c"
@@ -77,9 +78,18 @@ def env(pg_module, pgvault_bin, tmp_path_factory):
     other = backup(c, repo, "other")
     conf = base / "pgvault.conf"
     # yearly=1 keeps the newest of this year, min=2 one more: the two oldest
-    # backups of 'app' expire (unless the test runs across New Year's midnight)
-    conf.write_text("[global]\nretention-logical = yearly=1,min=2\ntime-zone = UTC\n")
-    return {"cluster": c, "repo": repo, "app": ids, "other": other, "conf": str(conf)}
+    # backups of 'app' expire (in a zone where it is now about noon, so no
+    # New Year's midnight falls between the backups and the expire)
+    zone = noon_zone()
+    conf.write_text("[global]\nretention-logical = yearly=1,min=2\ntime-zone = %s\n" % zone)
+    return {"cluster": c, "repo": repo, "app": ids, "other": other, "conf": str(conf), "zone": zone}
+
+
+def noon_zone():
+    """A fixed-offset time zone in which it is now about noon: a calendar
+    period (day, week, month, year) cannot end during the test there."""
+    off = 12 - time.gmtime().tm_hour
+    return "Etc/GMT%+d" % -off if off else "UTC"
 
 
 def by_id(doc):
@@ -117,7 +127,8 @@ def test_dry_run_prints_every_backup_and_why(env):
 
     rc, out, err = pv(env["cluster"], env["repo"], "expire", "--dry-run", "--config", env["conf"])
     assert rc == 0, err
-    assert "- logical app: policy yearly=1,min=2 ([global] retention-logical), time zone UTC" in out
+    assert ("- logical app: policy yearly=1,min=2 ([global] retention-logical), time zone %s"
+            % env["zone"]) in out
     assert "keep    %s" % app[3] in out and "newest, yearly " in out
     assert "expire  %s" % app[0] in out
     assert "expire: would expire 2 of 5 backups (3 kept)" in out
@@ -239,7 +250,7 @@ def test_expire_physical_keeps_the_wal_kept_backups_need(pg, pg_factory):
     before_all = os.listdir(wal_dir)
     conf = os.path.join(pg.basedir, "retention.conf")
     with open(conf, "w") as f:
-        f.write("[global]\nretention-physical = yearly=1,min=2\n")
+        f.write("[global]\nretention-physical = yearly=1,min=2\ntime-zone = %s\n" % noon_zone())
     os.chmod(conf, 0o644)
 
     doc = json.loads(ok(pg, "expire", "--repo", repo, "--config", conf, "--dry-run", "--json").out)
@@ -265,7 +276,7 @@ def test_expire_physical_keeps_the_wal_kept_backups_need(pg, pg_factory):
     # the oldest kept backup still restores and replays every later change
     c = restore_to(pg_factory, repo, ids[1], "--archive-mode", "off")
     c.start()
-    deadline = time.time() + 60
+    deadline = time.time() + 60 * slowdown()
     while c.scalar("SELECT pg_is_in_recovery()") and time.time() < deadline:
         time.sleep(0.1)
     assert c.scalar("SELECT count(*) FROM t") == 4000

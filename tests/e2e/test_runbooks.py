@@ -493,8 +493,14 @@ def test_retention_replaces_find_mtime_delete(site, tmp_path):
     assert doc["expire"] == 0 and doc["keep"] == 3, doc
     assert doc["groups"][0]["policy_from"] == "--policy", doc["groups"]
 
+    # Calendar periods are counted in a fixed-offset zone where it is now
+    # about noon: no day (week, month, year) can end between the backups and
+    # the expire, as a UTC midnight during the test would.
+    off = 12 - time.gmtime().tm_hour
+    zone = "Etc/GMT%+d" % -off if off else "UTC"
     conf = tmp_path / "pgvault.conf"
-    conf.write_text("[global]\nretention-logical = daily=7,weekly=4,monthly=12,yearly=5\ntime-zone = UTC\n")
+    conf.write_text("[global]\nretention-logical = daily=7,weekly=4,monthly=12,yearly=5\ntime-zone = %s\n"
+                    % zone)
     doc = ok_json(c, "expire", "--repo", repo, "--config", str(conf), "--dry-run")
     fate = {b["id"]: (b["action"], b["reasons"]) for b in doc["backups"]}
     # one backup per day is kept: today's newest, for every calendar rule
@@ -506,7 +512,7 @@ def test_retention_replaces_find_mtime_delete(site, tmp_path):
 
     # the command-line policy says the same as the configured one
     doc2 = ok_json(c, "expire", "--repo", repo, "--dry-run",
-                   "--policy", "daily=7,weekly=4,monthly=12,yearly=5")
+                   "--policy", "daily=7,weekly=4,monthly=12,yearly=5", env={"PGVAULT_TIME_ZONE": zone})
     assert {b["id"]: (b["action"], b["reasons"]) for b in doc2["backups"]} == fate
 
     doc = ok_json(c, "expire", "--repo", repo, "--config", str(conf))

@@ -13,6 +13,7 @@ import pytest
 
 from physical_helpers import (SOURCE, archive_to, make_repo, ok, pv,
                               switch_wal, wait_archived)
+from pgvault_cli import slowdown
 
 
 def read(path):
@@ -180,7 +181,7 @@ def _pusher_idle(spool, timeout=15):
     import fcntl
     import time
     path = os.path.join(spool, "pusher.lock")
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * slowdown()
     while time.time() < deadline:
         with open(path, "a") as f:
             try:
@@ -213,7 +214,7 @@ def test_async_push_by_the_server(pg):
     # every note is consumed by the server's calls (the pusher may be ahead)
     import time
     out = os.path.join(spool, SOURCE, "out")
-    deadline = time.time() + 20
+    deadline = time.time() + 20 * slowdown()
     while os.listdir(out) and time.time() < deadline:
         time.sleep(0.1)
     assert os.listdir(out) == [], (os.listdir(out), segs)
@@ -289,7 +290,7 @@ def test_get_prefetches_the_next_segments(archived):
     assert read(dest) == read(os.path.join(pg.datadir, "pg_wal", allsegs[0]))
     inq = os.path.join(spool, SOURCE, "in")
     import time
-    deadline = time.time() + 15
+    deadline = time.time() + 15 * slowdown()
     while time.time() < deadline and not all(
             os.path.exists(os.path.join(inq, s)) for s in allsegs[1:3]):
         time.sleep(0.1)
@@ -300,7 +301,7 @@ def test_get_prefetches_the_next_segments(archived):
        "--spool-path", spool, allsegs[1], dest)
     assert read(dest) == read(os.path.join(pg.datadir, "pg_wal", allsegs[1]))
     assert not os.path.exists(os.path.join(inq, allsegs[1]))
-    deadline = time.time() + 15
+    deadline = time.time() + 15 * slowdown()
     while time.time() < deadline and not os.path.exists(os.path.join(inq, allsegs[3])):
         time.sleep(0.1)
     assert os.path.exists(os.path.join(inq, allsegs[3]))
@@ -314,7 +315,7 @@ def test_get_prefetches_the_next_segments(archived):
 def _pusher_idle_file(path, timeout=15):
     import fcntl
     import time
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * slowdown()
     while time.time() < deadline:
         with open(path, "a") as f:
             try:

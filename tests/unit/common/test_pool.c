@@ -153,8 +153,8 @@ check_queue_blocks(int nthreads, int queue_max)
 	for (int i = 0; i < nthreads + queue_max; i++)
 		assert_int_equal(pv_pool_submit(pool, task_gated, &ran), PV_OK);
 	/* every worker is inside a task; the queue holds queue_max more */
-	for (int i = 0; i < 500 && atomic_load(&gate_waiting) < nthreads; i++)
-		sleep_ms(2);
+	for (int i = 0; i < 30000 && atomic_load(&gate_waiting) < nthreads; i++)
+		sleep_ms(2);					/* up to a minute: threads start late under load */
 	assert_int_equal(atomic_load(&gate_waiting), nthreads);
 
 	assert_int_equal(pthread_create(&th, NULL, submitter_main, &sub), 0);

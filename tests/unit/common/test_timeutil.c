@@ -205,16 +205,23 @@ test_now_and_relative(void **state)
 	t = parse_ok("now-30min", NULL);
 	after = pv_time_now();
 	assert_true(t >= before - 1800 * SEC && t <= after - 1800 * SEC);
+	/* bracketed by clock readings: a slow or preempted run cannot fail it */
+	before = pv_time_now();
 	t = parse_ok("NOW - 1h30min", NULL);
-	assert_true(t <= pv_time_now() - 5400 * SEC && t > pv_time_now() - 5401 * SEC);
+	after = pv_time_now();
+	assert_true(t >= before - 5400 * SEC && t <= after - 5400 * SEC);
+	before = pv_time_now();
 	t = parse_ok("now+1h", NULL);
-	assert_true(t >= pv_time_now() + 3599 * SEC && t <= pv_time_now() + 3600 * SEC);
+	after = pv_time_now();
+	assert_true(t >= before + 3600 * SEC && t <= after + 3600 * SEC);
 	before = pv_time_now();
 	t = parse_ok("-2h", NULL);
 	after = pv_time_now();
 	assert_true(t >= before - 7200 * SEC && t <= after - 7200 * SEC);
+	before = pv_time_now();
 	t = parse_ok("-500ms", NULL);
-	assert_true(t <= pv_time_now() - 500000 && t > pv_time_now() - 1500000);
+	after = pv_time_now();
+	assert_true(t >= before - 500000 && t <= after - 500000);
 }
 
 static void
@@ -227,7 +234,7 @@ test_monotonic(void **state)
 	a = pv_time_monotonic_ms();
 	nanosleep(&ts, NULL);
 	b = pv_time_monotonic_ms();
-	assert_true(b - a >= 20 && b - a < 5000);
+	assert_true(b - a >= 20 && b - a < 60000);	/* the bound only catches a wrong unit */
 }
 
 static void

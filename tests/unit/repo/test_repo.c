@@ -453,15 +453,26 @@ test_lock_refresh_and_loss(void **state)
 	assert_int_equal(repo_lock_acquire_opts(&l, repo, &opts), 0);
 	assert_int_equal(storage_get(repo_storage(repo), repo_lock_key(l), &before), 0);
 	assert_non_null(strstr((const char *) before.data, "\"command\":\"backup\""));
-	sleep(2);
-	/* Refreshed: the object was rewritten with a later refresh time. */
-	assert_int_equal(storage_get(repo_storage(repo), repo_lock_key(l), &after), 0);
+	/*
+	 * Refreshed: the object is rewritten with a later refresh time.  Poll (the
+	 * refresh thread may be late on a loaded machine or under ASan) for up to
+	 * a minute, well short of the 60 s stale timeout mattering here.
+	 */
+	for (int i = 0; i < 600; i++)
+	{
+		usleep(100 * 1000);
+		buf_reset(&after);
+		assert_int_equal(storage_get(repo_storage(repo), repo_lock_key(l), &after), 0);
+		if (after.len != before.len || memcmp(after.data, before.data, before.len) != 0)
+			break;
+	}
 	assert_string_not_equal((const char *) before.data, (const char *) after.data);
 	assert_int_equal(repo_lock_check(l), 0);
 
 	/* Someone breaks it: the holder notices at the next refresh. */
 	assert_int_equal(storage_delete(repo_storage(repo), repo_lock_key(l)), 0);
-	sleep(2);
+	for (int i = 0; i < 600 && repo_lock_check(l) == 0; i++)
+		usleep(100 * 1000);
 	assert_int_equal(repo_lock_check(l), PV_ELOCKED);
 	assert_non_null(strstr(pv_error_msg(), "was lost"));
 	repo_lock_release(l);

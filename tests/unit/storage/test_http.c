@@ -139,7 +139,7 @@ test_client(void)
 	HttpClient *c = NULL;
 
 	assert_int_equal(http_client_new(&c, &(HttpClientOpts) {.service = "test", .retries = 2,
-										 .retry_base_ms = 1, .retry_max_ms = 4, .timeout_ms = 2000}), 0);
+										 .retry_base_ms = 1, .retry_max_ms = 4, .timeout_ms = 30000}), 0);
 	return c;
 }
 
