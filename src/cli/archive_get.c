@@ -156,16 +156,8 @@ cli_archive_get(int argc, char **argv)
 							   "path (%%p)");
 	if (argc - optind > 2)
 		return cli_usage_error("archive-get", "unexpected argument '%s'", argv[optind + 2]);
-	if (prefetch != NULL)
-	{
-		char *end;
-		long v = strtol(prefetch, &end, 10);
-
-		if (*prefetch == '\0' || *end != '\0' || v < 0 || v > 1024)
-			return cli_usage_error("archive-get", "invalid --prefetch '%s' (0 to 1024 segments)",
-								   prefetch);
-		count = (int) v;
-	}
+	if (prefetch != NULL && !cli_int_parse(&count, prefetch, 0, 1024))
+		return cli_usage_error("archive-get", "invalid --prefetch '%s' (0 to 1024 segments)", prefetch);
 	name = argv[optind];
 	dest = argv[optind + 1];
 	if ((rc = cli_archive_setup(&cfg, &source, &sec, &common)) < 0)

@@ -352,18 +352,10 @@ cli_backup(int argc, char **argv)
 		return cli_backup_physical(argc, argv);	/* --physical: backup_physical.c */
 	if ((status = args_parse(&a, argc, argv)) >= 0)
 		goto done;
-	if (a.jobs != NULL)
+	if (a.jobs != NULL && !cli_int_parse(&jobs, a.jobs, 0, 256))
 	{
-		char *end;
-		long v = strtol(a.jobs, &end, 10);
-
-		if (*a.jobs == '\0' || *end != '\0' || v < 0 || v > 256)
-		{
-			status = cli_usage_error("backup", "invalid number of jobs '%s' (0 to 256; 0 = one "
-									 "per core)", a.jobs);
-			goto done;
-		}
-		jobs = (int) v;
+		status = cli_usage_error("backup", "invalid number of jobs '%s' (0 to 256; 0 = one per core)", a.jobs);
+		goto done;
 	}
 	if ((rc = cli_setup(&a.common, &cfg)) < 0 || (rc = cli_repo_open(&repo, cfg, &a.common)) < 0)
 	{

@@ -74,14 +74,7 @@ enum
 bool
 cli_backup_logical_wanted(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-	{
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--logical") == 0)
-			return true;
-	}
-	return false;
+	return cli_argv_has(argc, argv, (const char *const[]) {"--logical", NULL}, false);
 }
 
 static void
@@ -232,17 +225,10 @@ cli_backup_logical(int argc, char **argv)
 		status = cli_usage_error("backup", "options --schema-only and --data-only cannot be used together");
 		goto done;
 	}
-	if (jobs != NULL)
+	if (jobs != NULL && !cli_int_parse(&o.jobs, jobs, 1, 256))
 	{
-		char *end;
-		long v = strtol(jobs, &end, 10);
-
-		if (*jobs == '\0' || *end != '\0' || v < 1 || v > 256)
-		{
-			status = cli_usage_error("backup", "invalid number of jobs '%s' (1 to 256)", jobs);
-			goto done;
-		}
-		o.jobs = (int) v;
+		status = cli_usage_error("backup", "invalid number of jobs '%s' (1 to 256)", jobs);
+		goto done;
 	}
 	if (o.all && (o.filter.tables.n || o.filter.schemas.n || o.filter.exclude_tables.n ||
 				  o.filter.exclude_schemas.n || o.filter.exclude_table_data.n))

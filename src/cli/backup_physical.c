@@ -79,14 +79,7 @@ enum
 bool
 cli_backup_physical_wanted(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-	{
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--physical") == 0)
-			return true;
-	}
-	return false;
+	return cli_argv_has(argc, argv, (const char *const[]) {"--physical", NULL}, false);
 }
 
 static void
@@ -145,13 +138,9 @@ summary_print(bool json, const char *source, const PgPhysBackupResult *r)
 static int
 jobs_parse(int *out, const char *text)
 {
-	char *end;
-	long v = strtol(text, &end, 10);
-
-	if (*text == '\0' || *end != '\0' || v < 0 || v > 256)
+	if (!cli_int_parse(out, text, 0, 256))
 		return pv_error_set(PV_EUSAGE, "invalid number of jobs '%s' (0 to 256; 0 = one per core)",
 							text);
-	*out = (int) v;
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Levenshtein distance, for "did you mean" hints on mistyped commands. */
 static int
@@ -231,6 +232,53 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'pgvault %s --help' for more information.\n", cmd);
 	return 2;
+}
+
+bool
+cli_argv_has(int argc, char **argv, const char *const *words, bool with_value)
+{
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		for (const char *const *w = words; *w != NULL; w++)
+		{
+			size_t l = strlen(*w);
+
+			if ((*w)[l - 1] == '*')
+			{
+				if (strncmp(argv[i], *w, l - 1) == 0)
+					return true;
+			}
+			else if (strncmp(argv[i], *w, l) == 0 &&
+					 (argv[i][l] == '\0' || (with_value && argv[i][l] == '=')))
+				return true;
+		}
+	}
+	return false;
+}
+
+int
+cli_backup_arg(const char **out, const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return cli_usage_error(cmd, "which backup? give its id, or 'latest'");
+	*out = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+bool
+cli_int_parse(int *out, const char *text, int min, int max)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if (*text == '\0' || *end != '\0' || v < min || v > max)
+		return false;
+	*out = (int) v;
+	return true;
 }
 
 int

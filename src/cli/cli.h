@@ -115,6 +115,29 @@ int cli_setup(const CliCommon *c, PvConfig **out);
  */
 int cli_conn_opts(PgConnOpts *out, CfgSection **out_source, const CliCommon *c, PvConfig *cfg);
 
+/*
+ * The one argument of a command that names a backup (an id, or 'latest'),
+ * after getopt: *out = argv[optind++] and -1 when it is there and alone,
+ * else the usage error's exit status (2).
+ */
+int cli_backup_arg(const char **out, const char *cmd, int argc, char **argv);
+
+/*
+ * A whole number from min to max (--jobs and the like): true with *out
+ * set, false (*out unchanged) when text is not one.  The caller words the
+ * usage error, since what the range means differs by command.
+ */
+bool cli_int_parse(int *out, const char *text, int min, int max);
+
+/*
+ * Does argv, up to a "--", hold one of words (NULL-ended)?  For the
+ * dispatch of a command to its variants (restore --logical/--physical),
+ * before getopt.  A word matches a whole argument, or with with_value also
+ * "word=VALUE"; a word ending in '*' matches every argument that starts
+ * with the rest ("-t*": -t and -tPATTERN).
+ */
+bool cli_argv_has(int argc, char **argv, const char *const *words, bool with_value);
+
 /* Report the current error (message and HINT) and return its exit status. */
 int cli_fail(int code);
 

@@ -199,7 +199,7 @@ parse_args(CopyRun *r, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *from = NULL;
-	int opt;
+	int opt, jobs;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":j:", longopts, NULL)) != -1)
@@ -247,15 +247,9 @@ parse_args(CopyRun *r, int argc, char **argv)
 		return cli_usage_error("copy", "give --from or --repo, not both");
 	if (from != NULL)
 		r->common.repo = from;
-	if (r->jobs != NULL)
-	{
-		char *end;
-		long v = strtol(r->jobs, &end, 10);
-
-		if (r->jobs[0] == '\0' || *end != '\0' || v < 0 || v > 256)
-			return cli_usage_error("copy", "invalid number of jobs '%s' (0 to 256; 0 = one per "
-								   "core)", r->jobs);
-	}
+	/* checked here; run reads r->jobs again */
+	if (r->jobs != NULL && !cli_int_parse(&jobs, r->jobs, 0, 256))
+		return cli_usage_error("copy", "invalid number of jobs '%s' (0 to 256; 0 = one per core)", r->jobs);
 	return -1;
 }
 

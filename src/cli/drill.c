@@ -238,15 +238,8 @@ cli_drill(int argc, char **argv)
 	}
 	if (a.rto != NULL && pv_duration_parse(&o.rto_secs, a.rto) < 0)
 		return cli_usage_error("drill", "%s", pv_error_msg());
-	if (a.jobs != NULL)
-	{
-		char *end;
-		long j = strtol(a.jobs, &end, 10);
-
-		if (*a.jobs == '\0' || *end != '\0' || j < 1 || j > 64)
-			return cli_usage_error("drill", "invalid number of jobs '%s' (1 to 64)", a.jobs);
-		o.jobs = (int) j;
-	}
+	if (a.jobs != NULL && !cli_int_parse(&o.jobs, a.jobs, 1, 64))
+		return cli_usage_error("drill", "invalid number of jobs '%s' (1 to 64)", a.jobs);
 	if ((rc = cli_setup(&a.common, &cfg)) < 0 || (rc = cli_repo_open(&repo, cfg, &a.common)) < 0)
 		goto fail;
 	o.repo = repo;

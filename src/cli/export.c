@@ -126,17 +126,8 @@ cli_export(int argc, char **argv)
 		status = 0;
 		goto done;
 	}
-	if (optind >= argc)
-	{
-		status = cli_usage_error("export", "which backup? give its id, or 'latest'");
+	if ((status = cli_backup_arg(&o.backup, "export", argc, argv)) >= 0)
 		goto done;
-	}
-	o.backup = argv[optind++];
-	if (optind < argc)
-	{
-		status = cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
-		goto done;
-	}
 	if (format == NULL || strcmp(format, "plain") != 0)
 	{
 		if (format == NULL)

@@ -127,19 +127,14 @@ sub_open(SubOpts *o, PvConfig **cfg, Repo **repo)
 static int
 jobs_parse(const char *cmd, const char *text, PvConfig *cfg, int *out)
 {
-	char *end;
-	long v;
-
 	if (text == NULL)
 	{
 		*out = (int) cfg_int(cfg, NULL, "jobs");
 		return -1;
 	}
-	v = strtol(text, &end, 10);
-	if (*text == '\0' || *end != '\0' || v < 0 || v > 256)
+	if (!cli_int_parse(out, text, 0, 256))
 		return cli_usage_error(cmd, "invalid number of jobs '%s' (0 to 256; 0 = one per core)",
 							   text);
-	*out = (int) v;
 	return -1;
 }
 

@@ -320,7 +320,7 @@ args_parse(RestoreArgs *a, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *jobs = NULL;
-	int opt;
+	int opt, rc;
 
 	a->items = pv_calloc((size_t) argc + 1, sizeof(char *));
 	opterr = 0;
@@ -354,20 +354,10 @@ args_parse(RestoreArgs *a, int argc, char **argv)
 		cli_print_help(help_text, false);
 		return 0;
 	}
-	if (optind >= argc)
-		return cli_usage_error("restore", "which backup? give its id, or 'latest'");
-	a->id = argv[optind++];
-	if (optind < argc)
-		return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
-	if (jobs != NULL)
-	{
-		char *end;
-		long v = strtol(jobs, &end, 10);
-
-		if (*jobs == '\0' || *end != '\0' || v < 1 || v > 256)
-			return cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
-		a->jobs = (int) v;
-	}
+	if ((rc = cli_backup_arg(&a->id, "restore", argc, argv)) >= 0)
+		return rc;
+	if (jobs != NULL && !cli_int_parse(&a->jobs, jobs, 1, 256))
+		return cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
 	if (a->output != NULL && a->target != NULL)
 		return cli_usage_error("restore", "give --target-dir or -o, not both");
 	if (a->output != NULL && a->nitems != 1)

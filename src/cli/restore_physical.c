@@ -132,15 +132,8 @@ enum
 bool
 cli_restore_physical_wanted(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-	{
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--physical") == 0 || strcmp(argv[i], "--pgdata") == 0 ||
-			strncmp(argv[i], "--pgdata=", 9) == 0 || strcmp(argv[i], "--delta") == 0)
-			return true;
-	}
-	return false;
+	return cli_argv_has(argc, argv, (const char *const[]) {"--physical", "--pgdata", "--delta", NULL}, false) ||
+		cli_argv_has(argc, argv, (const char *const[]) {"--pgdata", NULL}, true);
 }
 
 /* "'/usr/bin/pgvault' archive-get --repo URL [--config FILE] [--prefetch N --spool-path DIR]" */
@@ -616,15 +609,11 @@ cli_restore_physical(int argc, char **argv)
 	}
 	if (a.jobs != NULL)
 	{
-		char *end;
-		long v = strtol(a.jobs, &end, 10);
-
-		if (*a.jobs == '\0' || *end != '\0' || v < 0 || v > 256)
+		if (!cli_int_parse(&o.jobs, a.jobs, 0, 256))
 		{
 			status = cli_usage_error("restore", "invalid number of jobs '%s' (0 to 256)", a.jobs);
 			goto done;
 		}
-		o.jobs = (int) v;
 	}
 	else
 		o.jobs = (int) cfg_int(cfg, NULL, "jobs");
@@ -657,11 +646,10 @@ cli_restore_physical(int argc, char **argv)
 					"recovery finds no WAL");
 	{
 		const char *spool = a.spool ? a.spool : cfg_str(cfg, NULL, "spool-path");
-		char *spoolabs = NULL, *end = NULL;
-		long prefetch = a.prefetch ? strtol(a.prefetch, &end, 10) : 0;
+		char *spoolabs = NULL;
+		int prefetch = 0;
 
-		if (a.prefetch != NULL && (*a.prefetch == '\0' || *end != '\0' || prefetch < 1 ||
-								   prefetch > 1024))
+		if (a.prefetch != NULL && !cli_int_parse(&prefetch, a.prefetch, 1, 1024))
 		{
 			status = cli_usage_error("restore", "invalid --prefetch '%s' (1 to 1024 segments)",
 									 a.prefetch);
@@ -678,7 +666,7 @@ cli_restore_physical(int argc, char **argv)
 			status = cli_fail(rc);
 			goto done;
 		}
-		cmd = archive_get_command(repo, cfg, (int) prefetch, spoolabs);
+		cmd = archive_get_command(repo, cfg, prefetch, spoolabs);
 		pv_free(spoolabs);
 	}
 	o.repo = repo;

@@ -322,11 +322,8 @@ cli_show(int argc, char **argv)
 		cli_print_help(help_text, false);
 		return 0;
 	}
-	if (optind >= argc)
-		return cli_usage_error("show", "which backup? give its id, or 'latest'");
-	spec = argv[optind++];
-	if (optind < argc)
-		return cli_usage_error("show", "unexpected argument '%s'", argv[optind]);
+	if ((rc = cli_backup_arg(&spec, "show", argc, argv)) >= 0)
+		return rc;
 	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_repo_open(&repo, cfg, &common)) < 0 ||
 		(rc = repo_lock_acquire_opts(&lock, repo, &(RepoLockOpts) {.command = "show"})) < 0 ||
 		(rc = repo_manifest_load(&m, repo, spec)) < 0)

@@ -400,16 +400,8 @@ cli_verify(int argc, char **argv)
 								   "30d, 12h or 0)", period);
 		opts.period = secs;
 	}
-	if (jobs != NULL)
-	{
-		char *end;
-		long v = strtol(jobs, &end, 10);
-
-		if (*jobs == '\0' || *end != '\0' || v < 0 || v > 256)
-			return cli_usage_error("verify", "invalid number of jobs '%s' (0 to 256; 0 = one "
-								   "per core)", jobs);
-		opts.jobs = (int) v;
-	}
+	if (jobs != NULL && !cli_int_parse(&opts.jobs, jobs, 0, 256))
+		return cli_usage_error("verify", "invalid number of jobs '%s' (0 to 256; 0 = one per core)", jobs);
 	opts.backup_check_payload = &wal;
 	opts.backups = (const char *const *) (argv + optind);
 	opts.nbackups = (size_t) (argc - optind);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -635,4 +636,35 @@ done:
 	}
 	close(fd);
 	return rc;
+}
+
+int
+pv_fs_lock_try(const char *path, int *out_fd)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return pv_error_errno(PV_EIO, errno, "cannot open '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	{
+		*out_fd = fd;
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+bool
+pv_fs_lock_held(const char *path)
+{
+	int fd;
+	int got = pv_fs_lock_try(path, &fd);
+
+	if (got == 1)
+	{
+		close(fd);				/* releases the lock */
+		return false;
+	}
+	pv_error_clear();
+	return got == 0;
 }

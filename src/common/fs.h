@@ -100,6 +100,18 @@ bool pv_fs_is_tmp_name(const char *name);
  */
 int pv_fs_tmp_open(char **out_tmp, int *out_fd, const char *path, mode_t mode);
 
+/*
+ * Take the exclusive flock() of the lock file path (created, mode 0600,
+ * when missing) without waiting, for "at most one of these processes"
+ * (the WAL pusher, the prefetcher): 1 with *out_fd, which the holder keeps
+ * open for as long as it holds the lock; 0 when another process holds it;
+ * PV_EIO when the file cannot be opened.
+ */
+int pv_fs_lock_try(const char *path, int *out_fd);
+
+/* Does another process hold the lock of path now?  (A lock that cannot be checked counts as free.) */
+bool pv_fs_lock_held(const char *path);
+
 /* Fill out with len random bytes from getrandom(); for unique names, not for keys. */
 void pv_fs_random_fill(void *out, size_t len);
 

@@ -107,16 +107,12 @@ user_name(char *out, size_t outsz)
 static int
 object_put(Repo *repo, const char *key, const json_t *doc)
 {
-	Buf text = PV_BUF_INIT, stored = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
 	int rc;
 
-	if ((rc = pv_json_to_buf(&text, doc, false)) < 0 ||
-		(rc = repo_meta_encode(repo, text.data, text.len, &stored)) < 0 ||
-		(rc = storage_put(repo_storage(repo), key, stored.data, stored.len, STORAGE_PUT_NO_OVERWRITE)) < 0)
-		goto done;
-done:
+	if ((rc = pv_json_to_buf(&text, doc, false)) >= 0)
+		rc = repo_meta_put(repo, key, text.data, text.len, STORAGE_PUT_NO_OVERWRITE);
 	buf_free(&text);
-	buf_free(&stored);
 	return rc;
 }
 

@@ -332,17 +332,15 @@ joblog_record(Repo *repo, const JobLogEntry *e, char **out_key)
 {
 	char id[REPO_BACKUP_ID_LEN + 1];
 	json_t *j = joblog_entry_json(e);
-	Buf text, stored;
+	Buf text;
 	char *key;
 	int rc;
 
 	buf_init(&text);
-	buf_init(&stored);
 	repo_backup_id_new(id, e->start);
 	key = pv_asprintf(JOBLOG_PREFIX "%s.%s", id, e->outcome ? e->outcome : "unknown");
 	if ((rc = pv_json_to_buf(&text, j, false)) < 0 ||
-		(rc = repo_meta_encode(repo, text.data, text.len, &stored)) < 0 ||
-		(rc = storage_put(repo_storage(repo), key, stored.data, stored.len, STORAGE_PUT_NO_OVERWRITE)) < 0)
+		(rc = repo_meta_put(repo, key, text.data, text.len, STORAGE_PUT_NO_OVERWRITE)) < 0)
 		rc = pv_error_prefix(rc, "cannot record job '%s' in the repository", e->job ? e->job : "?");
 	if (rc == PV_OK && out_key != NULL)
 	{
@@ -351,7 +349,6 @@ joblog_record(Repo *repo, const JobLogEntry *e, char **out_key)
 	}
 	pv_free(key);
 	buf_free(&text);
-	buf_free(&stored);
 	json_decref(j);
 	return rc;
 }

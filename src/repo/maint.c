@@ -152,6 +152,32 @@ repo_idset_foreach(RepoIdSet *s, RepoIdSetFn fn, void *payload)
 	return 0;
 }
 
+void *
+repo_idtable_get(void *items, size_t *n, size_t *cap, size_t elem_size, RepoIdSet *set,
+				 const unsigned char id[REPO_ID_LEN], size_t *out_num)
+{
+	bool added;
+	uint32_t *num = repo_idset_add(set, id, &added);
+
+	if (added)
+	{
+		unsigned char *rec;
+
+		if (*n == *cap)
+		{
+			*cap = *cap ? *cap * 2 : 64;
+			items = pv_realloc(items, *cap * elem_size);
+		}
+		*num = (uint32_t) *n;
+		rec = (unsigned char *) items + *n * elem_size;
+		memset(rec, 0, elem_size);
+		memcpy(rec, id, REPO_ID_LEN);
+		(*n)++;
+	}
+	*out_num = *num;
+	return items;
+}
+
 /* ---- listings ---- */
 
 static int
@@ -258,6 +284,26 @@ repo_sha256_hex(char out[2 * REPO_ID_LEN + 1], const void *data, size_t len)
 
 	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
 	repo_id_hex(out, md);
+}
+
+void
+repo_pack_entry_append(RepoPackEntry **entries, size_t *n, size_t *cap,
+					   const unsigned char id[REPO_ID_LEN], const RepoIndexHit *hit)
+{
+	RepoPackEntry *e;
+
+	if (*n == *cap)
+	{
+		*cap = *cap ? *cap * 2 : 16;
+		*entries = pv_realloc(*entries, *cap * sizeof(RepoPackEntry));
+	}
+	e = &(*entries)[(*n)++];
+	memcpy(e->id, id, REPO_ID_LEN);
+	e->type = hit->type;
+	e->codec = hit->codec;
+	e->offset = hit->offset;
+	e->length = hit->length;
+	e->raw_length = hit->raw_length;
 }
 
 /* ---- index files one by one ---- */

@@ -1,6 +1,7 @@
 /*
  * maint.h: helpers shared by the whole-repository maintenance passes
- * (verify, prune, stats, rebuild-index): an id set, sorted key listings,
+ * (verify, prune, stats, rebuild-index): an id set, per-pack tables found
+ * by id (repo_idtable_get) and their index-side entries, sorted key listings,
  * parsing of object names, and loading the index files one by one (so a
  * damaged one is named and the set of files is known, which prune and
  * rebuild-index need to delete exactly the files they replace).
@@ -48,6 +49,17 @@ size_t repo_idset_count(const RepoIdSet *s);
 /* Call fn for every id in the order added; fn returns 0 to go on or a negative code to stop. */
 typedef int (*RepoIdSetFn) (const unsigned char id[REPO_ID_LEN], uint32_t *value, void *payload);
 int repo_idset_foreach(RepoIdSet *s, RepoIdSetFn fn, void *payload);
+
+/*
+ * A caller's table of per-pack records found by id (prune's PPack, verify's
+ * VPack): items is an array of *n records of elem_size bytes, each with its
+ * id as first member, and set maps an id to its record's number.  Returns
+ * the array, moved when it grew, and in *out_num the number of id's record,
+ * added zeroed (but for its id) at the end when id was new.  Pointers into
+ * the array are valid until the next call.
+ */
+void *repo_idtable_get(void *items, size_t *n, size_t *cap, size_t elem_size, RepoIdSet *set,
+					   const unsigned char id[REPO_ID_LEN], size_t *out_num);
 
 /* ---- listings ---- */
 
@@ -103,6 +115,14 @@ typedef struct RepoIndexFiles
 int repo_index_files_load(RepoIndexFiles *out, Repo *repo, RepoIndex *idx, bool check_names,
 						  bool stop_on_error);
 void repo_index_files_free(RepoIndexFiles *f);	/* leaves it empty */
+
+/*
+ * Append to a growing array of pack entries (*n used of *cap) the entry of
+ * blob id that an index lookup or walk (hit) describes: the index-side view
+ * of a pack that prune, verify and rebuild-index compare with the pack.
+ */
+void repo_pack_entry_append(RepoPackEntry **entries, size_t *n, size_t *cap,
+							const unsigned char id[REPO_ID_LEN], const RepoIndexHit *hit);
 
 /* One pack and its entries, for writing index files. */
 typedef struct RepoPackRecord

@@ -11,8 +11,8 @@
 #include "common/mem.h"
 #include "common/timeutil.h"
 #include "repo/maint.h"
+#include "repo/record.h"
 #include "repo/repo.h"
-#include "storage/storage.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -121,17 +121,9 @@ repo_packchecks_encode(const RepoPackChecks *c, Buf *out)
 	pv_free(sorted);
 }
 
-/* why may be pv_error_msg() itself: copied before the message is replaced. */
-static int
-bad_record(const char *why)
-{
-	char *copy = pv_strdup(why);
-	int rc = pv_error_set(PV_ECORRUPT, "pack-check record '%s' is damaged: %s",
-						  REPO_PACKCHECK_KEY, copy);
-
-	pv_free(copy);
-	return rc;
-}
+static const RepoRecordKind packcheck_kind = {
+	REPO_PACKCHECK_KEY, "pack-check record", REPO_PACKCHECK_FORMAT, REPO_PACKCHECK_VERSION, "packs"
+};
 
 /* One element of "packs". */
 static int
@@ -161,7 +153,7 @@ entry_decode(RepoPackCheck *e, const json_t *j, size_t i)
 	e->size = size;
 done:
 	if (why.len > 0)
-		rc = bad_record(buf_cstr(&why));
+		rc = repo_record_damaged(&packcheck_kind, buf_cstr(&why));
 	buf_free(&why);
 	return rc;
 }
@@ -172,33 +164,11 @@ repo_packchecks_decode(RepoPackChecks **out, const char *text, size_t len)
 	RepoPackChecks *c = NULL;
 	json_t *doc = NULL;
 	const json_t *packs;
-	const char *format;
-	int64_t version;
 	int rc;
 
 	*out = NULL;
-	if ((rc = pv_json_parse(&doc, text, len, REPO_PACKCHECK_KEY)) < 0)
-		return bad_record(pv_error_msg());
-	if (!json_is_object(doc) || pv_json_get_str(&format, doc, "format") < 0 ||
-		strcmp(format, REPO_PACKCHECK_FORMAT) != 0)
-	{
-		rc = bad_record("it is not a pack-check record (no \"format\": \""
-						REPO_PACKCHECK_FORMAT "\")");
-		goto done;
-	}
-	if ((rc = pv_json_get_int(&version, doc, "version")) < 0 ||
-		(rc = pv_json_get_array(&packs, doc, "packs")) < 0)
-	{
-		rc = bad_record(pv_error_msg());
-		goto done;
-	}
-	if (version != REPO_PACKCHECK_VERSION)
-	{
-		rc = pv_error_set(PV_ECORRUPT, "pack-check record '%s' has version %lld, this pgvault "
-						  "reads version %d", REPO_PACKCHECK_KEY, (long long) version,
-						  REPO_PACKCHECK_VERSION);
-		goto done;
-	}
+	if ((rc = repo_record_parse(&doc, &packs, &packcheck_kind, text, len)) < 0)
+		return rc;
 	c = repo_packchecks_new();
 	for (size_t i = 0; i < json_array_size(packs); i++)
 	{
@@ -221,31 +191,18 @@ done:
 int
 repo_packchecks_load(RepoPackChecks **out, Repo *repo)
 {
-	Buf stored = PV_BUF_INIT, text = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
+	bool found;
 	int rc;
 
 	*out = NULL;
-	rc = storage_get(repo_storage(repo), REPO_PACKCHECK_KEY, &stored);
-	if (rc == PV_ENOTFOUND)
-	{
-		pv_error_clear();
+	if ((rc = repo_record_read(&text, &found, repo, &packcheck_kind)) < 0)
+		goto done;
+	if (!found)
 		*out = repo_packchecks_new();
-		rc = PV_OK;
-		goto done;
-	}
-	if (rc < 0)
-	{
-		rc = pv_error_prefix(rc, "cannot read the pack-check record '%s'", REPO_PACKCHECK_KEY);
-		goto done;
-	}
-	if ((rc = repo_meta_decode(repo, stored.data, stored.len, &text)) < 0)
-	{
-		rc = bad_record(pv_error_msg());
-		goto done;
-	}
-	rc = repo_packchecks_decode(out, (const char *) text.data, text.len);
+	else
+		rc = repo_packchecks_decode(out, (const char *) text.data, text.len);
 done:
-	buf_free(&stored);
 	buf_free(&text);
 	return rc;
 }
@@ -254,7 +211,7 @@ int
 repo_packchecks_save(RepoPackChecks *c, Repo *repo, RepoPackCheckKeepFn keep, void *payload)
 {
 	RepoPackChecks *stored = NULL, *kept = repo_packchecks_new();
-	Buf text = PV_BUF_INIT, enc = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
 	int rc;
 
 	/* Rule 4: what another verify wrote since we loaded. */
@@ -278,12 +235,8 @@ repo_packchecks_save(RepoPackChecks *c, Repo *repo, RepoPackCheckKeepFn keep, vo
 		if (keep == NULL || keep(&c->items[i], payload))
 			repo_packchecks_set(kept, &c->items[i]);
 	repo_packchecks_encode(kept, &text);
-	if ((rc = repo_meta_encode(repo, text.data, text.len, &enc)) < 0 ||
-		(rc = storage_put(repo_storage(repo), REPO_PACKCHECK_KEY, enc.data, enc.len, 0)) < 0)
-	{
-		rc = pv_error_prefix(rc, "cannot write the pack-check record '%s'", REPO_PACKCHECK_KEY);
+	if ((rc = repo_record_write(repo, &packcheck_kind, &text)) < 0)
 		goto done;
-	}
 	/* c becomes what was written */
 	{
 		RepoPackChecks tmp = *c;
@@ -295,6 +248,5 @@ done:
 	repo_packchecks_free(stored);
 	repo_packchecks_free(kept);
 	buf_free(&text);
-	buf_free(&enc);
 	return rc;
 }

@@ -29,6 +29,7 @@
 #include "repo/repo.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <openssl/evp.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,45 +82,23 @@ typedef struct Prune
 
 /* ---- step 1 ---- */
 
+_Static_assert(offsetof(PPack, id) == 0, "repo_idtable_get needs the id first");
+
 static PPack *
 pack_get(Prune *p, const unsigned char id[REPO_ID_LEN])
 {
-	bool added;
-	uint32_t *num = repo_idset_add(p->packset, id, &added);
+	size_t num;
 
-	if (added)
-	{
-		if (p->npacks == p->packs_cap)
-		{
-			p->packs_cap = p->packs_cap ? p->packs_cap * 2 : 64;
-			p->packs = pv_realloc(p->packs, p->packs_cap * sizeof(PPack));
-		}
-		*num = (uint32_t) p->npacks;
-		memset(&p->packs[p->npacks], 0, sizeof(PPack));
-		memcpy(p->packs[p->npacks].id, id, REPO_ID_LEN);
-		p->npacks++;
-	}
-	return &p->packs[*num];
+	p->packs = repo_idtable_get(p->packs, &p->npacks, &p->packs_cap, sizeof(PPack), p->packset, id, &num);
+	return &p->packs[num];
 }
 
 static int
 index_entry_cb(const unsigned char id[REPO_ID_LEN], const RepoIndexHit *hit, void *payload)
 {
 	PPack *pk = pack_get(payload, hit->pack_id);
-	RepoPackEntry *e;
 
-	if (pk->n == pk->cap)
-	{
-		pk->cap = pk->cap ? pk->cap * 2 : 16;
-		pk->entries = pv_realloc(pk->entries, pk->cap * sizeof(RepoPackEntry));
-	}
-	e = &pk->entries[pk->n++];
-	memcpy(e->id, id, REPO_ID_LEN);
-	e->type = hit->type;
-	e->codec = hit->codec;
-	e->offset = hit->offset;
-	e->length = hit->length;
-	e->raw_length = hit->raw_length;
+	repo_pack_entry_append(&pk->entries, &pk->n, &pk->cap, id, hit);
 	pk->data_bytes += hit->length;
 	return 0;
 }

@@ -12,8 +12,8 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "repo/index.h"
+#include "repo/record.h"
 #include "repo/repo.h"
-#include "storage/storage.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -154,11 +154,9 @@ repo_quarantine_index_add(const RepoQuarantine *q, RepoIndex *idx, const unsigne
 
 /* ---- encoding ---- */
 
-static int
-bad_record(const char *why)
-{
-	return pv_error_set(PV_ECORRUPT, "quarantine record '%s' is damaged: %s", REPO_QUARANTINE_KEY, why);
-}
+static const RepoRecordKind quarantine_kind = {
+	REPO_QUARANTINE_KEY, "quarantine record", REPO_QUARANTINE_FORMAT, REPO_QUARANTINE_VERSION, "blobs"
+};
 
 void
 repo_quarantine_encode(const RepoQuarantine *q, Buf *out)
@@ -201,7 +199,7 @@ entry_decode(RepoQuarantine *q, const json_t *j, size_t i)
 		buf_printf(&why, "entry %zu: '%s' / '%s' is not a pack and blob id", i, ph, ih);
 	else
 		repo_quarantine_add(q, pack, id, time);
-	rc = why.len > 0 ? bad_record(buf_cstr(&why)) : PV_OK;
+	rc = why.len > 0 ? repo_record_damaged(&quarantine_kind, buf_cstr(&why)) : PV_OK;
 	buf_free(&why);
 	return rc;
 }
@@ -212,31 +210,11 @@ repo_quarantine_decode(RepoQuarantine **out, const char *text, size_t len)
 	RepoQuarantine *q = NULL;
 	json_t *doc = NULL;
 	const json_t *blobs;
-	const char *format;
-	int64_t version;
 	int rc;
 
 	*out = NULL;
-	if ((rc = pv_json_parse(&doc, text, len, REPO_QUARANTINE_KEY)) < 0)
-		return bad_record(pv_error_msg());
-	if (!json_is_object(doc) || pv_json_get_str(&format, doc, "format") < 0 ||
-		strcmp(format, REPO_QUARANTINE_FORMAT) != 0)
-	{
-		rc = bad_record("it is not a quarantine record (no \"format\": \"" REPO_QUARANTINE_FORMAT "\")");
-		goto done;
-	}
-	if ((rc = pv_json_get_int(&version, doc, "version")) < 0 ||
-		(rc = pv_json_get_array(&blobs, doc, "blobs")) < 0)
-	{
-		rc = bad_record(pv_error_msg());
-		goto done;
-	}
-	if (version != REPO_QUARANTINE_VERSION)
-	{
-		rc = pv_error_set(PV_ECORRUPT, "quarantine record '%s' has version %lld, this pgvault reads "
-						  "version %d", REPO_QUARANTINE_KEY, (long long) version, REPO_QUARANTINE_VERSION);
-		goto done;
-	}
+	if ((rc = repo_record_parse(&doc, &blobs, &quarantine_kind, text, len)) < 0)
+		return rc;
 	q = repo_quarantine_new();
 	for (size_t i = 0; i < json_array_size(blobs); i++)
 		if ((rc = entry_decode(q, json_array_get(blobs, i), i)) < 0)
@@ -254,24 +232,18 @@ done:
 int
 repo_quarantine_load(RepoQuarantine **out, Repo *repo)
 {
-	Buf stored = PV_BUF_INIT, text = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
+	bool found;
 	int rc;
 
 	*out = NULL;
-	rc = storage_get(repo_storage(repo), REPO_QUARANTINE_KEY, &stored);
-	if (rc == PV_ENOTFOUND)
-	{
-		pv_error_clear();
+	if ((rc = repo_record_read(&text, &found, repo, &quarantine_kind)) < 0)
+		goto done;
+	if (!found)
 		*out = repo_quarantine_new();
-		rc = PV_OK;
-	}
-	else if (rc < 0)
-		rc = pv_error_prefix(rc, "cannot read the quarantine record '%s'", REPO_QUARANTINE_KEY);
-	else if ((rc = repo_meta_decode(repo, stored.data, stored.len, &text)) < 0)
-		rc = bad_record(pv_error_msg());
 	else
 		rc = repo_quarantine_decode(out, (const char *) text.data, text.len);
-	buf_free(&stored);
+done:
 	buf_free(&text);
 	return rc;
 }
@@ -280,7 +252,7 @@ int
 repo_quarantine_save(RepoQuarantine *q, Repo *repo, RepoQuarantineKeepFn keep, void *payload)
 {
 	RepoQuarantine *stored = NULL, *kept = repo_quarantine_new();
-	Buf text = PV_BUF_INIT, enc = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
 	int rc;
 
 	/* what another verify wrote since */
@@ -298,12 +270,8 @@ repo_quarantine_save(RepoQuarantine *q, Repo *repo, RepoQuarantineKeepFn keep, v
 		if (keep == NULL || keep(q->items[i].pack, payload))
 			repo_quarantine_add(kept, q->items[i].pack, q->items[i].id, q->items[i].time);
 	repo_quarantine_encode(kept, &text);
-	if ((rc = repo_meta_encode(repo, text.data, text.len, &enc)) < 0 ||
-		(rc = storage_put(repo_storage(repo), REPO_QUARANTINE_KEY, enc.data, enc.len, 0)) < 0)
-	{
-		rc = pv_error_prefix(rc, "cannot write the quarantine record '%s'", REPO_QUARANTINE_KEY);
+	if ((rc = repo_record_write(repo, &quarantine_kind, &text)) < 0)
 		goto done;
-	}
 	{
 		RepoQuarantine tmp = *q;
 
@@ -314,6 +282,5 @@ done:
 	repo_quarantine_free(stored);
 	repo_quarantine_free(kept);
 	buf_free(&text);
-	buf_free(&enc);
 	return rc;
 }

@@ -58,23 +58,11 @@ carry_cb(const unsigned char id[REPO_ID_LEN], const RepoIndexHit *hit, void *pay
 	Carry *c = payload;
 	uint32_t *slot = repo_idset_find(c->bad, hit->pack_id);
 	RPack *p;
-	RepoPackEntry *e;
 
 	if (slot == NULL)
 		return 0;
 	p = &c->packs[*slot - 1];
-	if (p->rec.n == p->cap)
-	{
-		p->cap = p->cap ? p->cap * 2 : 16;
-		p->rec.entries = pv_realloc(p->rec.entries, p->cap * sizeof(RepoPackEntry));
-	}
-	e = &p->rec.entries[p->rec.n++];
-	memcpy(e->id, id, REPO_ID_LEN);
-	e->type = hit->type;
-	e->codec = hit->codec;
-	e->offset = hit->offset;
-	e->length = hit->length;
-	e->raw_length = hit->raw_length;
+	repo_pack_entry_append(&p->rec.entries, &p->rec.n, &p->cap, id, hit);
 	return 0;
 }
 

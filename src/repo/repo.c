@@ -696,6 +696,18 @@ done:
 	return rc;
 }
 
+int
+repo_meta_put(Repo *repo, const char *key, const void *data, size_t len, int flags)
+{
+	Buf stored = PV_BUF_INIT;
+	int rc;
+
+	if ((rc = repo_meta_encode(repo, data, len, &stored)) >= 0)
+		rc = storage_put(repo->st, key, stored.data, stored.len, flags);
+	buf_free(&stored);
+	return rc;
+}
+
 /* ---- index ---- */
 
 /* Sorted names of the index files loaded into repo->index; index_mu held. */

@@ -132,6 +132,12 @@ void repo_quarantine_replace(Repo *repo, RepoQuarantine *q);
 /* Encode / decode a standalone metadata object (zstd, empty aad). */
 int repo_meta_encode(const Repo *repo, const void *data, size_t len, Buf *out);
 int repo_meta_decode(const Repo *repo, const void *stored, size_t len, Buf *out);
+/*
+ * repo_meta_encode data and storage_put it under key (flags as storage_put:
+ * 0 replaces, STORAGE_PUT_NO_OVERWRITE refuses with PV_EEXISTS).  Errors are
+ * the encoder's or the storage's, unprefixed.
+ */
+int repo_meta_put(Repo *repo, const char *key, const void *data, size_t len, int flags);
 
 /* ---- keys ---- */
 

@@ -39,6 +39,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,25 +223,15 @@ repo_verify_backup_problem(RepoVerifyRun *run, RepoVerifyProblemType type, const
 
 /* ---- step 1: index files and packs ---- */
 
+_Static_assert(offsetof(VPack, id) == 0, "repo_idtable_get needs the id first");
+
 static VPack *
 pack_get(Verify *v, const unsigned char id[REPO_ID_LEN])
 {
-	bool added;
-	uint32_t *num = repo_idset_add(v->packset, id, &added);
+	size_t num;
 
-	if (added)
-	{
-		if (v->npacks == v->packs_cap)
-		{
-			v->packs_cap = v->packs_cap ? v->packs_cap * 2 : 64;
-			v->packs = pv_realloc(v->packs, v->packs_cap * sizeof(VPack));
-		}
-		*num = (uint32_t) v->npacks;
-		memset(&v->packs[v->npacks], 0, sizeof(VPack));
-		memcpy(v->packs[v->npacks].id, id, REPO_ID_LEN);
-		v->npacks++;
-	}
-	return &v->packs[*num];
+	v->packs = repo_idtable_get(v->packs, &v->npacks, &v->packs_cap, sizeof(VPack), v->packset, id, &num);
+	return &v->packs[num];
 }
 
 static VPack *
@@ -255,20 +246,8 @@ static int
 index_entry_cb(const unsigned char id[REPO_ID_LEN], const RepoIndexHit *hit, void *payload)
 {
 	VPack *p = pack_get(payload, hit->pack_id);
-	RepoPackEntry *e;
 
-	if (p->nient == p->cap)
-	{
-		p->cap = p->cap ? p->cap * 2 : 16;
-		p->ientries = pv_realloc(p->ientries, p->cap * sizeof(RepoPackEntry));
-	}
-	e = &p->ientries[p->nient++];
-	memcpy(e->id, id, REPO_ID_LEN);
-	e->type = hit->type;
-	e->codec = hit->codec;
-	e->offset = hit->offset;
-	e->length = hit->length;
-	e->raw_length = hit->raw_length;
+	repo_pack_entry_append(&p->ientries, &p->nient, &p->cap, id, hit);
 	return 0;
 }
 

@@ -305,13 +305,8 @@ az_put(void *driver, const char *key, const void *data, size_t len, int flags)
 	http_headers_content_md5(&h, data, len);
 	if (flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
-	if ((rc = az_send(&az->os, &(ObjReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data, .body_len = len,
-						  .what = what}, &resp)) < 0)
-		goto done;
-	if (!objstore_ok(&resp))
-		rc = objstore_fail(&az->os, &resp, what, key, false);
-
-done:
+	rc = objstore_send_ok(&az->os, &(ObjReq) {.method = "PUT", .okey = okey, .headers = &h, .body = data,
+						  .body_len = len, .what = what}, key, false, &resp);
 	http_headers_free(&h);
 	http_response_free(&resp);
 	pv_free(okey);
@@ -351,13 +346,8 @@ az_block_upload(void *ctx, int number, const unsigned char *data, size_t len)
 	buf_append_str(&query, "comp=block&blockid=");
 	sigv4_uri_encode(&query, (const char *) id.data, id.len, 0);
 	http_headers_content_md5(&h, data, len);
-	if ((rc = az_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = buf_cstr(&query),
-						  .headers = &h, .body = data, .body_len = len, .what = what}, &resp)) < 0)
-		goto done;
-	if (!objstore_ok(&resp))
-		rc = objstore_fail(w->ow.os, &resp, what, NULL, false);
-
-done:
+	rc = objstore_send_ok(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = buf_cstr(&query),
+						  .headers = &h, .body = data, .body_len = len, .what = what}, NULL, false, &resp);
 	http_headers_free(&h);
 	http_response_free(&resp);
 	buf_free(&id);
@@ -409,13 +399,9 @@ az_block_list_put(AzWriter *w, int nblocks)
 	buf_append_str(&xml, "</BlockList>");
 	if (w->ow.flags & STORAGE_PUT_NO_OVERWRITE)
 		http_headers_add(&h, "If-None-Match", "*");
-	if ((rc = az_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = "comp=blocklist",
-						  .headers = &h, .body = xml.data, .body_len = xml.len, .what = what}, &resp)) < 0)
-		goto done;
-	if (!objstore_ok(&resp))
-		rc = objstore_fail(w->ow.os, &resp, what, w->ow.key, false);
-
-done:
+	rc = objstore_send_ok(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = "comp=blocklist",
+						  .headers = &h, .body = xml.data, .body_len = xml.len, .what = what}, w->ow.key, false,
+						  &resp);
 	buf_free(&xml);
 	http_headers_free(&h);
 	http_response_free(&resp);
@@ -532,21 +518,14 @@ az_free(void *driver)
 
 static const StorageOps az_ops = {
 	.name = "azure",
+	OBJSTORE_OPS,
 	.put = az_put,
 	.writer_open = az_writer_open,
-	.writer_write = objstore_writer_write,
 	.writer_commit = az_writer_commit,
 	.writer_abort = az_writer_abort,
-	.get = objstore_get,
-	.get_range = objstore_get_range,
-	.stat = objstore_stat,
-	.list = objstore_list,
 	.delete = objstore_delete,
 	.create = az_create,
 	.free = az_free,
-	.read_open = objstore_read_open,
-	.read_range = readahead_range,
-	.read_close = readahead_close,
 };
 
 /* ---- opening ---- */

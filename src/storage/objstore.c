@@ -155,6 +155,18 @@ objstore_fail(const ObjStore *os, const HttpResponse *resp, const char *what, co
 	return http_response_error(resp, PV_ERROR, what);
 }
 
+int
+objstore_send_ok(ObjStore *os, const ObjReq *r, const char *key, bool read, HttpResponse *resp)
+{
+	int rc;
+
+	if ((rc = os->d->send(os, r, resp)) < 0)
+		return rc;
+	if (!objstore_ok(resp))
+		return objstore_fail(os, resp, r->what, key, read);
+	return rc;
+}
+
 /* ---- stat, get, delete ---- */
 
 int
@@ -168,13 +180,8 @@ objstore_stat(void *driver, const char *key, StorageInfo *out)
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = os->d->send(os, &(ObjReq) {.method = "HEAD", .okey = okey, .what = what}, &resp)) < 0)
+	if ((rc = objstore_send_ok(os, &(ObjReq) {.method = "HEAD", .okey = okey, .what = what}, key, true, &resp)) < 0)
 		goto done;
-	if (!objstore_ok(&resp))
-	{
-		rc = objstore_fail(os, &resp, what, key, true);
-		goto done;
-	}
 	len = http_response_header_dup(&resp, "Content-Length");
 	lm = http_response_header_dup(&resp, "Last-Modified");
 	if (len == NULL)
@@ -221,12 +228,8 @@ objstore_simple(ObjStore *os, const char *method, const char *verb, const char *
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = os->d->send(os, &(ObjReq) {.method = method, .okey = okey, .sink = sink, .what = what}, &resp)) < 0)
-		goto done;
-	if (!objstore_ok(&resp))
-		rc = objstore_fail(os, &resp, what, key, true);
-
-done:
+	rc = objstore_send_ok(os, &(ObjReq) {.method = method, .okey = okey, .sink = sink, .what = what}, key, true,
+						  &resp);
 	http_response_free(&resp);
 	pv_free(okey);
 	pv_free(what);

@@ -132,6 +132,14 @@ bool objstore_missing(const ObjStore *os, const HttpResponse *resp);
  */
 int objstore_fail(const ObjStore *os, const HttpResponse *resp, const char *what, const char *key, bool read);
 
+/*
+ * The common request: send r with the dialect's send, and turn an answer
+ * that is not 2xx into objstore_fail(r->what, key, read).  resp is the
+ * caller's (http_response_init before, http_response_free after, whatever
+ * the result), so it can read the headers or body of a 2xx answer.
+ */
+int objstore_send_ok(ObjStore *os, const ObjReq *r, const char *key, bool read, HttpResponse *resp);
+
 /* ---- StorageOps members (driver is the ObjStore) ---- */
 
 int objstore_stat(void *driver, const char *key, StorageInfo *out);
@@ -145,6 +153,21 @@ int objstore_list(void *driver, const char *prefix, StorageListFn fn, void *payl
 int objstore_list_page(ObjStore *os, const HttpResponse *resp, StorageListFn fn, void *payload);
 /* One DELETE; what a store answers for an absent key is the driver's business. */
 int objstore_delete(void *driver, const char *key);
+
+/*
+ * The StorageOps members every driver takes from here as they are (the
+ * rest, put, writers' open/commit/abort, delete, create and free, are the
+ * driver's): `static const StorageOps x_ops = {.name = "x", OBJSTORE_OPS, ...}`.
+ */
+#define OBJSTORE_OPS \
+	.writer_write = objstore_writer_write, \
+	.get = objstore_get, \
+	.get_range = objstore_get_range, \
+	.stat = objstore_stat, \
+	.list = objstore_list, \
+	.read_open = objstore_read_open, \
+	.read_range = readahead_range, \
+	.read_close = readahead_close
 
 /* ---- streaming writers ---- */
 

@@ -314,14 +314,9 @@ s3_part_upload(void *ctx, int number, const unsigned char *data, size_t len)
 	int rc;
 
 	http_response_init(&resp);
-	if ((rc = s3_send(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = query, .body = data,
-						  .body_len = len, .what = what}, &resp)) < 0)
+	if ((rc = objstore_send_ok(w->ow.os, &(ObjReq) {.method = "PUT", .okey = w->ow.okey, .query = query,
+								   .body = data, .body_len = len, .what = what}, NULL, false, &resp)) < 0)
 		goto done;
-	if (!objstore_ok(&resp))
-	{
-		rc = objstore_fail(w->ow.os, &resp, what, NULL, false);
-		goto done;
-	}
 	if ((etag = http_response_header_dup(&resp, "ETag")) == NULL)
 	{
 		rc = pv_error_set(PV_ERROR, "%s: the answer has no ETag", what);
@@ -364,14 +359,9 @@ s3_multipart_begin(void *ctx)
 
 	http_response_init(&resp);
 	s3_object_headers(s, &h, 0);
-	if ((rc = s3_send(&s->os, &(ObjReq) {.method = "POST", .okey = w->ow.okey, .query = "uploads", .headers = &h,
-						  .what = what}, &resp)) < 0)
+	if ((rc = objstore_send_ok(&s->os, &(ObjReq) {.method = "POST", .okey = w->ow.okey, .query = "uploads",
+								   .headers = &h, .what = what}, NULL, false, &resp)) < 0)
 		goto done;
-	if (!objstore_ok(&resp))
-	{
-		rc = objstore_fail(&s->os, &resp, what, NULL, false);
-		goto done;
-	}
 	pos = (const char *) resp.body.data;
 	if (pos == NULL || !http_xml_next(&pos, pos + resp.body.len, "UploadId", &id, &idlen) || idlen == 0)
 	{
@@ -821,20 +811,13 @@ s3_free(void *driver)
 
 static const StorageOps s3_ops = {
 	.name = "s3",
+	OBJSTORE_OPS,
 	.put = s3_put,
 	.writer_open = s3_writer_open,
-	.writer_write = objstore_writer_write,
 	.writer_commit = s3_writer_commit,
 	.writer_abort = s3_writer_abort,
-	.get = objstore_get,
-	.get_range = objstore_get_range,
-	.stat = objstore_stat,
-	.list = objstore_list,
 	.delete = s3_delete,
 	.delete_many = s3_delete_many,
-	.read_open = objstore_read_open,
-	.read_range = readahead_range,
-	.read_close = readahead_close,
 	.exists = objstore_exists,
 	.create = s3_create,
 	.free = s3_free,

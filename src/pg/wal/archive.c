@@ -137,7 +137,7 @@ system_write(Repo *repo, const char *source, const PgWalSystem *sys)
 {
 	char *key = pgwal_info_key(source);
 	char ts[PV_TIME_FORMAT_MAX], idtext[32];
-	Buf text = PV_BUF_INIT, stored = PV_BUF_INIT;
+	Buf text = PV_BUF_INIT;
 	json_t *doc;
 	int rc;
 
@@ -145,14 +145,10 @@ system_write(Repo *repo, const char *source, const PgWalSystem *sys)
 	doc = json_pack("{s:i, s:s, s:I, s:s}", "version", 1, "system_identifier", idtext,
 					"wal_segment_size", (json_int_t) sys->segment_size,
 					"created", pv_time_format_utc(ts, sizeof(ts), pv_time_now()));
-	if ((rc = pv_json_to_buf(&text, doc, false)) < 0 ||
-		(rc = repo_meta_encode(repo, text.data, text.len, &stored)) < 0)
-		goto done;
-	rc = storage_put(repo_storage(repo), key, stored.data, stored.len, STORAGE_PUT_NO_OVERWRITE);
-done:
+	if ((rc = pv_json_to_buf(&text, doc, false)) >= 0)
+		rc = repo_meta_put(repo, key, text.data, text.len, STORAGE_PUT_NO_OVERWRITE);
 	json_decref(doc);
 	buf_free(&text);
-	buf_free(&stored);
 	pv_free(key);
 	return rc;
 }

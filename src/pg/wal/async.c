@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,38 +83,20 @@ int
 pgwal_async_lock(const PgWalAsyncOpts *o, int *out_fd)
 {
 	char *path = pv_asprintf("%s/pusher.lock", o->spool);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	int rc;
+	int rc = pv_fs_lock_try(path, out_fd);
 
-	if (fd < 0)
-	{
-		rc = pv_error_errno(PV_EIO, errno, "cannot open '%s'", path);
-		pv_free(path);
-		return rc;
-	}
 	pv_free(path);
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-	{
-		*out_fd = fd;
-		return 1;
-	}
-	close(fd);
-	return 0;
+	return rc;
 }
 
 static bool
 pusher_running(const PgWalAsyncOpts *o)
 {
-	int fd;
-	int got = pgwal_async_lock(o, &fd);
+	char *path = pv_asprintf("%s/pusher.lock", o->spool);
+	bool held = pv_fs_lock_held(path);
 
-	if (got == 1)
-	{
-		close(fd);				/* releases the lock */
-		return false;
-	}
-	pv_error_clear();
-	return got == 0;
+	pv_free(path);
+	return held;
 }
 
 static int

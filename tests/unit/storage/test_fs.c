@@ -485,6 +485,35 @@ test_write_atomic_fails(void **state)
 	buf_free(&out);
 }
 
+/* At most one holder: a second open file takes nothing until the first closes. */
+static void
+test_lock_try_and_held(void **state)
+{
+	const char *tmp = *state;
+	char *p = pv_fs_path_join(tmp, "x.lock");
+	char *missing = pv_fs_path_join(tmp, "no/x.lock");
+	char *want = pv_asprintf("cannot open '%s': %s", missing, strerror(ENOENT));
+	int fd = -1, fd2 = -1;
+
+	assert_false(pv_fs_lock_held(p));
+	assert_int_equal(pv_fs_lock_try(p, &fd), 1);
+	assert_true(fd >= 0);
+	assert_int_equal(pv_fs_lock_try(p, &fd2), 0);
+	assert_int_equal(fd2, -1);
+	assert_true(pv_fs_lock_held(p));
+	close(fd);
+	assert_false(pv_fs_lock_held(p));
+	assert_int_equal(pv_fs_lock_try(p, &fd2), 1);
+	close(fd2);
+
+	assert_int_equal(pv_fs_lock_try(missing, &fd), PV_EIO);
+	assert_string_equal(pv_error_msg(), want);
+	assert_false(pv_fs_lock_held(missing));	/* cannot be checked: free */
+	pv_free(p);
+	pv_free(missing);
+	pv_free(want);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tmp_setup, tmp_teardown)
 
 int
@@ -507,6 +536,7 @@ main(void)
 		T(test_name_too_long),
 		T(test_deleted_cwd),
 		T(test_write_atomic_fails),
+		T(test_lock_try_and_held),
 		cmocka_unit_test(test_random_fill),
 	};
 
