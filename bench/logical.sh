@@ -16,7 +16,10 @@
 #   pgvault restore -jJ                  time, peak RSS, into an empty database;
 #                                        once as is (ANALYZE at the end, which
 #                                        pg_restore does not do) and once with
-#                                        --no-analyze (the same work as pg_restore)
+#                                        --no-analyze (the same work as pg_restore),
+#                                        and once with --text-copy (rows sent as
+#                                        the COPY text the backup stores, as
+#                                        pg_restore sends them, not as binary)
 #   1% more rows, pgvault backup again   time, new bytes stored, and those as a
 #                                        share of the first backup's stored bytes
 #
@@ -90,6 +93,9 @@ for ((r = 1; r <= RUNS; r++)); do
 	fresh_db
 	measure "$r" pgvault_restore_noanalyze "$PGVAULT" restore "$FIRST_ID" --target-db bench_restore -j"$JOBS" \
 		--no-analyze --no-progress --repo "$D/repo" "${CONN[@]}" -d postgres
+	fresh_db
+	measure "$r" pgvault_restore_text "$PGVAULT" restore "$FIRST_ID" --target-db bench_restore -j"$JOBS" \
+		--text-copy --no-progress --repo "$D/repo" "${CONN[@]}" -d postgres
 	psql_q -d postgres -c "DROP DATABASE bench_restore"
 
 	MAXID=$(scalar "$DB" "SELECT max(id) FROM events")
@@ -121,6 +127,7 @@ bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_
 	    ("pg_restore -j%d (empty db)" % j, "pg_restore", None, False),
 	    ("pgvault restore -j%d (empty db)" % j, "pgvault_restore", None, True),
 	    ("pgvault restore -j%d --no-analyze" % j, "pgvault_restore_noanalyze", None, True),
+	    ("pgvault restore -j%d --text-copy" % j, "pgvault_restore_text", None, True),
 	    ("pgvault backup, +1% rows (new bytes)", "pgvault_backup2", med["pgvault_backup2_new_bytes"], True),
 	]
 	ratios = {
@@ -129,6 +136,7 @@ bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_
 	    "size_vs_pg_dump_fd": med["pgvault_backup_stored_bytes"] / med["pg_dump_fd_bytes"],
 	    "restore_speedup_vs_pg_restore": med["pg_restore_s"] / med["pgvault_restore_s"],
 	    "restore_noanalyze_speedup_vs_pg_restore": med["pg_restore_s"] / med["pgvault_restore_noanalyze_s"],
+	    "restore_text_copy_speedup_vs_pg_restore": med["pg_restore_s"] / med["pgvault_restore_text_s"],
 	    "second_backup_new_share": med["pgvault_backup2_new_bytes"] / med["pgvault_first_stored_bytes"],
 	    "peak_rss_mib": max(med[k] for k in med if k.endswith("_rss_kb") and k.startswith("pgvault")) / 1024,
 	}
@@ -147,8 +155,9 @@ bench_python "$RAW" "$OUT" "$SIZE" "$RUNS" "$JOBS" "$DSDIR/dataset.json" "$LOAD_
 	print()
 	print("backup:  %.2fx faster than pg_dump -Fd -j%d (target 2x), %.2fx than pg_dump -Fc; stored %.2fx the -Fd dump's size"
 	      % (ratios["backup_speedup_vs_pg_dump_fd"], j, ratios["backup_speedup_vs_pg_dump_fc"], ratios["size_vs_pg_dump_fd"]))
-	print("restore: %.2fx pg_restore -j%d's speed with ANALYZE, %.2fx without (target 1.3x)"
-	      % (ratios["restore_speedup_vs_pg_restore"], j, ratios["restore_noanalyze_speedup_vs_pg_restore"]))
+	print("restore: %.2fx pg_restore -j%d's speed with ANALYZE, %.2fx without (target 1.3x); %.2fx with --text-copy"
+	      % (ratios["restore_speedup_vs_pg_restore"], j, ratios["restore_noanalyze_speedup_vs_pg_restore"],
+	         ratios["restore_text_copy_speedup_vs_pg_restore"]))
 	print("second backup after +1%% rows: %s new, %.2f%% of the first backup's stored bytes (target < 3%%)"
 	      % (mib(med["pgvault_backup2_new_bytes"]), 100 * ratios["second_backup_new_share"]))
 	print("pgvault peak RSS: %.0f MiB (target < 256 MiB)" % ratios["peak_rss_mib"])

@@ -14,7 +14,7 @@ build=${1:-build-fuzz}
 build=${build%/}
 seconds=${FUZZ_SECONDS:-30}
 all_targets="blob pack_header index_file item manifest packcheck lock repo_config keyfile copy_lag records
-  wal physical objstore_xml logical_toc quarantine"
+  wal physical objstore_xml logical_toc quarantine logical_copybin"
 targets=${FUZZ_TARGETS:-$all_targets}
 jobs=${FUZZ_JOBS:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +69,7 @@ work = sys.argv[1]
 corpus = os.path.join(work, "corpus")
 for t in ("blob", "pack_header", "index_file", "item", "manifest", "packcheck", "lock",
           "repo_config", "keyfile", "copy_lag", "records", "wal", "physical", "objstore_xml",
-          "logical_toc", "quarantine"):
+          "logical_toc", "quarantine", "logical_copybin"):
     os.makedirs(os.path.join(corpus, t), exist_ok=True)
 n = 0
 def put(target, data):
@@ -228,6 +228,17 @@ toc = (b";\n; Archive created at 2026-11-22 02:39:00 UTC\n;     dbname: shop\n;\
        b"3210; 0 0 ACL public TABLE orders alice\n"
        b'3211; 1259 16408 TABLE "we ird" "Tab""le" dave\n')
 put("logical_toc", toc)
+# copybin: byte 0 = split point (and % 3 == 0: one column of kind byte/3 % 15), then COPY text
+# rows of text jsonb bytea bool int2 int4 int8 oid float4 float8 numeric date timestamp timestamptz uuid
+row = (b"a\\tb\\\\c\\101\t{\"k\": [1, \"\\\\t\"]}\t\\\\x00ff10\tt\t-32768\t2147483647\t-9223372036854775808"
+       b"\t4294967295\t1.1754942e-38\t-1.5e-07\t-123456789.000100\t4714-11-24 BC\t294276-12-31 23:59:59.999999"
+       b"\t1850-06-01 12:00:00.5-04:56:02 BC\ta0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\n")
+nulls = b"\t".join([b"\\N"] * 15) + b"\n"
+put("logical_copybin", b"\x80" + row + nulls + row)
+put("logical_copybin", b"\x40" + nulls + row.replace(b"4714-11-24 BC", b"infinity"))
+put("logical_copybin", b"\x1e" + b"NaN\nInfinity\n-0.5\n0.0001\n10000\n")        # numeric
+put("logical_copybin", b"\x21" + b"2000-01-01\n-infinity\n0001-02-29 BC\n")     # date
+put("logical_copybin", b"\x06" + b"\\\\x\n\\\\xDEADbeef\n\\134x41\n")     # bytea
 PY
 [ $? -eq 0 ] || { echo "run-fuzz.sh: building the seed corpus failed" >&2; exit 1; }
 

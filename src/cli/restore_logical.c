@@ -68,6 +68,9 @@ static const char help_text[] =
 	"  -s, --schema-only        definitions only\n"
 	"  -a, --data-only          rows, sequences and large objects into existing tables\n"
 	"  --no-analyze             skip the final ANALYZE\n"
+	"  --text-copy              load rows as COPY text, as the backup stores them\n"
+	"                           (default: COPY binary, which the server parses\n"
+	"                           faster, for every table whose column types allow)\n"
 	"  -j, --jobs=N             parallel connections (default 2, or 'jobs' setting)\n"
 	"  --no-progress            no progress line on a terminal\n"
 	"  --dry-run                check the target (exists, in use, empty) and print\n"
@@ -99,40 +102,28 @@ enum
 	OPT_DATABASE,
 	OPT_GLOBALS_ONLY,
 	OPT_DRY_RUN,
+	OPT_TEXT_COPY,
 };
 
 bool
 cli_restore_logical_wanted(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-	{
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		static const char *const opts[] = {"--logical", "--target-db", "--globals-only", "--database", "--table",
-			"--clean", "--data-only", "--schema-only", "--terminate-connections", "--no-safety-backup",
-			"--disable-triggers", "--no-analyze", "--no-owner", "--no-privileges"};
+	static const char *const opts[] = {"--logical", "--target-db", "--globals-only", "--database", "--table",
+		"--clean", "--data-only", "--schema-only", "--terminate-connections", "--no-safety-backup",
+		"--disable-triggers", "--no-analyze", "--text-copy", "--no-owner", "--no-privileges", "-t*", NULL};
 
-		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
-		{
-			size_t l = strlen(opts[k]);
-
-			if (strncmp(argv[i], opts[k], l) == 0 && (argv[i][l] == '\0' || argv[i][l] == '='))
-				return true;
-		}
-		if (strcmp(argv[i], "-t") == 0 || strncmp(argv[i], "-t", 2) == 0)
-			return true;
-	}
-	return false;
+	return cli_argv_has(argc, argv, opts, true);
 }
 
 static json_t *
 result_json(const PgLogicalRestoreResult *r)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 						  "id", r->id, "database", r->database, "source_database", r->source_database,
 						  "created", r->created,
 						  "safety_backup", r->safety_backup[0] ? json_string(r->safety_backup) : json_null(),
 						  "tables", (json_int_t) r->tables, "parts", (json_int_t) r->parts,
+						  "binary_parts", (json_int_t) r->binary_parts,
 						  "rows", (json_int_t) r->rows, "sequences", (json_int_t) r->sequences,
 						  "large_objects", (json_int_t) r->large_objects, "bytes", (json_int_t) r->bytes,
 						  "duration_ms", (json_int_t) r->elapsed_ms);
@@ -570,6 +561,7 @@ cli_restore_logical(int argc, char **argv)
 		{"database", required_argument, NULL, OPT_DATABASE},
 		{"globals-only", no_argument, NULL, OPT_GLOBALS_ONLY},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"text-copy", no_argument, NULL, OPT_TEXT_COPY},
 		{NULL, 0, NULL, 0},
 	};
 	CliCommon common = {0};
@@ -622,6 +614,9 @@ cli_restore_logical(int argc, char **argv)
 			case OPT_NO_ANALYZE:
 				o.no_analyze = true;
 				break;
+			case OPT_TEXT_COPY:
+				o.text_copy = true;
+				break;
 			case 'j':
 				jobs = optarg;
 				break;
@@ -657,7 +652,7 @@ cli_restore_logical(int argc, char **argv)
 		status = 0;
 		goto done;
 	}
-	status = 2;
+	status = -1;				/* no usage error yet */
 	if (optind >= argc)
 	{
 		status = cli_usage_error("restore", "which backup? give its id, or 'latest'");
@@ -676,19 +671,12 @@ cli_restore_logical(int argc, char **argv)
 								o.schema_only || o.data_only))
 		status = cli_usage_error("restore", "--globals-only restores roles and tablespaces only: no --table,"
 								 " --database, --target-db, --clean, --schema-only or --data-only");
-	if (status != 2)
+	if (status >= 0)
 		goto done;
-	if (jobs != NULL)
+	if (jobs != NULL && !cli_int_parse(&o.jobs, jobs, 1, 256))
 	{
-		char *end;
-		long v = strtol(jobs, &end, 10);
-
-		if (*jobs == '\0' || *end != '\0' || v < 1 || v > 256)
-		{
-			status = cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
-			goto done;
-		}
-		o.jobs = (int) v;
+		status = cli_usage_error("restore", "invalid number of jobs '%s' (1 to 256)", jobs);
+		goto done;
 	}
 	if ((rc = cli_setup(&common, &cfg)) < 0 || (rc = cli_conn_opts(&o.conn, &source, &common, cfg)) < 0 ||
 		(rc = cli_repo_open(&repo, cfg, &common)) < 0 ||

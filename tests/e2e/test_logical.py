@@ -362,6 +362,15 @@ def test_help_and_bad_options(env):
     assert rc == 2 and "unknown option '--no-such-option'" in err
     rc, out, err = run_pgvault("backup", "--logical", "--schema-only", "--data-only", "--repo", repo)
     assert rc == 2 and "cannot be used together" in err
+    # a restore with a usage error stops there: no database made, nothing loaded
+    bid = env["backup"]["id"]
+    for extra, msg in ((["extra-arg"], "unexpected argument 'extra-arg'"),
+                       (["--schema-only", "--data-only"], "cannot be used together"),
+                       (["--disable-triggers"], "--disable-triggers needs --data-only"),
+                       (["--globals-only", "--clean"], "--globals-only restores roles and tablespaces only")):
+        rc, out, err = pv(c, repo, "restore", bid, "--target-db", "fid_usage", *extra, *conn_args(c, "postgres"))
+        assert rc == 2 and msg in err and "restored" not in out + err, (extra, out, err)
+        assert not db_exists(c, "fid_usage"), extra
     rc, out, err = run_pgvault("show", "--repo", repo)
     assert rc == 2 and "which backup?" in err
     rc, out, err = run_pgvault("show", "nosuchbackup", "--repo", repo)

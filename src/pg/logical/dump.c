@@ -55,6 +55,7 @@ typedef struct DumpPart
 	char *item;
 	uint64_t from, to;			/* pages; to == 0: to the end */
 	uint64_t rows, fp, bytes;
+	int64_t ms;					/* how long its COPY took: a restore orders its loads by it */
 } DumpPart;
 
 typedef struct DumpRel
@@ -296,6 +297,7 @@ task_part(void *arg)
 	json_t *meta = NULL;
 	Buf sql = PV_BUF_INIT, out = PV_BUF_INIT;
 	uint64_t rows = 0, fp = 0, bytes = 0, last_rows = 0;
+	int64_t t0 = pglogical_now_ms();
 	bool conn_ok = false;
 	int rc;
 
@@ -388,6 +390,7 @@ task_part(void *arg)
 	p->rows = rows;
 	p->fp = fp;
 	p->bytes = bytes;
+	p->ms = pglogical_now_ms() - t0;
 	conn_ok = true;
 	atomic_fetch_add(&d->prog.items_done, 1);
 	atomic_fetch_add(&d->prog.weight_done, rel->nparts > 0 ? rel->size / (uint64_t) rel->nparts : 0);
@@ -1025,8 +1028,8 @@ catalog_write(Dump *d, PgLogicalBackupResult *res)
 				fp += p->fp;
 				bytes += p->bytes;
 				pgfp_format(hex, p->fp);
-				pj = json_pack("{s:s, s:I, s:s, s:I}", "item", p->item, "rows", (json_int_t) p->rows,
-							   "fingerprint", hex, "bytes", (json_int_t) p->bytes);
+				pj = json_pack("{s:s, s:I, s:s, s:I, s:I}", "item", p->item, "rows", (json_int_t) p->rows,
+							   "fingerprint", hex, "bytes", (json_int_t) p->bytes, "copy_ms", (json_int_t) p->ms);
 				if (rel->nparts > 1)
 					json_object_set_new(pj, "pages", json_pack("[I, o]", (json_int_t) p->from,
 																p->to ? json_integer((json_int_t) p->to) : json_null()));

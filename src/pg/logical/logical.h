@@ -144,6 +144,7 @@ typedef struct PgLogicalRestoreOpts
 	bool no_tablespaces;		/* create no tablespace, put every object in the default one (drills) */
 	bool create_missing_roles;	/* create (NOLOGIN) the roles of metadata "roles" that do not exist (drills) */
 	bool no_analyze;
+	bool text_copy;				/* load every table as COPY text (default: binary where the types allow) */
 	bool schema_only, data_only;
 	int jobs;
 	bool progress;
@@ -158,6 +159,7 @@ typedef struct PgLogicalRestoreResult
 	char safety_backup[REPO_BACKUP_ID_LEN + 1];	/* taken before --clean, or "" */
 	int64_t elapsed_ms;
 	uint64_t tables, parts, rows, sequences, large_objects, bytes;
+	uint64_t binary_parts;		/* of parts: loaded as COPY binary (the rest as text) */
 	uint64_t databases;
 	uint64_t roles_created, roles_skipped, tablespaces_created, tablespaces_skipped;
 	struct PgLogicalRestoreResult *dbs;	/* every database: one result each (ndbs), else NULL */

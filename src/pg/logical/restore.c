@@ -54,6 +54,7 @@
 #include "common/mem.h"
 #include "common/pool.h"
 #include "pg/logical/archive.h"
+#include "pg/logical/copybin.h"
 #include "pg/logical/globals.h"
 #include "pg/logical/toc.h"
 #include "pg/logical/util.h"
@@ -77,6 +78,8 @@ typedef struct RPart
 	char *qname, *cols;
 	uint64_t rows;
 	uint64_t bytes;
+	uint64_t cost;				/* what orders the loads, largest first: see parts_order */
+	int64_t copy_ms;			/* how long the backup's COPY took, or -1 (older backups) */
 	size_t table;				/* index in Rst.tables */
 	RepoItem *ri;				/* from the item list */
 } RPart;
@@ -128,6 +131,9 @@ typedef struct Rst
 	bool *analyzed;				/* per table: ANALYZE ran after its rows were in */
 	json_t **entries;			/* per table: its catalog entry (lent by cat) */
 	char **early;				/* per table: a pg_restore -L list of its own post-data, or NULL */
+	CopyBinKind **kinds;		/* per table: its columns' kinds when it loads as COPY binary, or NULL */
+	size_t *ncols;				/* per table: how many kinds */
+	atomic_int binary_parts;	/* data items whose rows went in as COPY binary */
 	pthread_mutex_t mu;
 	PGconn **idle;
 	int nidle;
@@ -232,7 +238,7 @@ catalog_plan(Rst *s)
 		json_array_foreach(parts, k, p)
 		{
 			const char *item;
-			uint64_t rows = 0, bytes = 0;
+			uint64_t rows = 0, bytes = 0, ms = 0;
 
 			if ((rc = pv_json_get_str(&item, p, "item")) < 0 || (rc = pv_json_get_uint(&rows, p, "rows")) < 0)
 				return rc;
@@ -240,6 +246,7 @@ catalog_plan(Rst *s)
 			s->parts = pv_realloc(s->parts, sizeof(RPart) * (s->nparts + 1));
 			s->parts[s->nparts++] = (RPart) {.item = pv_strdup(item), .qname = pglogical_qualify(schema, name),
 											 .cols = pv_strdup(cols ? cols : ""), .rows = rows, .bytes = bytes,
+											 .copy_ms = pv_json_get_uint(&ms, p, "copy_ms") == PV_OK ? (int64_t) ms : -1,
 											 .table = s->ntables - 1};
 		}
 	}
@@ -320,11 +327,33 @@ part_cmp_name(const void *a, const void *b)
 }
 
 static int
-part_cmp_size(const void *a, const void *b)
+part_cmp_cost(const void *a, const void *b)
 {
 	const RPart *x = a, *y = b;
 
-	return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
+	if (x->cost != y->cost)
+		return x->cost > y->cost ? -1 : 1;
+	return strcmp(x->item, y->item);
+}
+
+/*
+ * Order the loads largest first, so that the last to start are small and
+ * the workers finish together. Largest by bytes is not largest by work:
+ * jsonb, numeric and timestamps cost the server far more per byte than
+ * integers and text, on the way in as on the way out, so when the backup
+ * recorded how long each part's COPY took (copy_ms), that time is the
+ * measure; bytes otherwise (older backups).
+ */
+static void
+parts_order(Rst *s)
+{
+	bool timed = true;
+
+	for (size_t i = 0; i < s->nparts; i++)
+		timed = timed && s->parts[i].copy_ms >= 0;
+	for (size_t i = 0; i < s->nparts; i++)
+		s->parts[i].cost = timed ? (uint64_t) s->parts[i].copy_ms : s->parts[i].bytes;
+	pv_qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_cost);
 }
 
 static int
@@ -359,7 +388,7 @@ parts_attach(Rst *s, Repo *repo)
 		if (s->parts[i].ri == NULL)
 			return pv_error_set(PV_ECORRUPT, "backup '%s' lists data item '%s' in its catalog but not in its items",
 								repo_manifest_id(s->m), s->parts[i].item);
-	pv_qsort(s->parts, s->nparts, sizeof(RPart), part_cmp_size);
+	parts_order(s);
 	return PV_OK;
 }
 
@@ -464,33 +493,47 @@ run_pg_restore_list(Rst *s, const char *section, const char *list)
 	return rc;
 }
 
+/* What one COPY statement's round trip sends per PQputCopyData. */
+#define LOAD_READ_SIZE (256 * 1024)
+
+/* Send a block of COPY data (or say why the server stopped taking it). */
 static int
-task_copy(void *arg)
+copy_put(PGconn *c, const void *data, size_t n)
 {
-	PartTask *t = arg;
-	Rst *s = t->s;
-	RPart *p = t->p;
-	PGconn *c = NULL;
-	PGresult *r = NULL;
+	if (n > 0 && PQputCopyData(c, data, (int) n) != 1)
+		return copy_error(c, NULL, "COPY failed");
+	return PV_OK;
+}
+
+/*
+ * One COPY FROM STDIN of part p's rows on c, converted to COPY binary when
+ * kinds is not NULL (copybin.h: the server parses less). With freeze the
+ * table is emptied in the same transaction so that COPY can FREEZE its
+ * rows: pages written all-visible and frozen, so that the index builds,
+ * ANALYZE and the first queries do not rewrite every page to set hint
+ * bits, and no anti-wraparound VACUUM has to come later.
+ *
+ * A binary load that fails before its rows are committed (a row the
+ * conversion cannot take, or one the server refuses in binary) sets
+ * *out_text: the COPY is cancelled and its transaction undone (nothing of
+ * the part stays in), c stays usable, and the caller loads the part again
+ * as text, whose error, if any, is the one to report.
+ */
+static int
+part_load(Rst *s, RPart *p, PGconn *c, bool freeze, const CopyBinKind *kinds, size_t ncols, bool *out_text)
+{
 	RepoReader *rd = NULL;
-	char *buf = pv_malloc(256 * 1024);
-	Buf sql = PV_BUF_INIT;
-	bool ok = false, in_copy = false, freeze;
-	int64_t t0 = pv_time_monotonic_ms(), t1, t2;
+	CopyBin *cb = NULL;
+	PGresult *r = NULL;
+	char *buf = pv_malloc(LOAD_READ_SIZE);
+	Buf sql = PV_BUF_INIT, bin = PV_BUF_INIT;
+	uint64_t counted = 0;
+	bool in_copy = false, committed = false;
 	int rc;
 
-	if ((rc = conn_get(s, &c)) < 0)
-		goto done;
+	*out_text = false;
 	if ((rc = repo_reader_open(&rd, s->o->repo, s->m, p->ri, NULL)) < 0)
 		goto done;
-	/*
-	 * A table this restore made, loaded in one part: empty it in the same
-	 * transaction so that COPY can FREEZE its rows: pages written
-	 * all-visible and frozen, so that the index builds, ANALYZE and the
-	 * first queries do not rewrite every page to set hint bits, and no
-	 * anti-wraparound VACUUM has to come later.
-	 */
-	freeze = s->fresh && s->table_parts[p->table] == 1 && entry_extension(s->entries[p->table]) == NULL;
 	if (freeze)
 	{
 		char *q = pv_asprintf("BEGIN; TRUNCATE ONLY %s", p->qname);
@@ -500,9 +543,13 @@ task_copy(void *arg)
 		if (rc < 0)
 			goto done;
 	}
+	if (kinds != NULL)
+		cb = copybin_new(kinds, ncols);
 	/* A table without columns has rows too ("COPY t ()" is not valid SQL). */
-	buf_printf(&sql, p->cols[0] ? "COPY %s (%s) FROM STDIN%s" : "COPY %s %s FROM STDIN%s", p->qname, p->cols,
-			   freeze ? " WITH (FREEZE)" : "");
+	buf_printf(&sql, p->cols[0] ? "COPY %s (%s) FROM STDIN" : "COPY %s %s FROM STDIN", p->qname, p->cols);
+	if (cb != NULL || freeze)
+		buf_printf(&sql, " WITH (%s%s%s)", cb != NULL ? "FORMAT binary" : "", cb != NULL && freeze ? ", " : "",
+				   freeze ? "FREEZE" : "");
 	r = PQexec(c, buf_cstr(&sql));
 	if (PQresultStatus(r) != PGRES_COPY_IN)
 	{
@@ -516,16 +563,23 @@ task_copy(void *arg)
 	{
 		size_t n;
 
-		if ((rc = repo_reader_read(rd, buf, 256 * 1024, &n)) < 0)
+		if ((rc = repo_reader_read(rd, buf, LOAD_READ_SIZE, &n)) < 0)
+			goto done;
+		if (cb != NULL)
+		{
+			buf_reset(&bin);
+			if ((rc = n > 0 ? copybin_feed(cb, buf, n, &bin) : copybin_finish(cb, &bin)) < 0)
+				goto done;
+			rc = copy_put(c, bin.data, bin.len);
+		}
+		else
+			rc = copy_put(c, buf, n);
+		if (rc < 0)
 			goto done;
 		if (n == 0)
 			break;
-		if (PQputCopyData(c, buf, (int) n) != 1)
-		{
-			rc = copy_error(c, NULL, "COPY failed");
-			goto done;
-		}
 		atomic_fetch_add(&s->prog.bytes, n);
+		counted += n;
 	}
 	in_copy = false;
 	if (PQputCopyEnd(c, NULL) != 1)
@@ -539,6 +593,7 @@ task_copy(void *arg)
 		rc = copy_error(c, r, "COPY failed");
 		goto done;
 	}
+	committed = !freeze;
 	if (strtoull(PQcmdTuples(r), NULL, 10) != p->rows)
 	{
 		rc = pv_error_set(PV_ECORRUPT, "loaded %s rows where the backup has %llu", PQcmdTuples(r),
@@ -549,13 +604,66 @@ task_copy(void *arg)
 	r = PQgetResult(c);
 	if (freeze && (rc = pgconn_exec(c, "COMMIT")) < 0)
 		goto done;
-	/*
-	 * The table's last part is in: ANALYZE it and build its indexes,
-	 * constraints and triggers now, while other tables load.
-	 */
+	rc = PV_OK;
+done:
+	if (in_copy)
+	{
+		PGresult *x;
+
+		PQputCopyEnd(c, cb != NULL ? "pgvault: loading this table as COPY text instead" : "restore failed");
+		while ((x = PQgetResult(c)) != NULL)
+			PQclear(x);
+	}
+	if (rc < 0 && cb != NULL && !committed && PQstatus(c) == CONNECTION_OK)
+	{
+		pv_log_detail("%s: loading as COPY text: %s", p->qname, pv_error_msg());
+		pv_error_clear();
+		atomic_fetch_sub(&s->prog.bytes, counted);
+		rc = PQtransactionStatus(c) == PQTRANS_IDLE ? PV_OK : pgconn_exec(c, "ROLLBACK");
+		*out_text = rc == PV_OK;
+	}
+	PQclear(r);
+	copybin_free(cb);
+	repo_reader_free(rd);
+	buf_free(&sql);
+	buf_free(&bin);
+	pv_free(buf);
+	return rc;
+}
+
+/*
+ * Load one part; the table's last part in: ANALYZE it and build its
+ * indexes, constraints and triggers now, while other tables load.
+ */
+static int
+task_copy(void *arg)
+{
+	PartTask *t = arg;
+	Rst *s = t->s;
+	RPart *p = t->p;
+	PGconn *c = NULL;
+	const CopyBinKind *kinds = s->kinds != NULL ? s->kinds[p->table] : NULL;
+	bool ok = false, text = false;
+	bool freeze = s->fresh && s->table_parts[p->table] == 1 && entry_extension(s->entries[p->table]) == NULL;
+	int64_t t0 = pv_time_monotonic_ms(), t1, t2;
+	int rc;
+
+	if ((rc = conn_get(s, &c)) < 0)
+		goto done;
+	rc = part_load(s, p, c, freeze, kinds, kinds != NULL ? s->ncols[p->table] : 0, &text);
+	if (text)
+	{
+		kinds = NULL;
+		rc = part_load(s, p, c, freeze, NULL, 0, &text);
+	}
+	if (rc < 0)
+		goto done;
+	if (kinds != NULL)
+		atomic_fetch_add(&s->binary_parts, 1);
 	t1 = pv_time_monotonic_ms();
-	pv_log_detail("%s: %llu rows loaded in %.2f s%s", p->qname, (unsigned long long) p->rows,
-				  (double) (t1 - t0) / 1000.0, s->table_parts[p->table] > 1 ? " (one part)" : "");
+	pv_log_detail("%s: %llu rows loaded in %.2f s%s%s", p->qname, (unsigned long long) p->rows,
+				  (double) (t1 - t0) / 1000.0, s->table_parts[p->table] > 1 ? " (one part)" : "",
+				  kinds != NULL ? " (COPY binary)" : "");
 	if (atomic_fetch_sub(&s->parts_left[p->table], 1) == 1)
 	{
 		if (!s->o->no_analyze)
@@ -582,22 +690,10 @@ task_copy(void *arg)
 	ok = true;
 	rc = PV_OK;
 done:
-	if (in_copy)
-	{
-		PGresult *x;
-
-		PQputCopyEnd(c, "restore failed");
-		while ((x = PQgetResult(c)) != NULL)
-			PQclear(x);
-	}
-	PQclear(r);
-	repo_reader_free(rd);
 	if (c != NULL)
 		conn_put(s, c, ok);
 	if (rc < 0)
 		pv_error_prefix(rc, "%s (item %s)", p->qname, p->item);
-	buf_free(&sql);
-	pv_free(buf);
 	return rc;
 }
 
@@ -1837,6 +1933,78 @@ async_commit_setup(Rst *s)
 }
 
 /* Load the catalog, select tables, and decide the plan. */
+/*
+ * Which tables load as COPY binary (copybin.h): those whose columns, as
+ * the target has them, are the backup's columns in the backup's order and
+ * all of a type whose binary form copybin produces. Only receive
+ * functions of pg_catalog count (an extension's type could reuse a name);
+ * a domain counts as its base type.
+ */
+static int
+binary_plan(Rst *s)
+{
+	static const char sql[] =
+		"SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),"
+		" pg_catalog.string_agg(CASE WHEN f.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
+		"   THEN f.proname::pg_catalog.text ELSE '-' END, ' ' ORDER BY a.attnum)"
+		" FROM pg_catalog.pg_attribute a"
+		" JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid"
+		" LEFT JOIN pg_catalog.pg_type b ON t.typtype OPERATOR(pg_catalog.=) 'd'"
+		"   AND b.oid OPERATOR(pg_catalog.=) t.typbasetype"
+		" JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) COALESCE(b.typreceive, t.typreceive)"
+		" WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+		" AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''";
+	bool *want = pv_calloc(s->ntables + 1, sizeof(bool));
+	int rc = PV_OK;
+
+	s->kinds = pv_calloc(s->ntables + 1, sizeof(CopyBinKind *));
+	s->ncols = pv_calloc(s->ntables + 1, sizeof(size_t));
+	for (size_t i = 0; i < s->nparts; i++)
+		want[s->parts[i].table] = s->parts[i].cols[0] != '\0';
+	for (size_t i = 0; i < s->ntables && rc == PV_OK; i++)
+	{
+		const char *params[1] = {s->tables[i]};
+		const char *cols = NULL;
+		PGresult *r = NULL;
+		char *names, *save = NULL;
+		CopyBinKind *kinds;
+		size_t n = 0;
+
+		if (!want[i])
+			continue;
+		for (size_t k = 0; k < s->nparts && cols == NULL; k++)
+			if (s->parts[k].table == i)
+				cols = s->parts[k].cols;
+		if ((rc = pgconn_query(&r, s->coord, 2, sql, 1, params)) < 0)
+			break;
+		if (PQgetisnull(r, 0, 0) || strcmp(PQgetvalue(r, 0, 0), cols) != 0)
+		{
+			PQclear(r);
+			continue;
+		}
+		names = pv_strdup(PQgetvalue(r, 0, 1));
+		kinds = pv_calloc(strlen(names) / 2 + 2, sizeof(CopyBinKind));
+		for (char *w = strtok_r(names, " ", &save); w != NULL && kinds != NULL; w = strtok_r(NULL, " ", &save))
+		{
+			int k = copybin_kind_for_receive(w);
+
+			if (k < 0)
+			{
+				pv_free(kinds);
+				kinds = NULL;
+			}
+			else
+				kinds[n++] = (CopyBinKind) k;
+		}
+		s->kinds[i] = kinds;
+		s->ncols[i] = n;
+		pv_free(names);
+		PQclear(r);
+	}
+	pv_free(want);
+	return rc;
+}
+
 static int
 plan_load(Rst *s)
 {
@@ -1988,6 +2156,8 @@ restore_run(Rst *s)
 			if ((rc = triggers_set(s, false)) < 0)
 				goto done;
 		}
+		if (!o->text_copy && (rc = binary_plan(s)) < 0)
+			goto done;
 		STEP("data");
 		tasks = pv_calloc(s->nparts + s->ntables + 1, sizeof(PartTask));
 		s->prog.items_total = s->nparts;
@@ -2002,6 +2172,7 @@ restore_run(Rst *s)
 		if (rc < 0)
 			goto done;
 		s->res->parts = s->nparts;
+		s->res->binary_parts = (uint64_t) atomic_load(&s->binary_parts);
 		s->res->rows = atomic_load(&s->prog.rows);
 		s->res->bytes = atomic_load(&s->prog.bytes);
 		STEP("sequences");
@@ -2151,6 +2322,10 @@ rst_clear(Rst *s)
 			pv_free(s->early[i]);
 		}
 	pv_free(s->early);
+	for (size_t i = 0; s->kinds != NULL && i < s->ntables; i++)
+		pv_free(s->kinds[i]);
+	pv_free(s->kinds);
+	pv_free(s->ncols);
 	pgcatalog_clear(&s->cat);
 	pv_free(s->idle);
 	pgtools_clear(&s->pg_restore);
@@ -2349,6 +2524,7 @@ result_add(PgLogicalRestoreResult *acc, const PgLogicalRestoreResult *r)
 {
 	acc->tables += r->tables;
 	acc->parts += r->parts;
+	acc->binary_parts += r->binary_parts;
 	acc->rows += r->rows;
 	acc->sequences += r->sequences;
 	acc->large_objects += r->large_objects;
