@@ -4,8 +4,9 @@ column's type allows, as text otherwise, and as text again when a row
 cannot be converted: in every case the restored rows equal the source's.
 
 Spec under test:
-  pgvault restore ID --target-db NAME [--text-copy] [--data-only] --json
-      -> "binary_parts": data items loaded as COPY binary
+  pgvault restore ID --target-db NAME [--text-copy] [--data-only] [--no-analyze] --json
+      -> "binary_parts": data items loaded as COPY binary; every table
+         analyzed unless --no-analyze
 """
 
 import re
@@ -100,16 +101,20 @@ def test_binary_restore_equals_source(env):
     assert re.search(r'"public"\."others": 500 rows loaded in [0-9.]+ s\n', err), err
     for t in ("kinds", "others"):
         assert rows(c, "kinds_bin", t) == rows(c, "kinds", t), t
+        # analyzed (each table by a task of its own once its rows and indexes are in)
+        assert c.scalar("SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = %s",
+                        db="kinds_bin", params=(t,)) > 0, t
 
 
 def test_text_copy_option_loads_text_with_the_same_rows(env):
     c, repo = env["c"], env["repo"]
-    rc, res, err = pv(c, repo, "restore", env["id"], "--target-db", "kinds_text", "--text-copy",
+    rc, res, err = pv(c, repo, "restore", env["id"], "--target-db", "kinds_text", "--text-copy", "--no-analyze",
                       *conn_args(c, "postgres"))
     assert rc == 0, err
     assert res["parts"] == 2 and res["binary_parts"] == 0, res
     for t in ("kinds", "others"):
         assert rows(c, "kinds_text", t) == rows(c, "kinds", t), t
+    assert c.scalar("SELECT count(*) FROM pg_stats WHERE schemaname = 'public'", db="kinds_text") == 0
 
 
 def test_row_that_does_not_convert_loads_the_table_as_text(env):

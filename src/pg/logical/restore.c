@@ -17,14 +17,18 @@
  *             (but for constraints partitions inherit, which go with their parent's)
  *             (for --data-only: TRUNCATE of the tables to load)
  *   pre-data  pg_restore --section=pre-data from the schema item (a temp file)
- *   data      COPY FROM STDIN of every data item in parallel (largest first),
- *             each part's row count checked against the backup's
+ *   data      COPY FROM STDIN of every data item in parallel (costliest
+ *             first; COPY binary where copybin.h converts every column),
+ *             each part's row count checked against the backup's; a big
+ *             table's indexes and constraints right after its rows; then
+ *             each table's ANALYZE (task_analyze_loaded)
  *   sequences setval of every sequence (a data-only restore never moves one
  *             backwards: rows added since the backup keep their keys free)
  *   large objects
  *   post-data pg_restore --section=post-data -j N
  *   matviews  REFRESH of the materialized views that were populated
- *   analyze   ANALYZE of every table, in parallel (unless --no-analyze)
+ *   analyze   ANALYZE of what the data step did not analyze (unless
+ *             --no-analyze)
  *   properties  the database's settings, grants, comment, connection limit
  *             (a database this restore created, or any with --all)
  *   event triggers  made last (whole database), as pg_dump orders them, so
@@ -129,6 +133,9 @@ typedef struct Rst
 	atomic_int *parts_left;		/* per table: parts not loaded yet */
 	size_t *table_parts;		/* per table: how many parts it has */
 	bool *analyzed;				/* per table: ANALYZE ran after its rows were in */
+	bool *table_done;			/* per table: rows and early indexes in (under mu, done_cv) */
+	bool load_failed;			/* a load failed: nobody waits for table_done (under mu) */
+	pthread_cond_t done_cv;
 	json_t **entries;			/* per table: its catalog entry (lent by cat) */
 	char **early;				/* per table: a pg_restore -L list of its own post-data, or NULL */
 	CopyBinKind **kinds;		/* per table: its columns' kinds when it loads as COPY binary, or NULL */
@@ -252,6 +259,7 @@ catalog_plan(Rst *s)
 	}
 	s->parts_left = pv_calloc(s->ntables + 1, sizeof(atomic_int));
 	s->analyzed = pv_calloc(s->ntables + 1, sizeof(bool));
+	s->table_done = pv_calloc(s->ntables + 1, sizeof(bool));
 	s->table_parts = pv_calloc(s->ntables + 1, sizeof(size_t));
 	for (size_t k = 0; k < s->nparts; k++)
 	{
@@ -631,9 +639,23 @@ done:
 	return rc;
 }
 
+/* Say that table i is done (or that a load failed): wakes task_analyze_loaded. */
+static void
+table_done_signal(Rst *s, size_t i, bool failed)
+{
+	pthread_mutex_lock(&s->mu);
+	if (failed)
+		s->load_failed = true;
+	else
+		s->table_done[i] = true;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /*
- * Load one part; the table's last part in: ANALYZE it and build its
- * indexes, constraints and triggers now, while other tables load.
+ * Load one part; the table's last part in: build its indexes, constraints
+ * and triggers now, while other tables load (its ANALYZE is a task of its
+ * own: see task_analyze_loaded).
  */
 static int
 task_copy(void *arg)
@@ -645,7 +667,7 @@ task_copy(void *arg)
 	const CopyBinKind *kinds = s->kinds != NULL ? s->kinds[p->table] : NULL;
 	bool ok = false, text = false;
 	bool freeze = s->fresh && s->table_parts[p->table] == 1 && entry_extension(s->entries[p->table]) == NULL;
-	int64_t t0 = pv_time_monotonic_ms(), t1, t2;
+	int64_t t0 = pv_time_monotonic_ms(), t1;
 	int rc;
 
 	if ((rc = conn_get(s, &c)) < 0)
@@ -666,23 +688,14 @@ task_copy(void *arg)
 				  kinds != NULL ? " (COPY binary)" : "");
 	if (atomic_fetch_sub(&s->parts_left[p->table], 1) == 1)
 	{
-		if (!s->o->no_analyze)
-		{
-			char *a = pv_asprintf("ANALYZE %s", p->qname);
-
-			rc = pgconn_exec(c, a);
-			pv_free(a);
-			if (rc < 0)
-				goto done;
-			s->analyzed[p->table] = true;
-		}
-		t2 = pv_time_monotonic_ms();
-		if (s->early != NULL && s->early[p->table] != NULL &&
-			(rc = run_pg_restore_list(s, "--section=post-data", s->early[p->table])) < 0)
-			goto done;
 		if (s->early != NULL && s->early[p->table] != NULL)
-			pv_log_detail("%s: ANALYZE %.2f s, then its indexes and constraints %.2f s", p->qname,
-						  (double) (t2 - t1) / 1000.0, (double) (pv_time_monotonic_ms() - t2) / 1000.0);
+		{
+			if ((rc = run_pg_restore_list(s, "--section=post-data", s->early[p->table])) < 0)
+				goto done;
+			pv_log_detail("%s: its indexes and constraints in %.2f s", p->qname,
+						  (double) (pv_time_monotonic_ms() - t1) / 1000.0);
+		}
+		table_done_signal(s, p->table, false);
 	}
 	atomic_fetch_add(&s->prog.rows, p->rows);
 	atomic_fetch_add(&s->prog.items_done, 1);
@@ -693,8 +706,52 @@ done:
 	if (c != NULL)
 		conn_put(s, c, ok);
 	if (rc < 0)
+	{
+		table_done_signal(s, p->table, true);
 		pv_error_prefix(rc, "%s (item %s)", p->qname, p->item);
+	}
 	return rc;
+}
+
+/*
+ * ANALYZE of a table once its rows and early indexes are in. These tasks
+ * are queued after every load, so a worker with no load left analyzes the
+ * tables done so far while the others still load: the ANALYZEs fill the
+ * idle end of the data step instead of lengthening each load. (After the
+ * early indexes, never beside them: ANALYZE and CREATE INDEX lock each
+ * other out, and the index build is the one on the critical path.)
+ */
+static int
+task_analyze_loaded(void *arg)
+{
+	PartTask *t = arg;
+	Rst *s = t->s;
+	size_t i = t->p->table;
+	PGconn *c = NULL;
+	bool failed;
+	int64_t t0;
+	char *sql;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->table_done[i] && !s->load_failed)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	failed = s->load_failed;
+	pthread_mutex_unlock(&s->mu);
+	if (failed)
+		return PV_OK;			/* the load's error is the one to report */
+	if ((rc = conn_get(s, &c)) < 0)
+		return rc;
+	t0 = pv_time_monotonic_ms();
+	sql = pv_asprintf("ANALYZE %s", s->tables[i]);
+	rc = pgconn_exec(c, sql);
+	pv_free(sql);
+	conn_put(s, c, rc == PV_OK);
+	if (rc < 0)
+		return pv_error_prefix(rc, "ANALYZE %s", s->tables[i]);
+	s->analyzed[i] = true;
+	pv_log_detail("%s: ANALYZE %.2f s", s->tables[i], (double) (pv_time_monotonic_ms() - t0) / 1000.0);
+	return PV_OK;
 }
 
 static int
@@ -1375,6 +1432,36 @@ pool_run(Rst *s, PvPool *pool, PartTask *tasks, size_t n, PvPoolFn fn)
 }
 
 /*
+ * The data step's tasks: every part's load (in parts_order's order), then,
+ * unless --no-analyze, one ANALYZE per loaded table in the order their
+ * loads start, each waiting for its table (task_analyze_loaded). tasks has
+ * room for nparts + ntables.
+ */
+static int
+data_run(Rst *s, PvPool *pool, PartTask *tasks)
+{
+	size_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < s->nparts; i++)
+		if ((rc = pv_pool_submit(pool, task_copy, &tasks[i])) < 0)
+			return rc;
+	for (size_t i = 0; !s->o->no_analyze && i < s->nparts; i++)
+	{
+		bool first = true;
+
+		for (size_t k = 0; k < i && first; k++)
+			first = s->parts[k].table != s->parts[i].table;
+		if (!first)
+			continue;
+		tasks[s->nparts + n] = (PartTask) {.s = s, .p = &s->parts[i]};
+		if ((rc = pv_pool_submit(pool, task_analyze_loaded, &tasks[s->nparts + n++])) < 0)
+			return rc;
+	}
+	return pv_pool_wait(pool);
+}
+
+/*
  * The database a restore goes to (target, else --target-db, else -d's
  * database name, else the source's name) and a maintenance connection for
  * creating it: to "postgres" (or template1) unless -d is a whole conninfo.
@@ -1880,8 +1967,8 @@ analyze_again(Rst *s)
 		const char *q = PQgetvalue(r, k, 0);
 
 		for (size_t i = 0; i < s->ntables; i++)
-			if (s->analyzed[i] && strcmp(s->tables[i], q) == 0)
-				s->analyzed[i] = false;
+			if (s->analyzed[i] && (s->early == NULL || s->early[i] == NULL) && strcmp(s->tables[i], q) == 0)
+				s->analyzed[i] = false;	/* analyzed before its indexes were made */
 	}
 	PQclear(r);
 	return PV_OK;
@@ -2167,7 +2254,7 @@ restore_run(Rst *s)
 			s->prog.weight_total += s->parts[i].bytes;
 		}
 		pglogical_progress_start(&s->prog, "restore", o->progress);
-		rc = pool_run(s, pool, tasks, s->nparts, task_copy);
+		rc = data_run(s, pool, tasks);
 		pglogical_progress_stop(&s->prog);
 		if (rc < 0)
 			goto done;
@@ -2314,6 +2401,7 @@ rst_clear(Rst *s)
 	pv_free(s->parts_left);
 	pv_free(s->table_parts);
 	pv_free(s->analyzed);
+	pv_free(s->table_done);
 	pv_free(s->entries);
 	for (size_t i = 0; s->early != NULL && i < s->ntables; i++)
 		if (s->early[i] != NULL)
@@ -2335,6 +2423,7 @@ rst_clear(Rst *s)
 	if (s->password)
 		pv_free_secret_str(s->password);
 	pv_free(s->dbname);
+	pthread_cond_destroy(&s->done_cv);
 	pthread_mutex_destroy(&s->mu);
 }
 
@@ -2348,6 +2437,7 @@ restore_one(const PgLogicalRestoreOpts *o, RepoManifest *m, const PgArchiveDb *d
 	int rc;
 
 	pthread_mutex_init(&s.mu, NULL);
+	pthread_cond_init(&s.done_cv, NULL);
 	snprintf(out->id, sizeof(out->id), "%s", repo_manifest_id(m));
 	snprintf(out->source_database, sizeof(out->source_database), "%s", db->name);
 	if ((rc = pv_json_opt_str(&s.encoding, db->meta, "encoding", "UTF8")) < 0)
