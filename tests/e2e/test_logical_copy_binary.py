@@ -140,3 +140,21 @@ def test_row_that_does_not_convert_loads_the_table_as_text(env):
     assert re.search(r'"public"\."t": 100000 rows loaded in [0-9.]+ s\n', err), err
     assert c.psql("SELECT count(*), count(DISTINCT id), sum(v) FROM t", db="loose_copy") == \
         [(100000, 100000, 100000 * 100001 // 2)]
+
+
+def test_row_longer_than_16_mib_loads_as_text(env):
+    """Binary would hold the row whole in memory; text streams it."""
+    c, repo = env["c"], env["repo"]
+    c.execute("CREATE DATABASE longrow")
+    c.execute("CREATE TABLE t (id integer PRIMARY KEY, v text); "
+              "INSERT INTO t VALUES (1, 'short'), (2, repeat('ab\tc', 5 * 1024 * 1024)), (3, 'after')",
+              db="longrow")
+    rc, doc, err = pv(c, repo, "backup", "--logical", *conn_args(c, "longrow"))
+    assert rc == 0, err
+    rc, res, err = pv(c, repo, "restore", doc["id"], "--target-db", "longrow_copy", "--log-level", "detail",
+                      *conn_args(c, "postgres"))
+    assert rc == 0, err
+    assert res["binary_parts"] == 0 and res["rows"] == 3, res
+    assert re.search(r'"public"\."t": loading as COPY text: row 2 is longer than 16 MiB', err), err
+    q = "SELECT id, length(v), md5(v) FROM t ORDER BY id"
+    assert c.psql(q, db="longrow_copy") == c.psql(q, db="longrow")

@@ -48,6 +48,8 @@
 /* Binary bytes of one field beyond its text's length: the int32 length and
    the largest fixed form (uuid, 16) or a numeric's header and rounding. */
 #define COPYBIN_FIELD_MAX 24
+/* The longest row converted (see partial_check). */
+#define COPYBIN_LINE_MAX (16 * 1024 * 1024)
 /* The longest float text accepted (float8out writes at most 24 bytes). */
 #define COPYBIN_FLOAT_MAX 40
 
@@ -1035,6 +1037,20 @@ state_check(CopyBin *cb)
 	return PV_OK;
 }
 
+/*
+ * A row longer than COPYBIN_LINE_MAX is not converted: as text it streams
+ * through in small pieces, as binary it would be held whole (twice) in
+ * memory, and a restore's memory must not grow with its longest value.
+ */
+static int
+partial_check(CopyBin *cb)
+{
+	if (cb->partial.len <= COPYBIN_LINE_MAX)
+		return PV_OK;
+	cb->failed = true;
+	return pv_error_set(PV_ERROR, "row %zu is longer than %d MiB", cb->rows + 1, COPYBIN_LINE_MAX >> 20);
+}
+
 int
 copybin_feed(CopyBin *cb, const char *data, size_t n, Buf *out)
 {
@@ -1052,7 +1068,7 @@ copybin_feed(CopyBin *cb, const char *data, size_t n, Buf *out)
 		if ((nl = memchr(p, '\n', n)) == NULL)
 		{
 			buf_append(&cb->partial, p, n);
-			return PV_OK;
+			return partial_check(cb);
 		}
 		buf_append(&cb->partial, p, (size_t) (nl - p) + 1);
 		rc = line_convert(cb, cb->partial.data, cb->partial.len - 1, out);
@@ -1066,7 +1082,7 @@ copybin_feed(CopyBin *cb, const char *data, size_t n, Buf *out)
 		if ((nl = memchr(p, '\n', (size_t) (end - p))) == NULL)
 		{
 			buf_append(&cb->partial, p, (size_t) (end - p));
-			break;
+			return partial_check(cb);
 		}
 		if ((rc = line_convert(cb, p, (size_t) (nl - p), out)) < 0)
 			goto fail;

@@ -16,7 +16,8 @@
  * pglogical_session_setup (DateStyle ISO, TimeZone UTC, extra_float_digits
  * 3, bytea_output hex): anything else (a line with the wrong number of
  * fields, a value outside that form) is an error, never a guess, and the
- * caller loads the table as text instead.
+ * caller loads the table as text instead. So is a row longer than 16 MiB:
+ * binary would hold it whole in memory, text streams it.
  *
  * Ownership: a CopyBin is owned by one thread; output is appended to the
  * caller's Buf.

@@ -331,6 +331,33 @@ test_errors(void **state)
 	expect_bad(COPYBIN_BYTEA, "abc", "row 1 column 1: invalid bytea value");
 }
 
+/* A row too long to hold whole is refused (the restore streams it as text), before it is all read. */
+static void
+test_long_row(void **state)
+{
+	CopyBinKind kinds[] = {COPYBIN_INT4, COPYBIN_TEXT};
+	CopyBin *cb = copybin_new(kinds, 2);
+	Buf out = PV_BUF_INIT;
+	char *piece = pv_malloc(1024 * 1024);
+	int rc = PV_OK, fed = 0;
+
+	(void) state;
+	memset(piece, 'x', 1024 * 1024);
+	assert_int_equal(copybin_feed(cb, "1\tshort\n2\t", 11, &out), PV_OK);
+	while (rc == PV_OK && fed < 32)
+	{
+		rc = copybin_feed(cb, piece, 1024 * 1024, &out);
+		fed++;
+	}
+	assert_int_equal(rc, PV_ERROR);
+	assert_int_equal(fed, 16);	/* "2\t" and 16 MiB: more than 16 MiB held */
+	assert_string_equal(pv_error_msg(), "row 2 is longer than 16 MiB");
+	assert_int_equal(copybin_rows(cb), 1);
+	copybin_free(cb);
+	buf_free(&out);
+	pv_free(piece);
+}
+
 int
 main(void)
 {
@@ -341,6 +368,7 @@ main(void)
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_long_row),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
