@@ -55,6 +55,10 @@ SELECT 100 + g, g % 2 = 0, (g % 30000)::smallint, g * 7919, g::bigint * 1000003,
        decode(md5(g::text), 'hex'), md5(g::text)::uuid,
        (ARRAY['sad', 'ok', 'happy']::mood[])[1 + g % 3], 1 + g
 FROM generate_series(1, 3000) g;
+-- a foreign key between two tables big enough to get their indexes early:
+-- made as soon as both are loaded, not in the last post-data step
+CREATE TABLE refs (id integer PRIMARY KEY, kind_id integer NOT NULL REFERENCES kinds (id), pad text);
+INSERT INTO refs SELECT id, id, repeat('p', 300) FROM kinds;
 -- a type copybin leaves alone: this table loads as text
 CREATE TABLE others (id integer PRIMARY KEY, iv interval, arr integer[], pt point);
 INSERT INTO others SELECT g, g * interval '1 minute', ARRAY[g, g + 1], point(g, -g)
@@ -95,11 +99,18 @@ def test_binary_restore_equals_source(env):
     rc, res, err = pv(c, repo, "restore", env["id"], "--target-db", "kinds_bin", "--log-level", "detail",
                       *conn_args(c, "postgres"))
     assert rc == 0, err
-    # kinds loads as binary, others (interval, array, point) as text
-    assert res["parts"] == 2 and res["binary_parts"] == 1, res
+    # kinds and refs load as binary, others (interval, array, point) as text
+    assert res["parts"] == 3 and res["binary_parts"] == 2, res
+    assert "1 foreign keys are made as soon as both their tables are done" in err, err
+    assert re.search(r'"public"\."refs": its foreign key to "public"\."kinds" in [0-9.]+ s', err), err
+    assert c.psql("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f'", db="kinds_bin") == \
+        [("refs_kind_id_fkey", True)]
+    dump = lambda db: "\n".join(ln for ln in c.run_tool("pg_dump", "--schema-only", "-d", db).stdout.splitlines()
+                                if not ln.startswith(("\\restrict", "\\unrestrict")))
+    assert dump("kinds_bin") == dump("kinds")
     assert re.search(r'"public"\."kinds": 3006 rows loaded in [0-9.]+ s \(COPY binary\)', err), err
     assert re.search(r'"public"\."others": 500 rows loaded in [0-9.]+ s\n', err), err
-    for t in ("kinds", "others"):
+    for t in ("kinds", "others", "refs"):
         assert rows(c, "kinds_bin", t) == rows(c, "kinds", t), t
         # analyzed (each table by a task of its own once its rows and indexes are in)
         assert c.scalar("SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = %s",
@@ -111,8 +122,8 @@ def test_text_copy_option_loads_text_with_the_same_rows(env):
     rc, res, err = pv(c, repo, "restore", env["id"], "--target-db", "kinds_text", "--text-copy", "--no-analyze",
                       *conn_args(c, "postgres"))
     assert rc == 0, err
-    assert res["parts"] == 2 and res["binary_parts"] == 0, res
-    for t in ("kinds", "others"):
+    assert res["parts"] == 3 and res["binary_parts"] == 0, res
+    for t in ("kinds", "others", "refs"):
         assert rows(c, "kinds_text", t) == rows(c, "kinds", t), t
     assert c.scalar("SELECT count(*) FROM pg_stats WHERE schemaname = 'public'", db="kinds_text") == 0
 

@@ -88,6 +88,14 @@ typedef struct RPart
 	RepoItem *ri;				/* from the item list */
 } RPart;
 
+/* A foreign key between two tables with early post-data (early_fks_plan). */
+typedef struct EarlyFk
+{
+	size_t from, to;			/* the referencing and the referenced table (index in Rst.tables) */
+	char *list;					/* its pg_restore -L list */
+	bool claimed;				/* a worker made it or is making it (under Rst.mu) */
+} EarlyFk;
+
 typedef struct RSeq
 {
 	char *qname, *last_value;
@@ -138,6 +146,8 @@ typedef struct Rst
 	pthread_cond_t done_cv;
 	json_t **entries;			/* per table: its catalog entry (lent by cat) */
 	char **early;				/* per table: a pg_restore -L list of its own post-data, or NULL */
+	struct EarlyFk *fks;		/* foreign keys made as soon as both their tables are done */
+	size_t nfks;
 	CopyBinKind **kinds;		/* per table: its columns' kinds when it loads as COPY binary, or NULL */
 	size_t *ncols;				/* per table: how many kinds */
 	atomic_int binary_parts;	/* data items whose rows went in as COPY binary */
@@ -653,6 +663,38 @@ table_done_signal(Rst *s, size_t i, bool failed)
 }
 
 /*
+ * The early foreign keys of table i whose other table is done too, each
+ * made by the one worker that claims it (the worker that finished the
+ * second of its two tables).
+ */
+static int
+early_fks_run(Rst *s, size_t i)
+{
+	for (size_t k = 0; k < s->nfks; k++)
+	{
+		EarlyFk *fk = &s->fks[k];
+		bool mine = false;
+		int64_t t0;
+		int rc;
+
+		if (fk->from != i && fk->to != i)
+			continue;
+		pthread_mutex_lock(&s->mu);
+		if (!fk->claimed && s->table_done[fk->from] && s->table_done[fk->to])
+			mine = fk->claimed = true;
+		pthread_mutex_unlock(&s->mu);
+		if (!mine)
+			continue;
+		t0 = pv_time_monotonic_ms();
+		if ((rc = run_pg_restore_list(s, "--section=post-data", fk->list)) < 0)
+			return pv_error_prefix(rc, "foreign key of %s to %s", s->tables[fk->from], s->tables[fk->to]);
+		pv_log_detail("%s: its foreign key to %s in %.2f s", s->tables[fk->from], s->tables[fk->to],
+					  (double) (pv_time_monotonic_ms() - t0) / 1000.0);
+	}
+	return PV_OK;
+}
+
+/*
  * Load one part; the table's last part in: build its indexes, constraints
  * and triggers now, while other tables load (its ANALYZE is a task of its
  * own: see task_analyze_loaded).
@@ -696,6 +738,8 @@ task_copy(void *arg)
 						  (double) (pv_time_monotonic_ms() - t1) / 1000.0);
 		}
 		table_done_signal(s, p->table, false);
+		if ((rc = early_fks_run(s, p->table)) < 0)
+			goto done;
 	}
 	atomic_fetch_add(&s->prog.rows, p->rows);
 	atomic_fetch_add(&s->prog.items_done, 1);
@@ -1733,6 +1777,63 @@ step_properties(Rst *s)
 #define EARLY_MIN_BYTES (256 * 1024)
 #define EARLY_MAX_TABLES 64
 
+/*
+ * The foreign keys between two tables that both get early post-data (so
+ * the referenced one has its key index as soon as its rows are in): each
+ * is made as soon as both tables are done (early_fks_run) instead of in
+ * the last post-data step, where it would run alone while the other
+ * workers idle. Their lines are appended to early (taken out of the
+ * final list). Keys from or to partitioned tables are left to post-data:
+ * they need every partition's index attached.
+ */
+static int
+early_fks_plan(Rst *s, const char *toc, Buf *early)
+{
+	for (size_t r = 0; r < s->ntables; r++)
+	{
+		size_t k;
+		json_t *v;
+
+		if (s->early[r] == NULL)
+			continue;
+		json_array_foreach(json_object_get(s->entries[r], "referenced_by"), k, v)
+		{
+			PgTocFk fk = {.schema = json_string_value(json_object_get(v, "schema")),
+						  .table = json_string_value(json_object_get(v, "table")),
+						  .name = json_string_value(json_object_get(v, "name")),
+						  .owner = json_string_value(json_object_get(v, "owner"))};
+			Buf list = PV_BUF_INIT;
+			ssize_t t;
+			char *q;
+			int rc = PV_OK;
+
+			if (fk.schema == NULL || fk.table == NULL || fk.name == NULL)
+				continue;
+			q = pglogical_qualify(fk.schema, fk.table);
+			t = strv_index(s->tables, s->ntables, q);
+			pv_free(q);
+			if (t < 0 || (size_t) t == r || s->early[t] == NULL)
+				continue;
+			if (pgtoc_filter(&list, toc, NULL, 0, &fk, 1) > 0)
+			{
+				s->fks = pv_realloc(s->fks, sizeof(EarlyFk) * (s->nfks + 1));
+				s->fks[s->nfks] = (EarlyFk) {.from = (size_t) t, .to = r};
+				if ((rc = pglogical_temp_write(&s->fks[s->nfks].list, &list)) == PV_OK)
+				{
+					buf_append(early, list.data, list.len);
+					s->nfks++;
+				}
+			}
+			buf_free(&list);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	if (s->nfks > 0)
+		pv_log_detail("%zu foreign keys are made as soon as both their tables are done", s->nfks);
+	return PV_OK;
+}
+
 
 /*
  * Whole-database restores: the indexes, constraints and triggers of the
@@ -1817,6 +1918,8 @@ early_post_data_plan(Rst *s)
 			pv_free(s->early[i]);
 			s->early[i] = NULL;
 		}
+	if (chosen > 0 && (rc = early_fks_plan(s, buf_cstr(&toc), &early)) < 0)
+		goto done;
 	if (chosen > 0)
 	{
 		pgtoc_subtract(&rest, buf_cstr(&toc), buf_cstr(&early));
@@ -2410,6 +2513,12 @@ rst_clear(Rst *s)
 			pv_free(s->early[i]);
 		}
 	pv_free(s->early);
+	for (size_t i = 0; i < s->nfks; i++)
+	{
+		unlink(s->fks[i].list);
+		pv_free(s->fks[i].list);
+	}
+	pv_free(s->fks);
 	for (size_t i = 0; s->kinds != NULL && i < s->ntables; i++)
 		pv_free(s->kinds[i]);
 	pv_free(s->kinds);
