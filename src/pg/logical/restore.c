@@ -20,8 +20,10 @@
  *   data      COPY FROM STDIN of every data item in parallel (costliest
  *             first; COPY binary where copybin.h converts every column),
  *             each part's row count checked against the backup's; a big
- *             table's indexes and constraints right after its rows; then
- *             each table's ANALYZE (task_analyze_loaded)
+ *             table's indexes and constraints right after its rows, the
+ *             foreign keys between two such tables once both are done
+ *             (early_fks_plan); then each table's ANALYZE
+ *             (task_analyze_loaded)
  *   sequences setval of every sequence (a data-only restore never moves one
  *             backwards: rows added since the backup keep their keys free)
  *   large objects
