@@ -14,6 +14,7 @@ import re
 import pytest
 
 from pgvault_cli import conn_args, run_pgvault, run_pgvault_json, tools_env
+from test_logical import schema_dump
 
 # One column of every kind copybin converts, through a domain and an enum
 # too, with the values at the edges of each type's text form.
@@ -105,9 +106,7 @@ def test_binary_restore_equals_source(env):
     assert re.search(r'"public"\."refs": its foreign key to "public"\."kinds" in [0-9.]+ s', err), err
     assert c.psql("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f'", db="kinds_bin") == \
         [("refs_kind_id_fkey", True)]
-    dump = lambda db: "\n".join(ln for ln in c.run_tool("pg_dump", "--schema-only", "-d", db).stdout.splitlines()
-                                if not ln.startswith(("\\restrict", "\\unrestrict")))
-    assert dump("kinds_bin") == dump("kinds")
+    assert schema_dump(c, "kinds_bin") == schema_dump(c, "kinds")
     assert re.search(r'"public"\."kinds": 3006 rows loaded in [0-9.]+ s \(COPY binary\)', err), err
     assert re.search(r'"public"\."others": 500 rows loaded in [0-9.]+ s\n', err), err
     for t in ("kinds", "others", "refs"):

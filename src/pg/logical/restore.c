@@ -759,47 +759,6 @@ done:
 	return rc;
 }
 
-/*
- * ANALYZE of a table once its rows and early indexes are in. These tasks
- * are queued after every load, so a worker with no load left analyzes the
- * tables done so far while the others still load: the ANALYZEs fill the
- * idle end of the data step instead of lengthening each load. (After the
- * early indexes, never beside them: ANALYZE and CREATE INDEX lock each
- * other out, and the index build is the one on the critical path.)
- */
-static int
-task_analyze_loaded(void *arg)
-{
-	PartTask *t = arg;
-	Rst *s = t->s;
-	size_t i = t->p->table;
-	PGconn *c = NULL;
-	bool failed;
-	int64_t t0;
-	char *sql;
-	int rc;
-
-	pthread_mutex_lock(&s->mu);
-	while (!s->table_done[i] && !s->load_failed)
-		pthread_cond_wait(&s->done_cv, &s->mu);
-	failed = s->load_failed;
-	pthread_mutex_unlock(&s->mu);
-	if (failed)
-		return PV_OK;			/* the load's error is the one to report */
-	if ((rc = conn_get(s, &c)) < 0)
-		return rc;
-	t0 = pv_time_monotonic_ms();
-	sql = pv_asprintf("ANALYZE %s", s->tables[i]);
-	rc = pgconn_exec(c, sql);
-	pv_free(sql);
-	conn_put(s, c, rc == PV_OK);
-	if (rc < 0)
-		return pv_error_prefix(rc, "ANALYZE %s", s->tables[i]);
-	s->analyzed[i] = true;
-	pv_log_detail("%s: ANALYZE %.2f s", s->tables[i], (double) (pv_time_monotonic_ms() - t0) / 1000.0);
-	return PV_OK;
-}
-
 static int
 task_analyze(void *arg)
 {
@@ -817,6 +776,39 @@ task_analyze(void *arg)
 	if (rc < 0)
 		pv_error_prefix(rc, "%s", t->p->qname);
 	return rc;
+}
+
+/*
+ * ANALYZE of a table once its rows and early indexes are in. These tasks
+ * are queued after every load, so a worker with no load left analyzes the
+ * tables done so far while the others still load: the ANALYZEs fill the
+ * idle end of the data step instead of lengthening each load. (After the
+ * early indexes, never beside them: ANALYZE and CREATE INDEX lock each
+ * other out, and the index build is the one on the critical path.)
+ */
+static int
+task_analyze_loaded(void *arg)
+{
+	PartTask *t = arg;
+	Rst *s = t->s;
+	size_t i = t->p->table;
+	bool failed;
+	int64_t t0;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->table_done[i] && !s->load_failed)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	failed = s->load_failed;
+	pthread_mutex_unlock(&s->mu);
+	if (failed)
+		return PV_OK;			/* the load's error is the one to report */
+	t0 = pv_time_monotonic_ms();
+	if ((rc = task_analyze(arg)) < 0)
+		return rc;
+	s->analyzed[i] = true;
+	pv_log_detail("%s: ANALYZE %.2f s", s->tables[i], (double) (pv_time_monotonic_ms() - t0) / 1000.0);
+	return PV_OK;
 }
 
 /* ---- steps ---- */
@@ -1486,25 +1478,22 @@ pool_run(Rst *s, PvPool *pool, PartTask *tasks, size_t n, PvPoolFn fn)
 static int
 data_run(Rst *s, PvPool *pool, PartTask *tasks)
 {
+	bool *queued = pv_calloc(s->ntables + 1, sizeof(bool));
 	size_t n = 0;
-	int rc;
+	int rc = PV_OK;
 
-	for (size_t i = 0; i < s->nparts; i++)
-		if ((rc = pv_pool_submit(pool, task_copy, &tasks[i])) < 0)
-			return rc;
-	for (size_t i = 0; !s->o->no_analyze && i < s->nparts; i++)
+	for (size_t i = 0; i < s->nparts && rc == PV_OK; i++)
+		rc = pv_pool_submit(pool, task_copy, &tasks[i]);
+	for (size_t i = 0; !s->o->no_analyze && i < s->nparts && rc == PV_OK; i++)
 	{
-		bool first = true;
-
-		for (size_t k = 0; k < i && first; k++)
-			first = s->parts[k].table != s->parts[i].table;
-		if (!first)
+		if (queued[s->parts[i].table])
 			continue;
+		queued[s->parts[i].table] = true;
 		tasks[s->nparts + n] = (PartTask) {.s = s, .p = &s->parts[i]};
-		if ((rc = pv_pool_submit(pool, task_analyze_loaded, &tasks[s->nparts + n++])) < 0)
-			return rc;
+		rc = pv_pool_submit(pool, task_analyze_loaded, &tasks[s->nparts + n++]);
 	}
-	return pv_pool_wait(pool);
+	pv_free(queued);
+	return rc < 0 ? rc : pv_pool_wait(pool);
 }
 
 /*
@@ -2124,79 +2113,93 @@ async_commit_setup(Rst *s)
 	buf_free(&opt);
 }
 
-/* Load the catalog, select tables, and decide the plan. */
 /*
  * Which tables load as COPY binary (copybin.h): those whose columns, as
  * the target has them, are the backup's columns in the backup's order and
  * all of a type whose binary form copybin produces. Only receive
  * functions of pg_catalog count (an extension's type could reuse a name);
- * a domain counts as its base type.
+ * a domain counts as its base type. One query for every table (a JSON
+ * array of their names), not one per table.
  */
 static int
 binary_plan(Rst *s)
 {
 	static const char sql[] =
-		"SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),"
+		"SELECT x.ord::pg_catalog.int4,"
+		" pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),"
 		" pg_catalog.string_agg(CASE WHEN f.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
-		"   THEN f.proname::pg_catalog.text ELSE '-' END, ' ' ORDER BY a.attnum)"
-		" FROM pg_catalog.pg_attribute a"
+		"   THEN f.proname::pg_catalog.text ELSE '-' END, ' ' ORDER BY a.attnum),"
+		" pg_catalog.count(*)::pg_catalog.int4"
+		" FROM pg_catalog.json_array_elements_text($1::pg_catalog.json) WITH ORDINALITY AS x(name, ord)"
+		" JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.name::pg_catalog.regclass"
 		" JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid"
 		" LEFT JOIN pg_catalog.pg_type b ON t.typtype OPERATOR(pg_catalog.=) 'd'"
 		"   AND b.oid OPERATOR(pg_catalog.=) t.typbasetype"
 		" JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) COALESCE(b.typreceive, t.typreceive)"
-		" WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
-		" AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''";
-	bool *want = pv_calloc(s->ntables + 1, sizeof(bool));
+		" WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''"
+		" GROUP BY x.ord";
+	const char **cols = pv_calloc(s->ntables + 1, sizeof(char *));	/* per table: the backup's columns */
+	size_t *which = pv_calloc(s->ntables + 1, sizeof(size_t));		/* array position -> table */
+	json_t *names = json_array();
+	const char *params[1] = {NULL};
+	char *arg = NULL;
+	PGresult *r = NULL;
+	size_t n = 0;
 	int rc = PV_OK;
 
 	s->kinds = pv_calloc(s->ntables + 1, sizeof(CopyBinKind *));
 	s->ncols = pv_calloc(s->ntables + 1, sizeof(size_t));
 	for (size_t i = 0; i < s->nparts; i++)
-		want[s->parts[i].table] = s->parts[i].cols[0] != '\0';
-	for (size_t i = 0; i < s->ntables && rc == PV_OK; i++)
-	{
-		const char *params[1] = {s->tables[i]};
-		const char *cols = NULL;
-		PGresult *r = NULL;
-		char *names, *save = NULL;
-		CopyBinKind *kinds;
-		size_t n = 0;
-
-		if (!want[i])
-			continue;
-		for (size_t k = 0; k < s->nparts && cols == NULL; k++)
-			if (s->parts[k].table == i)
-				cols = s->parts[k].cols;
-		if ((rc = pgconn_query(&r, s->coord, 2, sql, 1, params)) < 0)
-			break;
-		if (PQgetisnull(r, 0, 0) || strcmp(PQgetvalue(r, 0, 0), cols) != 0)
+		if (cols[s->parts[i].table] == NULL && s->parts[i].cols[0] != '\0')
 		{
-			PQclear(r);
-			continue;
+			cols[s->parts[i].table] = s->parts[i].cols;
+			which[n++] = s->parts[i].table;
+			json_array_append_new(names, json_string(s->tables[s->parts[i].table]));
 		}
-		names = pv_strdup(PQgetvalue(r, 0, 1));
-		kinds = pv_calloc(strlen(names) / 2 + 2, sizeof(CopyBinKind));
-		for (char *w = strtok_r(names, " ", &save); w != NULL && kinds != NULL; w = strtok_r(NULL, " ", &save))
-		{
-			int k = copybin_kind_for_receive(w);
+	if (n == 0)
+		goto done;
+	params[0] = arg = json_dumps(names, JSON_COMPACT);
+	if ((rc = pgconn_query(&r, s->coord, 4, sql, 1, params)) < 0)
+		goto done;
+	for (int k = 0; k < PQntuples(r); k++)
+	{
+		long ord = strtol(PQgetvalue(r, k, 0), NULL, 10);
+		size_t i = ord >= 1 && (size_t) ord <= n ? which[ord - 1] : s->ntables;
+		size_t ncols = (size_t) strtol(PQgetvalue(r, k, 3), NULL, 10);
+		char *words, *save = NULL;
+		CopyBinKind *kinds;
+		size_t got = 0;
 
-			if (k < 0)
+		if (i == s->ntables || strcmp(PQgetvalue(r, k, 1), cols[i]) != 0)
+			continue;			/* not the backup's columns: text */
+		words = pv_strdup(PQgetvalue(r, k, 2));
+		kinds = pv_calloc(ncols + 1, sizeof(CopyBinKind));
+		for (char *w = strtok_r(words, " ", &save); w != NULL && kinds != NULL; w = strtok_r(NULL, " ", &save))
+		{
+			int kind = copybin_kind_for_receive(w);
+
+			if (kind < 0 || got == ncols)
 			{
 				pv_free(kinds);
 				kinds = NULL;
 			}
 			else
-				kinds[n++] = (CopyBinKind) k;
+				kinds[got++] = (CopyBinKind) kind;
 		}
 		s->kinds[i] = kinds;
-		s->ncols[i] = n;
-		pv_free(names);
-		PQclear(r);
+		s->ncols[i] = got;
+		pv_free(words);
 	}
-	pv_free(want);
+done:
+	PQclear(r);
+	free(arg);					/* jansson's, from malloc */
+	json_decref(names);
+	pv_free(cols);
+	pv_free(which);
 	return rc;
 }
 
+/* Load the catalog, select tables, and decide the plan. */
 static int
 plan_load(Rst *s)
 {
